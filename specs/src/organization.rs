@@ -1,0 +1,79 @@
+//! `Organization`: the tenant. Owns the storage bucket every workspace of it syncs to,
+//! the quotas the control plane enforces on apply, and a monthly budget for cost reports.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+
+/// Desired state of an Organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrganizationSpec {
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Where workspaces of this organization keep their durable state.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Limits the control plane enforces on apply and on wake.
+    #[serde(default)]
+    pub quotas: Quotas,
+    /// Monthly budget, for cost reports and alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+/// The organization's bucket and optional hot mirror.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageSpec {
+    /// `gs://bucket[/prefix]`, `file:///absolute/path`, or `file:relative/path` (relative
+    /// to the control plane's data directory; the embedded default).
+    #[serde(default = "defaults::bucket")]
+    pub bucket: String,
+    /// A second bucket that receives every upload too, for fast restores elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec {
+            bucket: defaults::bucket(),
+            mirror: None,
+        }
+    }
+}
+
+/// Workspace quotas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Quotas {
+    /// Workspaces that may exist in the organization.
+    #[serde(default = "defaults::max_workspaces")]
+    pub max_workspaces: u32,
+    /// Workspaces that may be awake at once; the rest sleep.
+    #[serde(default = "defaults::max_awake_workspaces")]
+    pub max_awake_workspaces: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_workspaces: defaults::max_workspaces(),
+            max_awake_workspaces: defaults::max_awake_workspaces(),
+        }
+    }
+}
+
+/// A monthly budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Budget {
+    /// Monthly spend limit in US dollars.
+    pub monthly_usd: u32,
+    /// Percentage of the budget at which an alert condition is raised.
+    #[serde(default = "defaults::budget_alert_percent")]
+    pub alert_at_percent: u8,
+}

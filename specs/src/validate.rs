@@ -1,0 +1,497 @@
+//! Validation beyond types: names, bounds and cross-field rules of one document
+//! ([`check_document`]), and rules across documents ([`check_set`]): duplicate names and
+//! references to organizations and teams, which must be declared in the same apply or be
+//! already known to the control plane (the [`Catalog`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::Duration;
+use crate::agent::{AgentSpec, Provider};
+use crate::error::{Diagnostic, Violation};
+use crate::load::Document;
+use crate::located::FieldPath;
+use crate::organization::OrganizationSpec;
+use crate::resource::{Kind, ObjectKey, Resource};
+use crate::team::TeamSpec;
+use crate::workspace::{AutoSleepPolicy, WorkspaceSpec};
+
+/// Longest session a workspace may declare.
+pub const MAX_SESSION: Duration = Duration::from_secs(24 * 3600);
+/// Shortest sync interval (the loss goal is 1 s; faster only burns object writes).
+pub const MIN_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether `name` is a DNS-1123 label: lowercase alphanumerics and `-`, at most 63
+/// characters, starting and ending with an alphanumeric.
+pub fn is_dns1123_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+struct Checker {
+    out: Vec<Violation>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: FieldPath, message: impl Into<String>) {
+        self.out.push(Violation::at(path, message));
+    }
+
+    fn label(&mut self, path: FieldPath, value: &str, what: &str) {
+        if !is_dns1123_label(value) {
+            self.fail(
+                path,
+                format!(
+                    "invalid {what} {value:?}: must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)"
+                ),
+            );
+        }
+    }
+
+    fn between(&mut self, path: FieldPath, d: Duration, min: Duration, max: Duration) {
+        if d < min || d > max {
+            self.fail(
+                path,
+                format!("{d} is out of range: must be between {min} and {max}"),
+            );
+        }
+    }
+}
+
+/// Checks one object on its own; returns every problem found.
+pub fn check_document(resource: &Resource) -> Vec<Violation> {
+    let mut c = Checker { out: Vec::new() };
+    let meta = resource.metadata();
+    let m = FieldPath::root().key("metadata");
+    c.label(m.key("name"), &meta.name, "name");
+    let scope_required = |kind: Kind, field: &str| match (kind, field) {
+        (Kind::Organization, _) => false,
+        (Kind::Team, "team") => false,
+        _ => true,
+    };
+    for (field, value) in [("organization", &meta.organization), ("team", &meta.team)] {
+        let kind = resource.kind();
+        match value {
+            Some(v) if scope_required(kind, field) => c.label(m.key(field), v, field),
+            Some(_) => c.fail(
+                m.key(field),
+                format!("a {kind} is not scoped by {field}; remove this field"),
+            ),
+            None if scope_required(kind, field) => c.fail(
+                m.key(field),
+                format!("missing required field {field:?}: a {kind} names its {field}"),
+            ),
+            None => {}
+        }
+    }
+    let spec = FieldPath::root().key("spec");
+    match resource {
+        Resource::Organization(o) => organization(&mut c, &spec, &o.spec),
+        Resource::Team(t) => team(&mut c, &spec, &t.spec),
+        Resource::Workspace(w) => workspace(&mut c, &spec, &w.spec),
+    }
+    c.out
+}
+
+fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
+    let storage = spec.key("storage");
+    bucket_url(c, storage.key("bucket"), &o.storage.bucket);
+    if let Some(mirror) = &o.storage.mirror {
+        bucket_url(c, storage.key("mirror"), mirror);
+        if *mirror == o.storage.bucket {
+            c.fail(
+                storage.key("mirror"),
+                "the mirror must be a different bucket",
+            );
+        }
+    }
+    if o.quotas.max_awake_workspaces > o.quotas.max_workspaces {
+        c.fail(
+            spec.key("quotas").key("maxAwakeWorkspaces"),
+            format!(
+                "{} exceeds maxWorkspaces ({})",
+                o.quotas.max_awake_workspaces, o.quotas.max_workspaces
+            ),
+        );
+    }
+    if let Some(b) = &o.budget {
+        if b.alert_at_percent == 0 || b.alert_at_percent > 100 {
+            c.fail(
+                spec.key("budget").key("alertAtPercent"),
+                "must be between 1 and 100",
+            );
+        }
+    }
+}
+
+fn bucket_url(c: &mut Checker, path: FieldPath, url: &str) {
+    let ok = if let Some(rest) = url.strip_prefix("gs://") {
+        let bucket = rest.split('/').next().unwrap_or_default();
+        bucket.len() >= 3
+            && bucket.len() <= 63
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    } else if let Some(rest) = url.strip_prefix("file://") {
+        rest.starts_with('/') && rest.len() > 1
+    } else if let Some(rest) = url.strip_prefix("file:") {
+        !rest.is_empty() && !rest.starts_with('/')
+    } else {
+        false
+    };
+    if !ok {
+        c.fail(
+            path,
+            format!("invalid bucket {url:?}: expected gs://BUCKET[/PREFIX], file:///ABSOLUTE/PATH or file:RELATIVE/PATH"),
+        );
+    }
+}
+
+fn team(c: &mut Checker, spec: &FieldPath, t: &TeamSpec) {
+    let mut seen = BTreeSet::new();
+    for (i, member) in t.members.iter().enumerate() {
+        let p = spec.key("members").index(i).key("user");
+        c.label(p.clone(), &member.user, "user");
+        if !seen.insert(member.user.as_str()) {
+            c.fail(p, format!("duplicate member {:?}", member.user));
+        }
+    }
+    let defaults = spec.key("workspaceDefaults");
+    agents(c, &defaults.key("agents"), &t.workspace_defaults.agents);
+    if let Some(policy) = &t.workspace_defaults.auto_sleep {
+        auto_sleep(c, &defaults.key("autoSleep"), policy);
+    }
+}
+
+fn workspace(c: &mut Checker, spec: &FieldPath, w: &WorkspaceSpec) {
+    c.label(spec.key("owner"), &w.owner, "owner");
+    let session = spec.key("session").key("maxDuration");
+    c.between(
+        session,
+        w.session.max_duration,
+        Duration::from_secs(60),
+        MAX_SESSION,
+    );
+    let mut names = BTreeSet::new();
+    for (i, project) in w.projects.iter().enumerate() {
+        let p = spec.key("projects").index(i);
+        c.label(p.key("name"), &project.name, "project name");
+        if !names.insert(project.name.as_str()) {
+            c.fail(
+                p.key("name"),
+                format!("duplicate project {:?}", project.name),
+            );
+        }
+        match (&project.git, &project.path) {
+            (Some(_), Some(_)) => c.fail(p.key("path"), "give either git or path, not both"),
+            (None, None) => c.fail(p, "a project needs a source: git (url and ref) or path"),
+            (Some(git), None) if git.url.trim().is_empty() => {
+                c.fail(p.key("git").key("url"), "must not be empty")
+            }
+            _ => {}
+        }
+    }
+    agents(c, &spec.key("agents"), &w.agents);
+    let locks = spec.key("locks");
+    c.between(
+        locks.key("leaseTtl"),
+        w.locks.lease_ttl,
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
+    c.between(
+        locks.key("acquireTimeout"),
+        w.locks.acquire_timeout,
+        Duration::from_millis(0),
+        Duration::from_secs(600),
+    );
+    let sync = spec.key("sync");
+    let day = Duration::from_secs(86_400);
+    c.between(
+        sync.key("databasesInterval"),
+        w.sync.databases_interval,
+        MIN_SYNC_INTERVAL,
+        day,
+    );
+    c.between(
+        sync.key("eventsInterval"),
+        w.sync.events_interval,
+        MIN_SYNC_INTERVAL,
+        day,
+    );
+    if let Some(policy) = &w.auto_sleep {
+        auto_sleep(c, &spec.key("autoSleep"), policy);
+    }
+    if let Some(token) = &w.api_token {
+        credentials(c, &spec.key("apiToken"), token);
+    }
+}
+
+fn agents(c: &mut Checker, path: &FieldPath, list: &[AgentSpec]) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut exclusive: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, agent) in list.iter().enumerate() {
+        let p = path.index(i);
+        c.label(p.key("name"), &agent.name, "agent name");
+        if let Some(first) = names.insert(&agent.name, i) {
+            c.fail(
+                p.key("name"),
+                format!(
+                    "duplicate agent name {:?} (also agents[{first}])",
+                    agent.name
+                ),
+            );
+        }
+        if agent.role.is_exclusive() {
+            let role = agent.role.as_str();
+            if let Some(first) = exclusive.insert(role, i) {
+                c.fail(
+                    p.key("role"),
+                    format!("role {role:?} is exclusive and already held by agents[{first}]"),
+                );
+            }
+        }
+        agent_rules(c, &p, agent);
+    }
+}
+
+fn agent_rules(c: &mut Checker, p: &FieldPath, agent: &AgentSpec) {
+    match agent.provider {
+        Provider::Offline => {
+            if agent.credentials.is_some() {
+                c.fail(p.key("credentials"), "the offline provider takes no credentials");
+            }
+            if agent.base_url.is_some() {
+                c.fail(p.key("baseUrl"), "the offline provider makes no network calls; remove baseUrl");
+            }
+        }
+        Provider::OpenaiCompatible if agent.base_url.is_none() => c.fail(
+            p.key("baseUrl"),
+            "missing required field \"baseUrl\": provider \"openai-compatible\" needs the server's address",
+        ),
+        _ => {}
+    }
+    if let Some(url) = &agent.base_url {
+        let valid = ["http://", "https://"]
+            .iter()
+            .any(|s| url.strip_prefix(s).is_some_and(|rest| !rest.is_empty()));
+        if !valid {
+            c.fail(
+                p.key("baseUrl"),
+                format!("invalid URL {url:?}: expected http:// or https://"),
+            );
+        }
+    }
+    if let Some(creds) = &agent.credentials {
+        credentials(c, &p.key("credentials"), creds);
+    }
+    if agent.budget.max_steps == 0 {
+        c.fail(p.key("budget").key("maxSteps"), "must be at least 1");
+    }
+}
+
+fn credentials(c: &mut Checker, p: &FieldPath, creds: &crate::Credentials) {
+    match (&creds.env, &creds.secret_ref) {
+        (Some(_), Some(_)) => c.fail(p.key("secretRef"), "give either env or secretRef, not both"),
+        (None, None) => c.fail(
+            p.clone(),
+            "give env (a variable name) or secretRef (name and key)",
+        ),
+        (Some(env), None) => {
+            let valid = !env.is_empty()
+                && !env.starts_with(|ch: char| ch.is_ascii_digit())
+                && env
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            if !valid {
+                c.fail(
+                    p.key("env"),
+                    format!("invalid environment variable name {env:?}"),
+                );
+            }
+        }
+        (None, Some(s)) => c.label(p.key("secretRef").key("name"), &s.name, "secret name"),
+    }
+}
+
+fn auto_sleep(c: &mut Checker, p: &FieldPath, policy: &AutoSleepPolicy) {
+    c.between(
+        p.key("idleAfter"),
+        policy.idle_after,
+        Duration::from_secs(60),
+        Duration::from_secs(7 * 86_400),
+    );
+    let Some(schedule) = &policy.schedule else {
+        return;
+    };
+    let sp = p.key("schedule");
+    for (i, window) in schedule.keep_awake.iter().enumerate() {
+        let wp = sp.key("keepAwake").index(i);
+        let from = minutes(&window.from);
+        let to = minutes(&window.to);
+        if from.is_none() {
+            c.fail(
+                wp.key("from"),
+                format!("invalid time {:?}: expected HH:MM", window.from),
+            );
+        }
+        if to.is_none() {
+            c.fail(
+                wp.key("to"),
+                format!("invalid time {:?}: expected HH:MM", window.to),
+            );
+        }
+        if let (Some(f), Some(t)) = (from, to) {
+            if f >= t {
+                c.fail(
+                    wp.key("to"),
+                    format!("{} is not after {}", window.to, window.from),
+                );
+            }
+        }
+        if window.days.is_empty() {
+            c.fail(wp.key("days"), "name at least one day");
+        }
+    }
+}
+
+fn minutes(hhmm: &str) -> Option<u32> {
+    let (h, m) = hhmm.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// What the control plane already holds, for reference checks of a new apply.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    objects: BTreeMap<ObjectKey, Resource>,
+}
+
+impl Catalog {
+    /// A catalog of the given objects.
+    pub fn new(objects: impl IntoIterator<Item = Resource>) -> Self {
+        Catalog {
+            objects: objects.into_iter().map(|r| (r.key(), r)).collect(),
+        }
+    }
+
+    /// The object with this key.
+    pub fn get(&self, key: &ObjectKey) -> Option<&Resource> {
+        self.objects.get(key)
+    }
+
+    /// Every object.
+    pub fn iter(&self) -> impl Iterator<Item = &Resource> {
+        self.objects.values()
+    }
+}
+
+/// The key of an organization or of a team in an organization.
+pub(crate) fn scope_key(kind: Kind, organization: Option<&str>, name: &str) -> ObjectKey {
+    ObjectKey {
+        kind,
+        organization: organization.map(str::to_string),
+        name: name.to_string(),
+    }
+}
+
+/// Checks a set of documents applied together: no two declare the same object, and every
+/// organization and team they name is declared in the set or known to `known`.
+pub fn check_set(docs: &[Document], known: &Catalog) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut declared: BTreeMap<ObjectKey, &Document> = BTreeMap::new();
+    for doc in docs {
+        let key = doc.resource.key();
+        if let Some(first) = declared.get(&key) {
+            let pos = first.tree.locate(&FieldPath::parse("metadata.name"), false);
+            out.push(doc.diagnose(Violation::at(
+                FieldPath::parse("metadata.name"),
+                format!(
+                    "duplicate {key} (first declared at {}:{}:{})",
+                    first.file, pos.line, pos.column
+                ),
+            )));
+        } else {
+            declared.insert(key, doc);
+        }
+    }
+    let exists = |key: &ObjectKey| declared.contains_key(key) || known.get(key).is_some();
+    let team_spec = |key: &ObjectKey| -> Option<&TeamSpec> {
+        match declared
+            .get(key)
+            .map(|d| &d.resource)
+            .or_else(|| known.get(key))
+        {
+            Some(Resource::Team(t)) => Some(&t.spec),
+            _ => None,
+        }
+    };
+    for doc in docs {
+        let meta = doc.resource.metadata();
+        let Some(org) = meta.organization.as_deref() else {
+            continue;
+        };
+        let org_key = scope_key(Kind::Organization, None, org);
+        if !exists(&org_key) {
+            out.push(doc.diagnose(Violation::at(
+                FieldPath::parse("metadata.organization"),
+                format!("organization {org:?} is not declared in this apply and does not exist"),
+            )));
+            continue;
+        }
+        let (Resource::Workspace(ws), Some(team)) = (&doc.resource, meta.team.as_deref()) else {
+            continue;
+        };
+        let team_key = scope_key(Kind::Team, Some(org), team);
+        let Some(spec) = team_spec(&team_key) else {
+            out.push(doc.diagnose(Violation::at(
+                FieldPath::parse("metadata.team"),
+                format!("team {team:?} of organization {org:?} is not declared in this apply and does not exist"),
+            )));
+            continue;
+        };
+        if !spec.members.is_empty() && !spec.members.iter().any(|m| m.user == ws.spec.owner) {
+            out.push(doc.diagnose(Violation::at(
+                FieldPath::parse("spec.owner"),
+                format!("{:?} is not a member of team {team:?}", ws.spec.owner),
+            )));
+        }
+        if ws.spec.agents.is_empty() && spec.workspace_defaults.agents.is_empty() {
+            out.push(doc.diagnose(Violation::at(
+                FieldPath::parse("spec.agents"),
+                format!("a workspace needs at least one agent, and team {team:?} has no workspaceDefaults.agents"),
+            )));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns1123_labels() {
+        for good in ["a", "acme", "alice-main", "a1", &"x".repeat(63)] {
+            assert!(is_dns1123_label(good), "{good}");
+        }
+        for bad in ["", "Acme", "-a", "a-", "a_b", "a.b", &"x".repeat(64)] {
+            assert!(!is_dns1123_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(minutes("08:30"), Some(510));
+        assert_eq!(minutes("24:00"), None);
+        assert_eq!(minutes("8:30"), None);
+    }
+}

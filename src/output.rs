@@ -1,0 +1,44 @@
+//! Output formats and logging setup. Results go to stdout in the chosen format; logs and
+//! human diagnostics go to stderr, so a script parsing stdout never sees them.
+
+use std::io::IsTerminal;
+
+use serde::Serialize;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// For machines.
+    Json,
+    /// For machines and for `apply -f -`.
+    Yaml,
+}
+
+/// Logs to stderr: human-readable on a terminal, JSON lines with `--output json`.
+/// The level comes from `CODITECT_LOG` (e.g. `info`, `coditect_runtime=debug`), `warn` by default.
+pub fn init_tracing(format: OutputFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODITECT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == OutputFormat::Json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// Prints a value as JSON or YAML on stdout.
+///
+/// # Errors
+/// When the value cannot be serialized.
+pub fn print_structured<T: Serialize>(format: OutputFormat, value: &T) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Yaml => print!("{}", serde_yaml::to_string(value)?),
+        _ => println!("{}", serde_json::to_string_pretty(value)?),
+    }
+    Ok(())
+}

@@ -394,10 +394,10 @@ fn resolve_plain(text: &str) -> Result<Value, String> {
             "{text}: infinite and NaN numbers are not supported"
         ));
     }
-    if looks_like_float(text) {
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Ok(Value::Number(n));
-        }
+    if looks_like_float(text)
+        && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Ok(Value::Number(n));
     }
     Ok(Value::String(text.to_string()))
 }

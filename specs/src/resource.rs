@@ -100,6 +100,8 @@ impl FromStr for Kind {
 }
 
 /// Any Coditect object.
+// Objects are few and handled one at a time; boxing the workspace would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     /// An organization.

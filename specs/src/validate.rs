@@ -68,10 +68,11 @@ pub fn check_document(resource: &Resource) -> Vec<Violation> {
     let meta = resource.metadata();
     let m = FieldPath::root().key("metadata");
     c.label(m.key("name"), &meta.name, "name");
-    let scope_required = |kind: Kind, field: &str| match (kind, field) {
-        (Kind::Organization, _) => false,
-        (Kind::Team, "team") => false,
-        _ => true,
+    let scope_required = |kind: Kind, field: &str| {
+        !matches!(
+            (kind, field),
+            (Kind::Organization, _) | (Kind::Team, "team")
+        )
     };
     for (field, value) in [("organization", &meta.organization), ("team", &meta.team)] {
         let kind = resource.kind();
@@ -118,13 +119,13 @@ fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
             ),
         );
     }
-    if let Some(b) = &o.budget {
-        if b.alert_at_percent == 0 || b.alert_at_percent > 100 {
-            c.fail(
-                spec.key("budget").key("alertAtPercent"),
-                "must be between 1 and 100",
-            );
-        }
+    if let Some(b) = &o.budget
+        && (b.alert_at_percent == 0 || b.alert_at_percent > 100)
+    {
+        c.fail(
+            spec.key("budget").key("alertAtPercent"),
+            "must be between 1 and 100",
+        );
     }
 }
 
@@ -345,13 +346,13 @@ fn auto_sleep(c: &mut Checker, p: &FieldPath, policy: &AutoSleepPolicy) {
                 format!("invalid time {:?}: expected HH:MM", window.to),
             );
         }
-        if let (Some(f), Some(t)) = (from, to) {
-            if f >= t {
-                c.fail(
-                    wp.key("to"),
-                    format!("{} is not after {}", window.to, window.from),
-                );
-            }
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            c.fail(
+                wp.key("to"),
+                format!("{} is not after {}", window.to, window.from),
+            );
         }
         if window.days.is_empty() {
             c.fail(wp.key("days"), "name at least one day");

@@ -1,0 +1,129 @@
+//! The `coditect` binary, driven as a user drives it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn coditect() -> Command {
+    let mut cmd = Command::cargo_bin("coditect").unwrap();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CODITECT_OUTPUT");
+    cmd
+}
+
+#[test]
+fn validate_examples_succeeds() {
+    coditect()
+        .args(["validate", "-f", "specs/examples/"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "workspace/acme/alice-main  valid  sha256:",
+        ))
+        .stdout(predicate::str::contains("4 document(s) valid"));
+}
+
+#[test]
+fn invalid_input_prints_compiler_style_errors_and_exits_1() {
+    coditect()
+        .args(["validate", "-f", "specs/examples/", "-f", "specs/examples/invalid/unknown-provider.yaml"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            r#"specs/examples/invalid/unknown-provider.yaml:16:17: spec.agents[1].provider: unknown provider "antropic" (did you mean "anthropic"?)"#,
+        ))
+        .stderr(predicate::str::contains("error: invalid manifests: 3 error(s)"));
+}
+
+#[test]
+fn json_output_is_machine_readable() {
+    let out = coditect()
+        .args([
+            "validate",
+            "-f",
+            "specs/examples/invalid/wrong-types.yaml",
+            "-o",
+            "json",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"][0]["line"], 9);
+    assert_eq!(v["errors"][0]["column"], 20);
+    assert_eq!(v["errors"][0]["path"], "spec.quotas.maxWorkspaces");
+}
+
+#[test]
+fn validate_reads_stdin() {
+    let org = std::fs::read_to_string("specs/examples/01-organization.yaml").unwrap();
+    coditect()
+        .args(["validate", "-f", "-", "-o", "json"])
+        .write_stdin(org)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"name\": \"acme\""));
+    coditect()
+        .args(["validate", "-f", "-"])
+        .write_stdin("kind: [")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with("<stdin>:"));
+}
+
+#[test]
+fn show_defaults_prints_effective_objects_that_validate_again() {
+    let out = coditect()
+        .args(["validate", "-f", "specs/examples/", "--show-defaults"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("leaseTtl: 30s"));
+    assert!(text.contains("model: gemini-2.5-pro"));
+    coditect()
+        .args(["validate", "-f", "-"])
+        .write_stdin(text)
+        .assert()
+        .success();
+}
+
+#[test]
+fn schema_prints_json_schema() {
+    let out = coditect()
+        .args(["schema", "workspace"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["title"], "Workspace");
+    coditect()
+        .args(["schema", "gadget"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown kind"));
+}
+
+#[test]
+fn version_and_usage() {
+    coditect()
+        .arg("version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("coditect.io/v1"));
+    coditect().arg("frobnicate").assert().code(2);
+    coditect()
+        .args(["validate", "-f", "does/not/exist.yaml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("read does/not/exist.yaml"));
+}

@@ -10,7 +10,9 @@ use crate::output::OutputFormat;
 /// Coditect: persistent multi-agent workspaces, run by a declarative control plane.
 #[derive(Debug, Parser)]
 #[command(name = "coditect", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 ok, 1 invalid input, 2 usage error, 70 internal error.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 workspace unavailable, 70 internal error."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -34,6 +36,21 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Print the version of this binary and the API version it speaks.
     Version,
+    /// Run one workspace instance in the foreground (the control plane starts these).
+    WorkspaceRuntime(WorkspaceRuntimeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkspaceRuntimeArgs {
+    /// The Workspace manifest (exactly one Workspace document).
+    #[arg(long, env = "CODITECT_SPEC")]
+    pub spec: PathBuf,
+    /// The storage root; the workspace folder is created below it.
+    #[arg(long, env = "CODITECT_ROOT", default_value = ".coditect/workspaces")]
+    pub root: PathBuf,
+    /// The API address; port 0 picks a free port (printed on stdout when ready).
+    #[arg(long, env = "CODITECT_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -12,12 +12,19 @@ use crate::resource::Resource;
 
 /// `sha256:<hex>` of the canonical form of the resource's spec.
 pub fn spec_hash(resource: &Resource) -> String {
-    let mut canonical = String::new();
-    write_canonical(&resource.spec_json(), &mut canonical);
+    let canonical = canonical_json(&resource.spec_json());
     format!(
         "sha256:{}",
         hex::encode(Sha256::digest(canonical.as_bytes()))
     )
+}
+
+/// JSON with object keys sorted at every level and no whitespace: one text per value,
+/// whatever order its keys were built in. Shared by the spec hash and the event chain.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
 }
 
 fn write_canonical(value: &Value, out: &mut String) {

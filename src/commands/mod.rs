@@ -3,6 +3,7 @@
 mod schema;
 mod validate;
 mod version;
+mod workspace_runtime;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Validate(args) => validate::run(format, &args),
         Command::Schema(args) => schema::run(format, &args),
         Command::Version => version::run(format),
+        Command::WorkspaceRuntime(args) => workspace_runtime::run(&args),
     }
 }

@@ -1,0 +1,104 @@
+//! The workspace's HTTP + WebSocket API.
+//!
+//! Every request must carry the workspace's bearer token (`Authorization: Bearer …`, or
+//! `?access_token=…` for WebSocket clients that cannot set headers). A missing or wrong
+//! token gets 401 before any handler runs, so it leaves no trace in the data.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /v1/status` | workspace, session, agents, queue depths, last seq |
+//! | `GET /metrics` | Prometheus metrics |
+//! | `POST /v1/tasks`, `GET /v1/tasks` | submit, list |
+//! | `POST /v1/tasks/claim`, `POST /v1/tasks/{id}/finish`, `POST /v1/tasks/{id}/cancel` | run a task |
+//! | `POST /v1/locks`, `GET /v1/locks`, `POST /v1/locks/{token}/renew`, `DELETE /v1/locks/{token}` | leases |
+//! | `PUT /v1/files/{path}`, `GET /v1/files/{path}` | fenced writes (`X-Fencing-Token`), reads |
+//! | `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/ws` | bus |
+//! | `POST /v1/events`, `GET /v1/events`, `GET /v1/events/ws`, `GET /v1/verify` | event log |
+//! | `POST /v1/query` | read-only SQL |
+//! | `POST /v1/session/renew` | extend the session |
+
+mod errors;
+mod events;
+mod resources;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+
+use crate::workspace::WorkspaceRuntime;
+
+pub use errors::ApiError;
+
+/// The API router over a workspace.
+pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
+    Router::new()
+        .route("/v1/status", get(resources::status))
+        .route("/metrics", get(resources::metrics))
+        .route(
+            "/v1/tasks",
+            post(resources::submit_task).get(resources::list_tasks),
+        )
+        .route("/v1/tasks/claim", post(resources::claim_task))
+        .route("/v1/tasks/{id}/finish", post(resources::finish_task))
+        .route("/v1/tasks/{id}/cancel", post(resources::cancel_task))
+        .route(
+            "/v1/locks",
+            post(resources::acquire_lock).get(resources::list_locks),
+        )
+        .route("/v1/locks/{token}/renew", post(resources::renew_lock))
+        .route("/v1/locks/{token}", delete(resources::release_lock))
+        .route(
+            "/v1/files/{*path}",
+            get(resources::read_file).put(resources::write_file),
+        )
+        .route(
+            "/v1/messages",
+            post(resources::send_message).get(resources::list_messages),
+        )
+        .route("/v1/messages/ws", get(events::messages_ws))
+        .route("/v1/events", post(events::append).get(events::replay))
+        .route("/v1/events/ws", get(events::tail_ws))
+        .route("/v1/verify", get(events::verify))
+        .route("/v1/query", post(resources::query))
+        .route("/v1/session/renew", post(resources::renew_session))
+        .layer(axum::middleware::from_fn_with_state(
+            ws.clone(),
+            authenticate,
+        ))
+        .with_state(ws)
+}
+
+/// Refuses requests without the workspace's token.
+async fn authenticate(
+    State(ws): State<Arc<WorkspaceRuntime>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let from_query = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
+    match from_header.or(from_query) {
+        Some(t) if constant_time_eq(t.as_bytes(), ws.token.as_bytes()) => next.run(req).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({"error": "unauthorized", "reason": "missing or wrong bearer token"})),
+        )
+            .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,232 @@
+//! Request handlers for status, tasks, locks, files, messages, queries and sessions: each
+//! turns a request into one call on the workspace and its answer into JSON.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::events::parse_messages_query;
+use crate::bus::{Message, SendMessage};
+use crate::files::FileWrite;
+use crate::locks::{Lease, LockRequest};
+use crate::query::QueryResult;
+use crate::sessions::SessionInfo;
+use crate::tasks::{SubmitTask, Task};
+use crate::workspace::WorkspaceRuntime;
+
+type Rt = State<Arc<WorkspaceRuntime>>;
+
+/// `GET /v1/status`.
+pub(super) async fn status(State(rt): Rt) -> Json<Value> {
+    let spec = &rt.spec;
+    let session = rt.sessions.current();
+    let agents: Vec<Value> = spec
+        .spec
+        .agents
+        .iter()
+        .map(|a| json!({"name": a.name, "provider": a.provider.as_str(), "model": a.model, "role": a.role.as_str(), "queued": rt.tasks.depth(&a.name)}))
+        .collect();
+    Json(json!({
+        "workspace": spec.metadata.name,
+        "organization": spec.metadata.organization,
+        "team": spec.metadata.team,
+        "owner": spec.spec.owner,
+        "specHash": coditect_specs::spec_hash(&coditect_specs::Resource::Workspace(spec.clone())),
+        "session": {"id": session.id, "expiresAt": crate::clock::rfc3339(session.expires_at_ms), "renewals": session.renewals},
+        "agents": agents,
+        "lastSeq": rt.events.durable_seq(),
+        "locks": rt.locks.list().len(),
+        "lockWaiters": rt.locks.waiting(),
+        "activeTasks": rt.tasks.active(),
+    }))
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(State(rt): Rt) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        rt.metrics.encode(),
+    )
+}
+
+/// `POST /v1/tasks`.
+pub(super) async fn submit_task(
+    State(rt): Rt,
+    Json(b): Json<SubmitTask>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(rt.tasks.submit(b).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TaskFilter {
+    agent: Option<String>,
+    state: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+/// `GET /v1/tasks?agent=&state=&limit=`.
+pub(super) async fn list_tasks(
+    State(rt): Rt,
+    Query(f): Query<TaskFilter>,
+) -> Result<Json<Vec<Task>>, ApiError> {
+    Ok(Json(rt.tasks.list(
+        f.agent.as_deref(),
+        f.state.as_deref(),
+        f.limit,
+    )?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ClaimBody {
+    agent: String,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// `POST /v1/tasks/claim`: the agent's next task, waiting up to `wait_ms` (60 s at most).
+pub(super) async fn claim_task(
+    State(rt): Rt,
+    Json(b): Json<ClaimBody>,
+) -> Result<Json<Option<Task>>, ApiError> {
+    let wait = Duration::from_millis(b.wait_ms.min(60_000));
+    Ok(Json(rt.tasks.claim(&b.agent, wait).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct FinishBody {
+    ok: bool,
+    #[serde(default)]
+    result: Option<String>,
+}
+
+/// `POST /v1/tasks/{id}/finish`.
+pub(super) async fn finish_task(
+    State(rt): Rt,
+    Path(id): Path<i64>,
+    Json(b): Json<FinishBody>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(rt.tasks.finish(id, b.ok, b.result).await?))
+}
+
+/// `POST /v1/tasks/{id}/cancel`.
+pub(super) async fn cancel_task(
+    State(rt): Rt,
+    Path(id): Path<i64>,
+) -> Result<Json<Task>, ApiError> {
+    Ok(Json(rt.tasks.cancel(id).await?))
+}
+
+/// `POST /v1/locks`.
+pub(super) async fn acquire_lock(
+    State(rt): Rt,
+    Json(b): Json<LockRequest>,
+) -> Result<Json<Lease>, ApiError> {
+    Ok(Json(rt.locks.acquire(b).await?))
+}
+
+/// `GET /v1/locks`.
+pub(super) async fn list_locks(State(rt): Rt) -> Json<Vec<Lease>> {
+    Json(rt.locks.list())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RenewBody {
+    #[serde(default)]
+    ttl_ms: Option<u64>,
+}
+
+/// `POST /v1/locks/{token}/renew`.
+pub(super) async fn renew_lock(
+    State(rt): Rt,
+    Path(token): Path<u64>,
+    body: Option<Json<RenewBody>>,
+) -> Result<Json<Lease>, ApiError> {
+    let ttl = body.and_then(|b| b.0.ttl_ms);
+    Ok(Json(rt.locks.renew(token, ttl)?))
+}
+
+/// `DELETE /v1/locks/{token}`.
+pub(super) async fn release_lock(
+    State(rt): Rt,
+    Path(token): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    rt.locks.release(token)?;
+    Ok(Json(json!({"released": token})))
+}
+
+/// `PUT /v1/files/{path}` with `X-Fencing-Token` and `X-Agent`.
+pub(super) async fn write_file(
+    State(rt): Rt,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FileWrite>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = header("x-fencing-token")
+        .ok_or_else(|| ApiError::bad_request("a write needs the X-Fencing-Token header"))?
+        .parse::<u64>()
+        .map_err(|_| ApiError::bad_request("X-Fencing-Token must be a number"))?;
+    let agent = header("x-agent").unwrap_or("api");
+    Ok(Json(rt.files.write(agent, token, &path, &body).await?))
+}
+
+/// `GET /v1/files/{path}`.
+pub(super) async fn read_file(
+    State(rt): Rt,
+    Path(path): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    Ok(rt.files.read(&path).await?)
+}
+
+/// `POST /v1/messages`.
+pub(super) async fn send_message(
+    State(rt): Rt,
+    Json(b): Json<SendMessage>,
+) -> Result<Json<Message>, ApiError> {
+    Ok(Json(rt.bus.send(b).await?))
+}
+
+/// `GET /v1/messages?agent=&topic=&since=`.
+pub(super) async fn list_messages(
+    State(rt): Rt,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<Message>>, ApiError> {
+    let (filter, since) = parse_messages_query(raw.as_deref().unwrap_or(""))?.into_parts();
+    Ok(Json(rt.bus.history(&filter, since, 1000)?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct QueryBody {
+    db: String,
+    sql: String,
+}
+
+/// `POST /v1/query`: one read-only SELECT.
+pub(super) async fn query(
+    State(rt): Rt,
+    Json(b): Json<QueryBody>,
+) -> Result<Json<QueryResult>, ApiError> {
+    let db = rt.db.clone();
+    let result = tokio::task::spawn_blocking(move || crate::query::run(&db, &b.db, &b.sql))
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))??;
+    Ok(Json(result))
+}
+
+/// `POST /v1/session/renew`.
+pub(super) async fn renew_session(State(rt): Rt) -> Result<Json<SessionInfo>, ApiError> {
+    Ok(Json(rt.sessions.renew()?))
+}

@@ -1,0 +1,642 @@
+//! The event log: append-only, hash-chained JSONL, one file per session under
+//! `sessions/`, with group commit, torn-tail repair, replay and live tail.
+//!
+//! ```text
+//!  append() ──┐                        ┌─► fsync ─► durable seq ─► broadcast (live tail)
+//!  append() ──┼─► channel ─► writer ───┤                        └─► ack each appender
+//!  append() ──┘   (batch: all pending) └─► sessions/000001.jsonl, 000002.jsonl, …
+//! ```
+//!
+//! One writer thread owns the files. It takes every append waiting in its channel as one
+//! batch, gives each event the next `seq` (gapless across the workspace and its sessions),
+//! chains it to the previous event's hash, writes the batch and fsyncs once; only then are
+//! the appenders acknowledged and subscribers told. An acknowledged event is therefore on
+//! disk; a SIGKILL can only leave a torn final line, which [`EventLog::open`] truncates.
+//!
+//! `hash` is SHA-256 over the canonical JSON (sorted keys) of the event without `hash`,
+//! `prev` included, so [`EventLog::verify`] can prove nothing was removed, reordered or
+//! changed. The first event's `prev` is 64 zeros.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::clock;
+use crate::error::StorageError;
+
+/// The `prev` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Most appends written per fsync.
+const MAX_BATCH: usize = 4096;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// An agent changed a file.
+    FileEdit,
+    /// An agent said something.
+    AgentMessage,
+    /// An agent called a tool.
+    ToolCall,
+    /// A consistent point (sync, session boundary).
+    Checkpoint,
+    /// An agent's state changed (idle, editing, waiting, analyzing, indexing).
+    AgentStateChange,
+    /// A lock was granted.
+    LockAcquired,
+    /// A lock was released or expired.
+    LockReleased,
+    /// A task entered a queue.
+    TaskQueued,
+    /// A task started running.
+    TaskStarted,
+    /// A task ended (done, failed or cancelled).
+    TaskFinished,
+    /// A message was sent on the bus.
+    MessageSent,
+}
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Gapless, starting at 1, across all sessions of the workspace.
+    pub seq: u64,
+    /// RFC 3339 time the writer sequenced it.
+    pub ts: String,
+    /// The session it belongs to.
+    pub session: u64,
+    /// Who did it (`runtime` for the instance itself).
+    pub agent: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// Details, by type.
+    pub data: Value,
+    /// The previous event's hash.
+    pub prev: String,
+    /// SHA-256 of this event's canonical form (without `hash`).
+    pub hash: String,
+}
+
+impl Event {
+    /// The hash this event should carry.
+    pub fn compute_hash(&self) -> String {
+        let body = json!({
+            "seq": self.seq, "ts": self.ts, "session": self.session, "agent": self.agent,
+            "type": self.kind, "data": self.data, "prev": self.prev,
+        });
+        let canonical = coditect_specs::hash::canonical_json(&body);
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// An event before the writer sequences it.
+#[derive(Debug, Clone)]
+pub struct EventDraft {
+    /// Who did it.
+    pub agent: String,
+    /// What happened.
+    pub kind: EventType,
+    /// Details.
+    pub data: Value,
+}
+
+impl EventDraft {
+    /// A draft.
+    pub fn new(agent: impl Into<String>, kind: EventType, data: Value) -> Self {
+        EventDraft {
+            agent: agent.into(),
+            kind,
+            data,
+        }
+    }
+}
+
+/// The first broken link found by [`EventLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("event chain broken at seq {seq}: {reason}")]
+pub struct ChainBreak {
+    /// The first event that does not fit.
+    pub seq: u64,
+    /// How it does not fit.
+    pub reason: String,
+}
+
+/// The result of a successful [`EventLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainReport {
+    /// Events checked.
+    pub events: u64,
+    /// The last event's hash (the chain head).
+    pub head: String,
+}
+
+/// What [`EventLog::open`] found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The last durable event's seq (0 for an empty log).
+    pub last_seq: u64,
+    /// Bytes of a torn final line that were cut off.
+    pub truncated_bytes: u64,
+}
+
+struct Request {
+    draft: EventDraft,
+    session: u64,
+    reply: Option<oneshot::Sender<Result<Arc<Event>, StorageError>>>,
+}
+
+/// A segment file and the first seq in it.
+#[derive(Debug, Clone)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct Shared {
+    durable: AtomicU64,
+    session: AtomicU64,
+    segments: Mutex<Vec<Segment>>,
+    tail: broadcast::Sender<Arc<Event>>,
+}
+
+/// Handle to the workspace's event log; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+impl EventLog {
+    /// Opens the log in `dir`: finds its segments, truncates a torn final line, and starts
+    /// the writer thread. New events go to session `session`'s segment.
+    ///
+    /// # Errors
+    /// [`StorageError::CorruptLog`] when a line other than a torn tail is damaged (the log
+    /// is then left as it is, for forensics); I/O errors.
+    pub fn open(dir: &Path, session: u64) -> Result<(EventLog, Recovery), StorageError> {
+        std::fs::create_dir_all(dir).map_err(StorageError::io("create folder", dir))?;
+        let (segments, last, recovery) = scan(dir)?;
+        let (tail, _) = broadcast::channel(8192);
+        let shared = Arc::new(Shared {
+            durable: AtomicU64::new(recovery.last_seq),
+            session: AtomicU64::new(session),
+            segments: Mutex::new(segments),
+            tail,
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            next_seq: recovery.last_seq + 1,
+            prev: last.map_or_else(|| GENESIS.to_string(), |e| e.hash),
+            file: None,
+            shared: shared.clone(),
+        };
+        std::thread::Builder::new()
+            .name("event-log-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(StorageError::io("start event log writer", dir))?;
+        Ok((EventLog { tx, shared }, recovery))
+    }
+
+    /// Appends an event and returns it once it is durable (fsynced).
+    ///
+    /// # Errors
+    /// When the write or fsync fails (the event is then not in the log), or the log is closed.
+    pub async fn append(&self, draft: EventDraft) -> Result<Arc<Event>, StorageError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(draft, Some(reply))?;
+        rx.await.map_err(|_| StorageError::LogClosed)?
+    }
+
+    /// Queues an event for the next group commit without waiting for it. For records of
+    /// operations whose own durability lies elsewhere (lock grants live in workspace_idx).
+    pub fn append_nowait(&self, draft: EventDraft) {
+        if self.send(draft, None).is_err() {
+            tracing::warn!("event dropped: event log is closed");
+        }
+    }
+
+    fn send(
+        &self,
+        draft: EventDraft,
+        reply: Option<oneshot::Sender<Result<Arc<Event>, StorageError>>>,
+    ) -> Result<(), StorageError> {
+        let session = self.shared.session.load(Ordering::Acquire);
+        self.tx
+            .send(Request {
+                draft,
+                session,
+                reply,
+            })
+            .map_err(|_| StorageError::LogClosed)
+    }
+
+    /// Starts writing new events to `session`'s segment.
+    pub fn set_session(&self, session: u64) {
+        self.shared.session.store(session, Ordering::Release);
+    }
+
+    /// The seq of the last durable event.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// Live events from now on, and the last durable seq at the moment of subscribing:
+    /// replay up to that seq, then read the receiver skipping what was replayed, and
+    /// nothing is missed or repeated.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Event>>, u64) {
+        let rx = self.shared.tail.subscribe();
+        (rx, self.durable_seq())
+    }
+
+    /// Durable events with `seq >= from`, read lazily from disk, up to the last durable
+    /// event at the time of the call. Memory use does not grow with the log.
+    pub fn replay(&self, from: u64) -> Replay {
+        self.replay_until(from, self.durable_seq())
+    }
+
+    /// Durable events with `from <= seq <= until`.
+    pub fn replay_until(&self, from: u64, until: u64) -> Replay {
+        let segments = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let start = segments
+            .iter()
+            .rposition(|s| s.first_seq <= from.max(1))
+            .unwrap_or(0);
+        Replay {
+            segments: segments.into_iter().skip(start).collect(),
+            reader: None,
+            from,
+            until: until.min(self.durable_seq()),
+        }
+    }
+
+    /// Walks the whole chain: seqs gapless from 1, each `prev` the previous `hash`, each
+    /// `hash` correct.
+    ///
+    /// # Errors
+    /// The first broken link.
+    pub fn verify(&self) -> Result<ChainReport, ChainBreak> {
+        verify_events(self.replay(1))
+    }
+}
+
+/// Checks a stream of events as a chain from seq 1.
+///
+/// # Errors
+/// The first broken link.
+pub fn verify_events(
+    events: impl Iterator<Item = Result<Event, StorageError>>,
+) -> Result<ChainReport, ChainBreak> {
+    let mut expected_seq = 1;
+    let mut prev = GENESIS.to_string();
+    for event in events {
+        let event = event.map_err(|e| ChainBreak {
+            seq: expected_seq,
+            reason: e.to_string(),
+        })?;
+        let fail = |reason: String| ChainBreak {
+            seq: event.seq,
+            reason,
+        };
+        if event.seq != expected_seq {
+            return Err(fail(format!(
+                "expected seq {expected_seq} (an event is missing or out of order)"
+            )));
+        }
+        if event.prev != prev {
+            return Err(fail(format!(
+                "prev is {}, but the previous event's hash is {prev}",
+                event.prev
+            )));
+        }
+        let computed = event.compute_hash();
+        if event.hash != computed {
+            return Err(fail(format!(
+                "hash is {}, but the event hashes to {computed} (it was changed)",
+                event.hash
+            )));
+        }
+        prev = event.hash;
+        expected_seq += 1;
+    }
+    Ok(ChainReport {
+        events: expected_seq - 1,
+        head: prev,
+    })
+}
+
+/// Iterator over durable events; see [`EventLog::replay`].
+#[derive(Debug)]
+pub struct Replay {
+    segments: std::collections::VecDeque<Segment>,
+    reader: Option<(PathBuf, std::io::Lines<BufReader<File>>)>,
+    from: u64,
+    until: u64,
+}
+
+impl Iterator for Replay {
+    type Item = Result<Event, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.from > self.until {
+                return None;
+            }
+            if self.reader.is_none() {
+                let segment = self.segments.pop_front()?;
+                let file = match File::open(&segment.path) {
+                    Ok(f) => f,
+                    Err(e) => return Some(Err(StorageError::io("open segment", &segment.path)(e))),
+                };
+                self.reader = Some((segment.path, BufReader::new(file).lines()));
+            }
+            let (path, lines) = self.reader.as_mut()?;
+            match lines.next() {
+                None => self.reader = None,
+                Some(Err(e)) => {
+                    return Some(Err(StorageError::io("read segment", path.clone())(e)));
+                }
+                Some(Ok(line)) => match serde_json::from_str::<Event>(&line) {
+                    Ok(event) if event.seq < self.from => {}
+                    Ok(event) => {
+                        self.from = event.seq + 1;
+                        return Some(Ok(event));
+                    }
+                    Err(e) => {
+                        return Some(Err(StorageError::CorruptLog {
+                            path: path.clone(),
+                            line: 0,
+                            reason: e.to_string(),
+                        }));
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn segment_path(dir: &Path, session: u64) -> PathBuf {
+    dir.join(format!("{session:06}.jsonl"))
+}
+
+/// Finds the segments, repairs a torn tail, and returns the last event.
+fn scan(dir: &Path) -> Result<(Vec<Segment>, Option<Event>, Recovery), StorageError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(StorageError::io("list", dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    paths.sort();
+    let mut segments = Vec::new();
+    let mut last: Option<Event> = None;
+    let mut recovery = Recovery::default();
+    for path in paths {
+        let (first, tail, truncated) = scan_segment(&path)?;
+        recovery.truncated_bytes += truncated;
+        if let Some(first) = first {
+            segments.push(Segment {
+                first_seq: first,
+                path,
+            });
+            last = tail.or(last);
+        }
+    }
+    segments.sort_by_key(|s| s.first_seq);
+    recovery.last_seq = last.as_ref().map_or(0, |e| e.seq);
+    Ok((segments, last, recovery))
+}
+
+/// First seq, last event and truncated bytes of one segment.
+fn scan_segment(path: &Path) -> Result<(Option<u64>, Option<Event>, u64), StorageError> {
+    let file = File::open(path).map_err(StorageError::io("open segment", path))?;
+    let len = file
+        .metadata()
+        .map_err(StorageError::io("stat segment", path))?
+        .len();
+    let mut reader = BufReader::new(file);
+    let mut good_end: u64 = 0;
+    let mut first = None;
+    let mut last: Option<Event> = None;
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(StorageError::io("read segment", path))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let complete = line.last() == Some(&b'\n');
+        let at_end = good_end + n as u64 == len;
+        match serde_json::from_slice::<Event>(&line) {
+            Ok(event) if complete => {
+                first.get_or_insert(event.seq);
+                good_end += n as u64;
+                last = Some(event);
+            }
+            // Only the last line may be torn: it never got its newline, or a crash left
+            // garbage in it. A bad line with more after it is real corruption.
+            _ if at_end => break,
+            parsed => {
+                return Err(StorageError::CorruptLog {
+                    path: path.to_path_buf(),
+                    line: number,
+                    reason: parsed
+                        .err()
+                        .map_or("line without newline".into(), |e| e.to_string()),
+                });
+            }
+        }
+    }
+    let truncated = len - good_end;
+    if truncated > 0 {
+        tracing::warn!(path = %path.display(), bytes = truncated, "truncating torn final line of event log");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(StorageError::io("open segment", path))?;
+        file.set_len(good_end)
+            .map_err(StorageError::io("truncate segment", path))?;
+        file.sync_all()
+            .map_err(StorageError::io("sync segment", path))?;
+    }
+    Ok((first, last, truncated))
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    next_seq: u64,
+    prev: String,
+    file: Option<(u64, File)>,
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    /// Writes one batch with one fsync per touched segment, then acknowledges it.
+    fn commit(&mut self, batch: Vec<Request>) {
+        let (seq0, prev0) = (self.next_seq, self.prev.clone());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut result = Ok(());
+        let mut pending: Vec<u8> = Vec::new();
+        // (session, length before the batch), to cut back to if the batch fails.
+        let mut touched: Vec<(u64, u64)> = Vec::new();
+        if let Some((session, file)) = &self.file {
+            touched.push((*session, file.metadata().map_or(0, |m| m.len())));
+        }
+        for req in batch {
+            if self.file.as_ref().is_none_or(|(s, _)| *s != req.session) {
+                result = result.and_then(|()| self.flush(&mut pending));
+                result = result.and_then(|()| self.switch(req.session, &mut touched));
+            }
+            let mut event = Event {
+                seq: self.next_seq,
+                ts: clock::rfc3339(clock::now_ms()),
+                session: req.session,
+                agent: req.draft.agent,
+                kind: req.draft.kind,
+                data: req.draft.data,
+                prev: std::mem::take(&mut self.prev),
+                hash: String::new(),
+            };
+            event.hash = event.compute_hash();
+            self.prev.clone_from(&event.hash);
+            self.next_seq += 1;
+            if let Ok(line) = serde_json::to_vec(&event) {
+                pending.extend_from_slice(&line);
+                pending.push(b'\n');
+            }
+            events.push(Arc::new(event));
+            replies.push(req.reply);
+        }
+        result = result.and_then(|()| self.flush(&mut pending));
+        result = result.and_then(|()| self.sync());
+        match result {
+            Ok(()) => {
+                if let Some(last) = events.last() {
+                    self.shared.durable.store(last.seq, Ordering::Release);
+                }
+                for (event, reply) in events.into_iter().zip(replies) {
+                    let _ = self.shared.tail.send(event.clone());
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(event));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event log write failed; batch not acknowledged");
+                self.rollback(seq0, prev0, &touched);
+                for reply in replies.into_iter().flatten() {
+                    let _ = reply.send(Err(StorageError::Io {
+                        what: "append event",
+                        path: self.dir.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, pending: &mut Vec<u8>) -> Result<(), StorageError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let Some((session, file)) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let path = segment_path(&self.dir, *session);
+        file.write_all(pending)
+            .map_err(StorageError::io("write segment", &path))?;
+        pending.clear();
+        Ok(())
+    }
+
+    fn switch(&mut self, session: u64, touched: &mut Vec<(u64, u64)>) -> Result<(), StorageError> {
+        if let Some((old, file)) = self.file.take() {
+            file.sync_data().map_err(StorageError::io(
+                "sync segment",
+                segment_path(&self.dir, old),
+            ))?;
+        }
+        let path = segment_path(&self.dir, session);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(StorageError::io("open segment", &path))?;
+        let len = file
+            .metadata()
+            .map_err(StorageError::io("stat segment", &path))?
+            .len();
+        touched.push((session, len));
+        let mut segments = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !segments.iter().any(|s| s.path == path) {
+            segments.push(Segment {
+                first_seq: self.next_seq,
+                path,
+            });
+        }
+        drop(segments);
+        self.file = Some((session, file));
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        match self.file.as_ref() {
+            Some((session, file)) => file.sync_data().map_err(StorageError::io(
+                "sync segment",
+                segment_path(&self.dir, *session),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Undoes a failed batch: cut the segments back and reuse the seqs.
+    fn rollback(&mut self, seq0: u64, prev0: String, touched: &[(u64, u64)]) {
+        self.next_seq = seq0;
+        self.prev = prev0;
+        self.file = None;
+        for (session, len) in touched {
+            let path = segment_path(&self.dir, *session);
+            if let Ok(f) = OpenOptions::new().write(true).open(&path) {
+                let _ = f.set_len(*len);
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Project files written and read through the runtime. Every write carries the fencing
+//! token of an exclusive lease covering the path; a stale token is refused, and so is a
+//! token older than the one that last wrote the file (the classic fencing rule: storage
+//! never goes back to an older lock holder). Writes are atomic (temp file + rename) and
+//! recorded in the file index, the artifacts database and the event log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::clock;
+use crate::db::Databases;
+use crate::error::{LockError, StorageError};
+use crate::events::{EventDraft, EventLog, EventType};
+use crate::locks::{LockTable, normalize};
+
+/// A completed write.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileWrite {
+    /// The normalized path.
+    pub path: String,
+    /// SHA-256 of the new content.
+    pub sha256: String,
+    /// Bytes written.
+    pub size: u64,
+    /// The token that fenced the write.
+    pub token: u64,
+    /// The `file_edit` event's seq.
+    pub seq: u64,
+}
+
+/// Why a write or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The fencing check refused it.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// No such file.
+    #[error("no file {0}")]
+    NotFound(String),
+}
+
+/// The workspace's project files.
+#[derive(Debug)]
+pub struct ProjectFiles {
+    root: PathBuf,
+    db: Arc<Databases>,
+    locks: Arc<LockTable>,
+    events: EventLog,
+    /// Serializes check-and-write so a lease cannot change hands between the check and
+    /// the rename.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl ProjectFiles {
+    /// Files under `root` (the workspace's `projects/`).
+    pub fn new(root: PathBuf, db: Arc<Databases>, locks: Arc<LockTable>, events: EventLog) -> Self {
+        ProjectFiles {
+            root,
+            db,
+            locks,
+            events,
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Writes `content` to `path` if `token` may.
+    ///
+    /// # Errors
+    /// [`FileError::Lock`] with [`LockError::StaleFencingToken`] when refused.
+    pub async fn write(
+        &self,
+        agent: &str,
+        token: u64,
+        path: &str,
+        content: &[u8],
+    ) -> Result<FileWrite, FileError> {
+        let _serial = self.write_lock.lock().await;
+        let path = self.locks.check_write(token, path)?;
+        let last: Option<i64> = self.db.workspace_idx.read(|c| {
+            c.query_row(
+                "SELECT fencing_token FROM files WHERE path = ?1",
+                [&path],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| {
+                if e == rusqlite::Error::QueryReturnedNoRows {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            })
+        })?;
+        if let Some(last) = last
+            .and_then(|l| u64::try_from(l).ok())
+            .filter(|l| *l > token)
+        {
+            return Err(LockError::StaleFencingToken {
+                token,
+                path,
+                reason: format!("the file was last written with the newer token {last}"),
+            }
+            .into());
+        }
+        let target = self.root.join(&path);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(StorageError::io("create folder", parent))?;
+        }
+        let tmp = target.with_extension(format!("coditect-tmp-{token}"));
+        tokio::fs::write(&tmp, content)
+            .await
+            .map_err(StorageError::io("write file", &tmp))?;
+        tokio::fs::rename(&tmp, &target)
+            .await
+            .map_err(StorageError::io("rename file", &target))?;
+        let sha = hex::encode(Sha256::digest(content));
+        let size = content.len() as u64;
+        let now = clock::now_ms() as i64;
+        self.db.workspace_idx.write(|tx| {
+            tx.execute(
+                "INSERT INTO files (path, sha256, size, fencing_token, agent, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(path) DO UPDATE SET sha256 = ?2, size = ?3, fencing_token = ?4, agent = ?5, updated_at = ?6",
+                rusqlite::params![path, sha, size as i64, token as i64, agent, now],
+            )
+        })?;
+        self.db.artifacts.write(|tx| {
+            tx.execute(
+                "INSERT INTO artifacts (path, sha256, size, agent, fencing_token, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![path, sha, size as i64, agent, token as i64, now],
+            )
+        })?;
+        let event = self
+            .events
+            .append(EventDraft::new(
+                agent,
+                EventType::FileEdit,
+                json!({"path": path, "sha256": sha, "size": size, "token": token}),
+            ))
+            .await?;
+        Ok(FileWrite {
+            path,
+            sha256: sha,
+            size,
+            token,
+            seq: event.seq,
+        })
+    }
+
+    /// Reads a project file.
+    ///
+    /// # Errors
+    /// [`FileError::NotFound`]; [`LockError::InvalidPath`].
+    pub async fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
+        let (path, _) = normalize(path)?;
+        tokio::fs::read(self.root.join(&path))
+            .await
+            .map_err(|_| FileError::NotFound(path))
+    }
+}

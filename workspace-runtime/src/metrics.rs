@@ -1,0 +1,83 @@
+//! Prometheus metrics of one workspace instance, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of per-agent series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabel {
+    /// The agent's name.
+    pub agent: String,
+}
+
+/// The instance's metrics; every field is safe to update from any thread.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Seconds from a lock request to its grant.
+    pub lock_wait: Histogram,
+    /// Seconds a lock was held (grant to release or expiry).
+    pub lock_hold: Histogram,
+    /// Seconds from a task's submission to its start.
+    pub task_start: Histogram,
+    /// Seconds from an event append to its durability.
+    pub event_append: Histogram,
+    /// Tasks queued per agent.
+    pub queue_depth: Family<AgentLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        // 10 µs … ~40 s in ×2 steps.
+        let buckets = || Histogram::new(exponential_buckets(0.000_01, 2.0, 22));
+        let mut m = Metrics {
+            registry: Registry::with_prefix("coditect"),
+            lock_wait: buckets(),
+            lock_hold: buckets(),
+            task_start: buckets(),
+            event_append: buckets(),
+            queue_depth: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "lock_wait_seconds",
+            "Time from a lock request to its grant",
+            m.lock_wait.clone(),
+        );
+        r.register(
+            "lock_hold_seconds",
+            "Time a lock was held",
+            m.lock_hold.clone(),
+        );
+        r.register(
+            "task_start_seconds",
+            "Time from task submission to start",
+            m.task_start.clone(),
+        );
+        r.register(
+            "event_append_seconds",
+            "Time from event append to durability",
+            m.event_append.clone(),
+        );
+        r.register(
+            "task_queue_depth",
+            "Tasks queued per agent",
+            m.queue_depth.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::warn!("metrics encoding failed");
+        }
+        out
+    }
+}

@@ -1,0 +1,285 @@
+//! One running workspace: the storage it owns and the services over it, assembled in the
+//! order they depend on each other.
+//!
+//! ```text
+//!  Layout (folder lock) ─► Databases ─► Sessions ─► EventLog ─► LockTable ─► ProjectFiles
+//!                                                      ├──────► TaskQueues
+//!                                                      └──────► MessageBus
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coditect_specs::{Resource, Workspace};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::bus::MessageBus;
+use crate::db::Databases;
+use crate::error::{LockError, StorageError};
+use crate::events::{ChainBreak, ChainReport, EventDraft, EventLog, EventType};
+use crate::files::ProjectFiles;
+use crate::layout::{FolderLock, Layout};
+use crate::locks::LockTable;
+use crate::metrics::Metrics;
+use crate::sessions::Sessions;
+use crate::tasks::TaskQueues;
+
+/// Why a workspace could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The lock table could not be loaded.
+    #[error(transparent)]
+    Locks(#[from] LockError),
+    /// The spec file is not a single valid Workspace.
+    #[error("spec: {0}")]
+    Spec(String),
+    /// The API token could not be read or written.
+    #[error("api token: {0}")]
+    Token(String),
+}
+
+/// A live workspace instance.
+#[derive(Debug)]
+pub struct WorkspaceRuntime {
+    /// The effective spec it runs.
+    pub spec: Workspace,
+    /// Its folder.
+    pub layout: Layout,
+    /// The six databases.
+    pub db: Arc<Databases>,
+    /// The event log.
+    pub events: EventLog,
+    /// Sessions.
+    pub sessions: Sessions,
+    /// File locks.
+    pub locks: Arc<LockTable>,
+    /// Task queues.
+    pub tasks: TaskQueues,
+    /// Message bus.
+    pub bus: MessageBus,
+    /// Project files.
+    pub files: ProjectFiles,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The API bearer token.
+    pub token: String,
+    _folder: FolderLock,
+}
+
+/// The result of [`WorkspaceRuntime::verify`].
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// The event chain, or its first broken link.
+    pub chain: Result<ChainReport, ChainBreak>,
+    /// `PRAGMA integrity_check` of each database.
+    pub databases: Vec<(String, String)>,
+    /// Whether everything checked out.
+    pub ok: bool,
+}
+
+/// Reads a Workspace spec file (one document) and fills in its defaults.
+///
+/// # Errors
+/// [`OpenError::Spec`] with the located errors.
+pub fn load_spec(path: &Path) -> Result<Workspace, OpenError> {
+    let docs = coditect_specs::load(path, false).map_err(|e| {
+        let mut msg = e.to_string();
+        for d in e.diagnostics() {
+            msg.push_str(&format!("\n  {d}"));
+        }
+        OpenError::Spec(msg)
+    })?;
+    let mut workspaces = docs.into_iter().filter_map(|d| match d.resource {
+        Resource::Workspace(w) => Some(w),
+        _ => None,
+    });
+    let (Some(mut ws), None) = (workspaces.next(), workspaces.next()) else {
+        return Err(OpenError::Spec(format!(
+            "{} must hold exactly one Workspace",
+            path.display()
+        )));
+    };
+    let mut resource = Resource::Workspace(ws.clone());
+    coditect_specs::apply_defaults(&mut resource, None);
+    if let Resource::Workspace(w) = resource {
+        ws = w;
+    }
+    Ok(ws)
+}
+
+impl WorkspaceRuntime {
+    /// Opens the workspace `spec` under the storage `root`: claims its folder, opens and
+    /// migrates the databases, repairs and opens the event log, restores the lock table,
+    /// and continues or starts a session.
+    ///
+    /// # Errors
+    /// [`OpenError`]; notably a second instance on the same folder fails with
+    /// [`StorageError::FolderInUse`].
+    pub async fn open(spec: Workspace, root: &Path) -> Result<Arc<Self>, OpenError> {
+        let meta = &spec.metadata;
+        let org = meta.organization.clone().unwrap_or_default();
+        let team = meta.team.clone().unwrap_or_default();
+        let layout = Layout::new(root, &org, &team, &spec.spec.owner, &meta.name);
+        let folder = layout.claim()?;
+        let db = Arc::new(Databases::open(&layout.databases())?);
+        let s = &spec.spec;
+        let sessions = Sessions::open(
+            db.clone(),
+            s.session.max_duration.to_std(),
+            s.session.renewable,
+        )?;
+        let session = sessions.current();
+        let (events, recovery) = EventLog::open(&layout.sessions(), session.id)?;
+        let metrics = Arc::new(Metrics::default());
+        let locks = Arc::new(LockTable::open(
+            db.clone(),
+            events.clone(),
+            metrics.clone(),
+            s.locks.lease_ttl.to_std(),
+            s.locks.acquire_timeout.to_std(),
+        )?);
+        let agents: Vec<String> = s.agents.iter().map(|a| a.name.clone()).collect();
+        let tasks = TaskQueues::new(db.clone(), events.clone(), metrics.clone(), agents.clone());
+        let bus = MessageBus::new(db.clone(), events.clone(), agents);
+        let files = ProjectFiles::new(layout.projects(), db.clone(), locks.clone(), events.clone());
+        let token = api_token(&spec, &layout.token_file())?;
+        events
+            .append(EventDraft::new(
+                "runtime",
+                EventType::Checkpoint,
+                json!({"started": true, "session": session.id, "recovered_seq": recovery.last_seq, "truncated_bytes": recovery.truncated_bytes}),
+            ))
+            .await?;
+        tracing::info!(workspace = %meta.name, session = session.id, last_seq = recovery.last_seq, "workspace opened");
+        Ok(Arc::new(WorkspaceRuntime {
+            spec,
+            layout,
+            db,
+            events,
+            sessions,
+            locks,
+            tasks,
+            bus,
+            files,
+            metrics,
+            token,
+            _folder: folder,
+        }))
+    }
+
+    /// Background duties (lease expiry, session rotation) until `shutdown` resolves.
+    pub async fn run_background(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        tokio::pin!(shutdown);
+        let expiry = tokio::spawn(self.locks.clone().run_expiry(std::future::pending::<()>()));
+        loop {
+            let wait = self.sessions.remaining().max(Duration::from_millis(100));
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {
+                    if let Err(e) = self.sessions.rotate_if_expired(&self.events).await {
+                        tracing::error!(error = %e, "session rotation failed");
+                    }
+                }
+            }
+        }
+        expiry.abort();
+    }
+
+    /// Checks the event chain and every database.
+    pub fn verify(&self) -> VerifyReport {
+        let chain = self.events.verify();
+        let databases: Vec<(String, String)> = self
+            .db
+            .all()
+            .iter()
+            .map(|d| {
+                (
+                    d.name().to_string(),
+                    d.integrity_check().unwrap_or_else(|e| e.to_string()),
+                )
+            })
+            .collect();
+        let ok = chain.is_ok() && databases.iter().all(|(_, r)| r == "ok");
+        VerifyReport {
+            chain,
+            databases,
+            ok,
+        }
+    }
+
+    /// Records a clean stop. Every acknowledged event is already durable; this adds a
+    /// final checkpoint so the log shows the stop was clean.
+    ///
+    /// # Errors
+    /// When the checkpoint cannot be written.
+    pub async fn stop(&self) -> Result<(), StorageError> {
+        self.events
+            .append(EventDraft::new(
+                "runtime",
+                EventType::Checkpoint,
+                json!({"stopped": true}),
+            ))
+            .await?;
+        for db in self.db.all() {
+            let _ = db.read(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"));
+        }
+        Ok(())
+    }
+
+    /// The workspace folder.
+    pub fn root(&self) -> PathBuf {
+        self.layout.root().to_path_buf()
+    }
+}
+
+/// The API token: from the variable the spec names, else the token file (written 0600 on
+/// first start with 32 random bytes), so clients keep working across restarts.
+fn api_token(spec: &Workspace, file: &Path) -> Result<String, OpenError> {
+    if let Some(creds) = &spec.spec.api_token {
+        if let Some(var) = &creds.env {
+            return std::env::var(var)
+                .map_err(|_| OpenError::Token(format!("environment variable {var} is not set")));
+        }
+        if let Some(secret) = &creds.secret_ref {
+            return Err(OpenError::Token(format!(
+                "secretRef {}/{} is resolved by the control plane, which passes it as an environment variable",
+                secret.name, secret.key
+            )));
+        }
+    }
+    if let Ok(existing) = std::fs::read_to_string(file) {
+        let t = existing.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token = hex::encode(bytes);
+    write_private(file, &token)
+        .map_err(|e| OpenError::Token(format!("write {}: {e}", file.display())))?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -97,10 +97,10 @@ impl MessageBus {
         if m.to.is_some() == m.topic.is_some() {
             return Err(BusError::NoRecipient);
         }
-        if let Some(to) = &m.to {
-            if !self.agents.contains(to) {
-                return Err(BusError::UnknownAgent(to.clone()));
-            }
+        if let Some(to) = &m.to
+            && !self.agents.contains(to)
+        {
+            return Err(BusError::UnknownAgent(to.clone()));
         }
         let ts = clock::now_ms() as i64;
         let body = m.body.to_string();

@@ -640,3 +640,147 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(i: usize) -> EventDraft {
+        EventDraft::new("alpha", EventType::AgentMessage, json!({"i": i}))
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_gapless_and_chained() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (log, rec) = EventLog::open(tmp.path(), 1).unwrap();
+        assert_eq!(rec.last_seq, 0);
+        let mut handles = Vec::new();
+        for i in 0..200 {
+            let log = log.clone();
+            handles.push(tokio::spawn(async move {
+                log.append(draft(i)).await.unwrap().seq
+            }));
+        }
+        let mut seqs = Vec::new();
+        for h in handles {
+            seqs.push(h.await.unwrap());
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        let report = log.verify().unwrap();
+        assert_eq!(report.events, 200);
+    }
+
+    #[tokio::test]
+    async fn reopen_continues_the_chain_and_replays_from_any_seq() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+            for i in 0..10 {
+                log.append(draft(i)).await.unwrap();
+            }
+        }
+        let (log, rec) = EventLog::open(tmp.path(), 2).unwrap();
+        assert_eq!(rec.last_seq, 10);
+        let e = log.append(draft(10)).await.unwrap();
+        assert_eq!((e.seq, e.session), (11, 2));
+        assert!(tmp.path().join("000002.jsonl").exists());
+        let tail: Vec<u64> = log.replay(7).map(|e| e.unwrap().seq).collect();
+        assert_eq!(tail, vec![7, 8, 9, 10, 11]);
+        let middle: Vec<u64> = log.replay_until(3, 4).map(|e| e.unwrap().seq).collect();
+        assert_eq!(middle, vec![3, 4]);
+        assert_eq!(log.verify().unwrap().events, 11);
+    }
+
+    #[tokio::test]
+    async fn torn_final_line_is_truncated_on_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+            for i in 0..3 {
+                log.append(draft(i)).await.unwrap();
+            }
+        }
+        let path = tmp.path().join("000001.jsonl");
+        let good = std::fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let torn = br#"{"seq":4,"ts":"2026-"#;
+        f.write_all(torn).unwrap();
+        drop(f);
+        let (log, rec) = EventLog::open(tmp.path(), 1).unwrap();
+        assert_eq!(rec.last_seq, 3);
+        assert_eq!(rec.truncated_bytes, torn.len() as u64);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+        assert_eq!(log.append(draft(3)).await.unwrap().seq, 4);
+        assert_eq!(log.verify().unwrap().events, 4);
+    }
+
+    #[tokio::test]
+    async fn verify_reports_the_first_broken_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+            for i in 0..5 {
+                log.append(draft(i)).await.unwrap();
+            }
+        }
+        let path = tmp.path().join("000001.jsonl");
+        let original = std::fs::read_to_string(&path).unwrap();
+        // A changed event.
+        std::fs::write(&path, original.replacen(r#"{"i":2}"#, r#"{"i":99}"#, 1)).unwrap();
+        let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+        let err = log.verify().unwrap_err();
+        assert_eq!(err.seq, 3);
+        assert!(err.reason.contains("was changed"), "{err}");
+        drop(log);
+        // A removed event.
+        let without_third: Vec<&str> = original
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .map(|(_, l)| l)
+            .collect();
+        std::fs::write(&path, without_third.join("\n") + "\n").unwrap();
+        let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+        let err = log.verify().unwrap_err();
+        assert_eq!(err.seq, 4);
+        assert!(err.reason.contains("missing"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn corruption_before_the_end_refuses_to_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+            for i in 0..3 {
+                log.append(draft(i)).await.unwrap();
+            }
+        }
+        let path = tmp.path().join("000001.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[1] = "garbage".into();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let err = EventLog::open(tmp.path(), 1).unwrap_err();
+        assert!(
+            matches!(err, StorageError::CorruptLog { line: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_durable_events_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+        let (mut rx, at) = log.subscribe();
+        assert_eq!(at, 0);
+        for i in 0..5 {
+            log.append_nowait(draft(i));
+        }
+        for seq in 1..=5 {
+            let e = rx.recv().await.unwrap();
+            assert_eq!(e.seq, seq);
+            assert!(log.durable_seq() >= seq);
+        }
+    }
+}

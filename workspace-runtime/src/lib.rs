@@ -31,6 +31,10 @@ pub mod query;
 mod serve;
 pub mod sessions;
 pub mod tasks;
+#[cfg(feature = "testkit")]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// test harness: a panic is a test failure
+pub mod testkit;
 pub mod workspace;
 
 pub use serve::{ServeOptions, serve};

@@ -1,0 +1,239 @@
+//! Test harness: a real workspace instance serving its real API on `127.0.0.1:0`, with its
+//! folder in a temp dir (kept for debugging when `KEEP_TMP=1`). For this crate's tests
+//! and for crates above it; enabled by the `testkit` feature.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coditect_specs::Workspace;
+use serde_json::Value;
+
+use crate::workspace::WorkspaceRuntime;
+
+/// The spec the harness runs: two offline agents, `alpha` and `beta`.
+pub const SPEC: &str = r#"
+apiVersion: coditect.io/v1
+kind: Workspace
+metadata: {name: test-ws, organization: acme, team: qa}
+spec:
+  owner: tester
+  locks: {leaseTtl: 30s, acquireTimeout: 2s}
+  agents:
+    - {name: alpha, provider: offline}
+    - {name: beta, provider: offline}
+"#;
+
+/// A parsed, defaulted copy of [`SPEC`].
+pub fn spec() -> Workspace {
+    spec_from(SPEC)
+}
+
+/// Parses a Workspace manifest text (panics on invalid input: test fixtures only).
+pub fn spec_from(text: &str) -> Workspace {
+    let (docs, diags) = coditect_specs::parse_str("testkit.yaml", Path::new("."), text);
+    assert!(diags.is_empty(), "testkit spec invalid: {diags:?}");
+    match docs.into_iter().next().map(|d| d.resource) {
+        Some(mut r @ coditect_specs::Resource::Workspace(_)) => {
+            coditect_specs::apply_defaults(&mut r, None);
+            match r {
+                coditect_specs::Resource::Workspace(w) => w,
+                _ => unreachable!("still a workspace"),
+            }
+        }
+        _ => panic!("testkit spec is not a Workspace"),
+    }
+}
+
+/// A temp folder, removed on drop unless `KEEP_TMP=1`.
+#[derive(Debug)]
+pub struct TempRoot {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TempRoot {
+    /// A fresh folder.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("coditect-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let path = dir.path().to_path_buf();
+        TempRoot {
+            dir: Some(dir),
+            path,
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Default for TempRoot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP_TMP").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("KEEP_TMP: kept {}", dir.keep().display());
+        }
+    }
+}
+
+/// A workspace serving its API in this process.
+#[derive(Debug)]
+pub struct TestWorkspace {
+    /// The instance.
+    pub runtime: Arc<WorkspaceRuntime>,
+    /// Where its API listens.
+    pub addr: SocketAddr,
+    /// A client with the bearer token set.
+    pub client: ApiClient,
+    server: tokio::task::JoinHandle<()>,
+    /// The storage root (kept alive as long as the workspace).
+    pub root: Arc<TempRoot>,
+}
+
+impl TestWorkspace {
+    /// Starts [`spec`] in a fresh temp folder.
+    pub async fn start() -> Self {
+        Self::start_in(Arc::new(TempRoot::new()), spec()).await
+    }
+
+    /// Starts `spec` under `root`.
+    pub async fn start_in(root: Arc<TempRoot>, spec: Workspace) -> Self {
+        let runtime = WorkspaceRuntime::open(spec, root.path())
+            .await
+            .expect("open workspace");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let app = crate::api::router(runtime.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let client = ApiClient::new(addr, Some(runtime.token.clone()));
+        TestWorkspace {
+            runtime,
+            addr,
+            client,
+            server,
+            root,
+        }
+    }
+
+    /// Stops serving and releases the folder (as a clean stop does).
+    pub async fn stop(self) -> Arc<TempRoot> {
+        self.server.abort();
+        let _ = self.server.await;
+        let _ = self.runtime.stop().await;
+        self.root.clone()
+    }
+}
+
+/// A small JSON client for the workspace API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// A client for `addr`, sending `token` if given.
+    pub fn new(addr: SocketAddr, token: Option<String>) -> Self {
+        ApiClient {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}"),
+            token,
+        }
+    }
+
+    /// The same client with another token (or none).
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        ApiClient {
+            token: token.map(str::to_string),
+            ..self.clone()
+        }
+    }
+
+    /// A request builder with the token set.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// GET `path`; returns status and JSON body (`Null` when not JSON).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        Self::finish(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// POST `body` to `path`.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        Self::finish(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    /// DELETE `path`.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        Self::finish(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// PUT raw `content` to a project file with a fencing token.
+    pub async fn put_file(
+        &self,
+        path: &str,
+        token: u64,
+        agent: &str,
+        content: &str,
+    ) -> (u16, Value) {
+        let req = self
+            .request(reqwest::Method::PUT, &format!("/v1/files/{path}"))
+            .header("x-fencing-token", token.to_string())
+            .header("x-agent", agent)
+            .body(content.to_string());
+        Self::finish(req).await
+    }
+
+    /// POST `body` to `path`; an error when the server does not answer (it died).
+    ///
+    /// # Errors
+    /// When the request or its answer fails on the wire.
+    pub async fn try_post(&self, path: &str, body: &Value) -> Result<(u16, Value), reqwest::Error> {
+        Self::try_finish(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    async fn finish(req: reqwest::RequestBuilder) -> (u16, Value) {
+        Self::try_finish(req)
+            .await
+            .expect("request reaches the workspace")
+    }
+
+    async fn try_finish(req: reqwest::RequestBuilder) -> Result<(u16, Value), reqwest::Error> {
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// The WebSocket URL for `path` with the token as a query parameter.
+    pub fn ws_url(&self, path: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let token = self.token.clone().unwrap_or_default();
+        format!(
+            "{}{path}{sep}access_token={token}",
+            self.base.replacen("http://", "ws://", 1)
+        )
+    }
+}

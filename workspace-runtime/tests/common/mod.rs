@@ -1,0 +1,66 @@
+//! Shared helpers for the runtime's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coditect_runtime::db::Databases;
+use coditect_runtime::events::EventLog;
+use coditect_runtime::locks::{LockMode, LockRequest, LockTable};
+use coditect_runtime::metrics::Metrics;
+
+/// A lock table over real SQLite and a real event log in a temp folder.
+pub struct Locks {
+    pub dir: tempfile::TempDir,
+    pub table: Arc<LockTable>,
+    pub events: EventLog,
+    pub db: Arc<Databases>,
+}
+
+pub fn locks(ttl: Duration, wait: Duration) -> Locks {
+    let dir = tempfile::tempdir().unwrap();
+    reopen(dir, ttl, wait)
+}
+
+/// Opens the lock table of an existing folder again (as after a restart).
+pub fn reopen(dir: tempfile::TempDir, ttl: Duration, wait: Duration) -> Locks {
+    let db = Arc::new(Databases::open(dir.path()).unwrap());
+    let (events, _) = EventLog::open(&dir.path().join("sessions"), 1).unwrap();
+    let table = Arc::new(
+        LockTable::open(
+            db.clone(),
+            events.clone(),
+            Arc::new(Metrics::default()),
+            ttl,
+            wait,
+        )
+        .unwrap(),
+    );
+    Locks {
+        dir,
+        table,
+        events,
+        db,
+    }
+}
+
+pub fn req(path: &str, mode: LockMode, holder: &str) -> LockRequest {
+    LockRequest {
+        path: path.into(),
+        mode,
+        holder: holder.into(),
+        ttl_ms: None,
+        wait_ms: None,
+    }
+}
+
+/// Yields until `cond` holds (no sleeping: the other tasks get to run).
+pub async fn until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..100_000 {
+        if cond() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("condition never became true");
+}

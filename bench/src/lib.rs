@@ -1,4 +1,56 @@
 //! # coditect-bench
 //!
-//! Criterion benchmarks of the hot paths and of the physical floors they are read against
-//! (see `bench/README.md`). The library part holds only shared fixtures for the benches.
+//! Criterion benchmarks of the hot paths, and of the physical floors they are read against
+//! (see `bench/README.md`). Criterion estimates the mean; the KPI goals are p99, so each
+//! latency bench also records every iteration in an HDR histogram ([`Percentiles`]) and
+//! prints p50 / p99 / max when it ends.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Per-iteration latencies of one benchmark, printed as percentiles on drop.
+#[derive(Debug)]
+pub struct Percentiles {
+    name: String,
+    histogram: Mutex<Histogram<u64>>,
+}
+
+impl Percentiles {
+    /// An empty recorder for the benchmark `name`.
+    pub fn new(name: &str) -> Self {
+        let histogram = Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            .expect("invariant: 1 ns .. 60 s at 3 significant figures are valid bounds");
+        Percentiles { name: name.to_string(), histogram: Mutex::new(histogram) }
+    }
+
+    /// Records one iteration.
+    pub fn record(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let mut h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        let high = h.high();
+        let _ = h.record(nanos.min(high));
+    }
+
+    /// `name: n=…, p50=…, p99=…, max=…` in microseconds.
+    pub fn summary(&self) -> String {
+        let h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{}: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us",
+            self.name,
+            h.len(),
+            us(0.5),
+            us(0.99),
+            us(0.999),
+            h.max() as f64 / 1000.0
+        )
+    }
+}
+
+impl Drop for Percentiles {
+    fn drop(&mut self) {
+        eprintln!("PERCENTILES {}", self.summary());
+    }
+}

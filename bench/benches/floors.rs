@@ -9,7 +9,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 fn fsync_4k(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("f")).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("f"))
+        .expect("open");
     let block = vec![b'x'; 4096];
     let p = Percentiles::new("floor/fsync_4k");
     c.bench_function("floor/fsync_4k", |b| {
@@ -61,9 +65,12 @@ fn loopback_round_trip(c: &mut Criterion) {
 fn sqlite_empty_transaction(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut conn = rusqlite::Connection::open(dir.path().join("f.db")).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    conn.pragma_update(None, "synchronous", "NORMAL").expect("sync");
-    conn.execute_batch("CREATE TABLE t (x INTEGER)").expect("create");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("sync");
+    conn.execute_batch("CREATE TABLE t (x INTEGER)")
+        .expect("create");
     let p = Percentiles::new("floor/sqlite_insert_commit_wal_normal");
     c.bench_function("floor/sqlite_insert_commit_wal_normal", |b| {
         b.iter_custom(|n| {
@@ -71,7 +78,8 @@ fn sqlite_empty_transaction(c: &mut Criterion) {
             for i in 0..n {
                 let t = Instant::now();
                 let tx = conn.transaction().expect("begin");
-                tx.execute("INSERT INTO t VALUES (?1)", [i as i64]).expect("insert");
+                tx.execute("INSERT INTO t VALUES (?1)", [i as i64])
+                    .expect("insert");
                 tx.commit().expect("commit");
                 p.record(t.elapsed());
             }

@@ -13,11 +13,21 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn lock_request(i: u64) -> LockRequest {
-    LockRequest { path: format!("src/f{i}.rs"), mode: LockMode::Exclusive, holder: "bench".into(), ttl_ms: None, wait_ms: Some(0) }
+    LockRequest {
+        path: format!("src/f{i}.rs"),
+        mode: LockMode::Exclusive,
+        holder: "bench".into(),
+        ttl_ms: None,
+        wait_ms: Some(0),
+    }
 }
 
 fn locks(c: &mut Criterion) {
@@ -33,7 +43,12 @@ fn locks(c: &mut Criterion) {
                 for _ in 0..n {
                     let i = counter.fetch_add(1, Ordering::Relaxed);
                     let t = Instant::now();
-                    let lease = ws.runtime.locks.acquire(lock_request(i)).await.expect("uncontended");
+                    let lease = ws
+                        .runtime
+                        .locks
+                        .acquire(lock_request(i))
+                        .await
+                        .expect("uncontended");
                     let d = t.elapsed();
                     total += d;
                     p.record(d);
@@ -78,7 +93,15 @@ fn events(c: &mut Criterion) {
                 let start = Instant::now();
                 for i in 0..n {
                     let t = Instant::now();
-                    ws.runtime.events.append(EventDraft::new("bench", EventType::ToolCall, json!({"i": i}))).await.expect("append");
+                    ws.runtime
+                        .events
+                        .append(EventDraft::new(
+                            "bench",
+                            EventType::ToolCall,
+                            json!({"i": i}),
+                        ))
+                        .await
+                        .expect("append");
                     p.record(t.elapsed());
                 }
                 start.elapsed()
@@ -95,7 +118,15 @@ fn events(c: &mut Criterion) {
             async move {
                 let appends = (0..BATCH).map(|i| {
                     let events = events.clone();
-                    tokio::spawn(async move { events.append(EventDraft::new("bench", EventType::ToolCall, json!({"i": i}))).await })
+                    tokio::spawn(async move {
+                        events
+                            .append(EventDraft::new(
+                                "bench",
+                                EventType::ToolCall,
+                                json!({"i": i}),
+                            ))
+                            .await
+                    })
                 });
                 for h in appends.collect::<Vec<_>>() {
                     h.await.expect("join").expect("append");
@@ -121,13 +152,21 @@ fn tasks(c: &mut Criterion) {
                     let claimer = {
                         let c = ws.client.clone();
                         tokio::spawn(async move {
-                            let (_, t) = c.post("/v1/tasks/claim", &json!({"agent": "alpha", "wait_ms": 10000})).await;
+                            let (_, t) = c
+                                .post(
+                                    "/v1/tasks/claim",
+                                    &json!({"agent": "alpha", "wait_ms": 10000}),
+                                )
+                                .await;
                             (Instant::now(), t)
                         })
                     };
                     tokio::task::yield_now().await;
                     let t = Instant::now();
-                    let (status, _) = ws.client.post("/v1/tasks", &json!({"agent": "alpha", "title": "bench"})).await;
+                    let (status, _) = ws
+                        .client
+                        .post("/v1/tasks", &json!({"agent": "alpha", "title": "bench"}))
+                        .await;
                     assert_eq!(status, 200);
                     let (started, task) = claimer.await.expect("claimer");
                     assert_eq!(task["state"], "running");

@@ -22,7 +22,10 @@ impl Percentiles {
     pub fn new(name: &str) -> Self {
         let histogram = Histogram::new_with_bounds(1, 60_000_000_000, 3)
             .expect("invariant: 1 ns .. 60 s at 3 significant figures are valid bounds");
-        Percentiles { name: name.to_string(), histogram: Mutex::new(histogram) }
+        Percentiles {
+            name: name.to_string(),
+            histogram: Mutex::new(histogram),
+        }
     }
 
     /// Records one iteration.

@@ -71,6 +71,9 @@ pub struct MessageBus {
     events: EventLog,
     agents: BTreeSet<String>,
     live: broadcast::Sender<Arc<Message>>,
+    /// Makes "store, then publish" one step, so subscribers see messages in id order
+    /// (they skip ids they have already seen; out-of-order delivery would lose one).
+    publish: std::sync::Mutex<()>,
 }
 
 impl MessageBus {
@@ -86,6 +89,7 @@ impl MessageBus {
             events,
             agents: agents.into_iter().collect(),
             live,
+            publish: std::sync::Mutex::new(()),
         }
     }
 

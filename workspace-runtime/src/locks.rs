@@ -94,15 +94,21 @@ struct Grant {
     granted: Instant,
 }
 
+/// A normalized request, as it waits in line and as it is granted.
 #[derive(Debug)]
-struct Waiter {
-    id: u64,
+struct Pending {
     path: String,
     parts: Vec<String>,
     mode: LockMode,
     holder: String,
     ttl: Duration,
     since: Instant,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    req: Pending,
     tx: oneshot::Sender<Lease>,
 }
 
@@ -275,37 +281,38 @@ impl LockTable {
     /// [`LockError::Timeout`] naming the current holder; [`LockError::InvalidPath`].
     pub async fn acquire(&self, req: LockRequest) -> Result<Lease, LockError> {
         let (path, parts) = normalize(&req.path)?;
-        let ttl = req.ttl_ms.map_or(self.default_ttl, Duration::from_millis);
         let wait = req.wait_ms.map_or(self.default_wait, Duration::from_millis);
         let since = Instant::now();
+        let mode = req.mode;
+        let pending = Pending {
+            path: path.clone(),
+            parts: parts.clone(),
+            mode,
+            holder: req.holder,
+            ttl: req.ttl_ms.map_or(self.default_ttl, Duration::from_millis),
+            since,
+        };
         let rx = {
             let mut st = self.state();
             self.expire_due(&mut st);
-            let blocked = st
-                .grants
-                .values()
-                .any(|g| conflicts((&g.parts, g.lease.mode), (&parts, req.mode)))
-                || st
-                    .waiters
-                    .iter()
-                    .any(|w| conflicts((&w.parts, w.mode), (&parts, req.mode)));
-            if !blocked {
-                return self.grant(&mut st, path, parts, req.mode, req.holder, ttl, since);
+            // Everyone already in line is ahead of this request.
+            let ahead: Vec<(&[String], LockMode)> = st
+                .waiters
+                .iter()
+                .map(|w| (w.req.parts.as_slice(), w.req.mode))
+                .collect();
+            if is_free(&st, &ahead, &pending) {
+                return self.grant(&mut st, pending);
             }
             if wait.is_zero() {
-                return Err(timeout_error(&st, &path, &parts, req.mode, 0));
+                return Err(timeout_error(&st, &path, &parts, mode, 0));
             }
             let (tx, rx) = oneshot::channel();
             let id = st.next_waiter;
             st.next_waiter += 1;
             st.waiters.push_back(Waiter {
                 id,
-                path: path.clone(),
-                parts: parts.clone(),
-                mode: req.mode,
-                holder: req.holder,
-                ttl,
-                since,
+                req: pending,
                 tx,
             });
             (id, rx)
@@ -318,7 +325,7 @@ impl LockTable {
                 if let Some(pos) = st.waiters.iter().position(|w| w.id == id) {
                     st.waiters.remove(pos);
                     let waited = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    let err = timeout_error(&st, &path, &parts, req.mode, waited);
+                    let err = timeout_error(&st, &path, &parts, mode, waited);
                     drop(st);
                     // Leaving the line may unblock requests queued behind this one.
                     self.pump_now();
@@ -331,17 +338,15 @@ impl LockTable {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn grant(
-        &self,
-        st: &mut State,
-        path: String,
-        parts: Vec<String>,
-        mode: LockMode,
-        holder: String,
-        ttl: Duration,
-        since: Instant,
-    ) -> Result<Lease, LockError> {
+    fn grant(&self, st: &mut State, req: Pending) -> Result<Lease, LockError> {
+        let Pending {
+            path,
+            parts,
+            mode,
+            holder,
+            ttl,
+            since,
+        } = req;
         let token = st.last_token + 1;
         let now = Instant::now();
         let expires_at = clock::now_ms() + u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX / 2);
@@ -453,15 +458,10 @@ impl LockTable {
         let mut blocked: Vec<(Vec<String>, LockMode)> = Vec::new();
         let mut i = 0;
         while i < st.waiters.len() {
-            let w = &st.waiters[i];
-            let free = !st
-                .grants
-                .values()
-                .any(|g| conflicts((&g.parts, g.lease.mode), (&w.parts, w.mode)))
-                && !blocked
-                    .iter()
-                    .any(|(p, m)| conflicts((p, *m), (&w.parts, w.mode)));
-            if !free {
+            let w = &st.waiters[i].req;
+            let ahead: Vec<(&[String], LockMode)> =
+                blocked.iter().map(|(p, m)| (p.as_slice(), *m)).collect();
+            if !is_free(st, &ahead, w) {
                 blocked.push((w.parts.clone(), w.mode));
                 i += 1;
                 continue;
@@ -470,7 +470,7 @@ impl LockTable {
             if w.tx.is_closed() {
                 continue;
             }
-            match self.grant(st, w.path, w.parts, w.mode, w.holder, w.ttl, w.since) {
+            match self.grant(st, w.req) {
                 Ok(lease) => {
                     if let Err(lease) = w.tx.send(lease) {
                         // The waiter went away after all: give the lock back.
@@ -581,6 +581,15 @@ impl LockTable {
     }
 }
 
+/// Whether `req` conflicts with no live grant and with none of the requests `ahead` of it.
+fn is_free(st: &State, ahead: &[(&[String], LockMode)], req: &Pending) -> bool {
+    let me = (req.parts.as_slice(), req.mode);
+    !st.grants
+        .values()
+        .any(|g| conflicts((&g.parts, g.lease.mode), me))
+        && !ahead.iter().any(|other| conflicts(*other, me))
+}
+
 fn persist_delete(idx: &Database, token: u64) -> Result<(), LockError> {
     idx.write(|tx| tx.execute("DELETE FROM locks WHERE token = ?1", [token as i64]))
         .map(|_| ())
@@ -609,6 +618,7 @@ fn timeout_error(
         .or_else(|| {
             st.waiters
                 .iter()
+                .map(|w| &w.req)
                 .find(|w| conflicts((&w.parts, w.mode), (parts, mode)))
                 .map(|w| {
                     (

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 fn every_endpoint() -> Vec<(reqwest::Method, &'static str, Value)> {
     use reqwest::Method as M;
     vec![
+        (M::GET, "/v1/health", Value::Null),
         (M::GET, "/v1/status", Value::Null),
         (M::GET, "/metrics", Value::Null),
         (
@@ -353,4 +354,20 @@ async fn a_second_instance_on_the_same_folder_is_refused() {
             .contains("in use by another runtime instance"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_generated_token_is_private_and_stable_across_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = TestWorkspace::start().await;
+    let file = ws.runtime.layout.token_file();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "token file mode {mode:o}");
+    let token = ws.runtime.token.clone();
+    assert_eq!(token.len(), 64);
+    let root = ws.stop().await;
+    let again = TestWorkspace::start_in(root, coditect_runtime::testkit::spec()).await;
+    assert_eq!(again.runtime.token, token);
+    let (status, health) = again.client.get("/v1/health").await;
+    assert_eq!((status, &health["ok"]), (200, &json!(true)));
 }

@@ -17,16 +17,17 @@ async fn connect(ws: &TestWorkspace, since: u64) -> Socket {
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
-async fn next_seq(socket: &mut Socket) -> u64 {
+/// The next JSON text frame.
+async fn next_json(socket: &mut Socket) -> Value {
     loop {
-        match socket.next().await.unwrap().unwrap() {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                return v["seq"].as_u64().unwrap();
-            }
-            _ => continue,
+        if let Message::Text(t) = socket.next().await.unwrap().unwrap() {
+            return serde_json::from_str(&t).unwrap();
         }
     }
+}
+
+async fn next_seq(socket: &mut Socket) -> u64 {
+    next_json(socket).await["seq"].as_u64().unwrap()
 }
 
 async fn append(ws: &TestWorkspace, n: usize) {
@@ -113,4 +114,63 @@ async fn many_reconnects_under_load_never_lose_or_repeat() {
     }
     writer.await.unwrap();
     assert_eq!(seen, (1..=seen.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_bus_delivers_live_and_resumes_after_reconnect() {
+    let ws = TestWorkspace::start().await;
+    let c = &ws.client;
+    let send = |to: Option<&str>, topic: Option<&str>, n: i64| {
+        let mut body = json!({"from": "alpha", "body": {"n": n}});
+        if let Some(to) = to {
+            body["to"] = json!(to);
+        }
+        if let Some(topic) = topic {
+            body["topic"] = json!(topic);
+        }
+        async move {
+            c.post("/v1/messages", &body).await.1["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let url = ws
+        .client
+        .ws_url("/v1/messages/ws?agent=beta&topic=build&since=0");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut expected = vec![send(Some("beta"), None, 1).await];
+    send(None, Some("other"), 2).await; // not for beta
+    expected.push(send(None, Some("build"), 3).await);
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        if let Message::Text(t) = socket.next().await.unwrap().unwrap() {
+            got.push(
+                serde_json::from_str::<Value>(&t).unwrap()["id"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+    }
+    assert_eq!(got, expected, "live delivery, filtered");
+    drop(socket);
+    let missed = vec![
+        send(Some("beta"), None, 4).await,
+        send(None, Some("build"), 5).await,
+    ];
+    let url = ws.client.ws_url(&format!(
+        "/v1/messages/ws?agent=beta&topic=build&since={}",
+        got.last().unwrap()
+    ));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut after = Vec::new();
+    while after.len() < missed.len() {
+        if let Message::Text(t) = socket.next().await.unwrap().unwrap() {
+            after.push(
+                serde_json::from_str::<Value>(&t).unwrap()["id"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+    }
+    assert_eq!(after, missed, "exactly the missed messages after reconnect");
 }

@@ -6,6 +6,7 @@
 //!
 //! | route | what |
 //! | --- | --- |
+//! | `GET /v1/health` | `{"ok":true}` once the instance serves (for the control plane's probes) |
 //! | `GET /v1/status` | workspace, session, agents, queue depths, last seq |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `POST /v1/tasks`, `GET /v1/tasks` | submit, list |
@@ -37,6 +38,7 @@ pub use errors::ApiError;
 /// The API router over a workspace.
 pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
     Router::new()
+        .route("/v1/health", get(resources::health))
         .route("/v1/status", get(resources::status))
         .route("/metrics", get(resources::metrics))
         .route(

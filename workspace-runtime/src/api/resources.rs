@@ -24,6 +24,13 @@ use crate::workspace::WorkspaceRuntime;
 
 type Rt = State<Arc<WorkspaceRuntime>>;
 
+/// `GET /v1/health`.
+pub(super) async fn health(State(rt): Rt) -> Json<Value> {
+    Json(
+        json!({"ok": true, "workspace": rt.spec.metadata.name, "lastSeq": rt.events.durable_seq()}),
+    )
+}
+
 /// `GET /v1/status`.
 pub(super) async fn status(State(rt): Rt) -> Json<Value> {
     let spec = &rt.spec;

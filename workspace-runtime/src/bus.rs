@@ -108,29 +108,33 @@ impl MessageBus {
         }
         let ts = clock::now_ms() as i64;
         let body = m.body.to_string();
-        let id = self.db.messages.write(|tx| {
-            tx.execute(
-                "INSERT INTO messages (ts, sender, recipient, topic, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![ts, m.from, m.to, m.topic, body],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })?;
-        let message = Message {
-            id,
-            ts,
-            from: m.from,
-            to: m.to,
-            topic: m.topic,
-            body: m.body,
+        let message = {
+            let _in_order = self.publish.lock().unwrap_or_else(|p| p.into_inner());
+            let id = self.db.messages.write(|tx| {
+                tx.execute(
+                    "INSERT INTO messages (ts, sender, recipient, topic, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![ts, m.from, m.to, m.topic, body],
+                )?;
+                Ok(tx.last_insert_rowid())
+            })?;
+            let message = Message {
+                id,
+                ts,
+                from: m.from,
+                to: m.to,
+                topic: m.topic,
+                body: m.body,
+            };
+            let _ = self.live.send(Arc::new(message.clone()));
+            message
         };
         self.events
             .append(EventDraft::new(
                 &message.from,
                 EventType::MessageSent,
-                json!({"message": id, "to": message.to, "topic": message.topic}),
+                json!({"message": message.id, "to": message.to, "topic": message.topic}),
             ))
             .await?;
-        let _ = self.live.send(Arc::new(message.clone()));
         Ok(message)
     }
 

@@ -44,7 +44,7 @@ pub use duration::{Duration, DurationParseError};
 pub use effective::{apply_defaults, apply_defaults_all};
 pub use error::{Diagnostic, SpecError, Violation};
 pub use hash::spec_hash;
-pub use load::{Document, load, parse_str};
+pub use load::{Document, from_value, load, parse_str};
 pub use meta::{Condition, ConditionStatus, ObjectMeta, RollupStatus, WorkspaceStatus};
 pub use organization::OrganizationSpec;
 pub use quantity::{Quantity, QuantityParseError};

@@ -169,7 +169,21 @@ fn to_resource(tree: &Node) -> Result<Resource, Vec<Violation>> {
             "expected a mapping with apiVersion, kind, metadata and spec",
         )]);
     };
-    let value = tree.to_json();
+    from_value(tree.to_json())
+}
+
+/// Builds an object from JSON (an API request body, a stored object) with the same checks
+/// a manifest gets: kind, schema, types. Per-document rules are [`validate::check_document`].
+///
+/// # Errors
+/// Every violation found, with field paths.
+pub fn from_value(value: Value) -> Result<Resource, Vec<Violation>> {
+    if !value.is_object() {
+        return Err(vec![Violation::at(
+            FieldPath::root(),
+            "expected a mapping with apiVersion, kind, metadata and spec",
+        )]);
+    }
     let kind = kind_of(&value)?;
     let violations = schema::check(kind, &value);
     if !violations.is_empty() {

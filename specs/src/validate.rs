@@ -406,72 +406,103 @@ pub(crate) fn scope_key(kind: Kind, organization: Option<&str>, name: &str) -> O
 /// Checks a set of documents applied together: no two declare the same object, and every
 /// organization and team they name is declared in the set or known to `known`.
 pub fn check_set(docs: &[Document], known: &Catalog) -> Vec<Diagnostic> {
+    let resources: Vec<&Resource> = docs.iter().map(|d| &d.resource).collect();
+    let mut out: Vec<Diagnostic> = check_objects(&resources, known)
+        .into_iter()
+        .map(|p| {
+            let mut v = p.violation;
+            if let Some(first) = p.duplicate_of {
+                let pos = docs[first].tree.locate(&FieldPath::parse("metadata.name"), false);
+                v.message
+                    .push_str(&format!(" (first declared at {}:{}:{})", docs[first].file, pos.line, pos.column));
+            }
+            docs[p.index].diagnose(v)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A problem found by [`check_objects`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetViolation {
+    /// The object it is about (its index in the applied set).
+    pub index: usize,
+    /// What is wrong, and where in the object.
+    pub violation: Violation,
+    /// For a duplicate: the index of the first declaration.
+    pub duplicate_of: Option<usize>,
+}
+
+/// [`check_set`] for objects without source positions (API requests).
+pub fn check_objects(objects: &[&Resource], known: &Catalog) -> Vec<SetViolation> {
     let mut out = Vec::new();
-    let mut declared: BTreeMap<ObjectKey, &Document> = BTreeMap::new();
-    for doc in docs {
-        let key = doc.resource.key();
+    let mut declared: BTreeMap<ObjectKey, usize> = BTreeMap::new();
+    for (i, r) in objects.iter().enumerate() {
+        let key = r.key();
         if let Some(first) = declared.get(&key) {
-            let pos = first.tree.locate(&FieldPath::parse("metadata.name"), false);
-            out.push(doc.diagnose(Violation::at(
-                FieldPath::parse("metadata.name"),
-                format!(
-                    "duplicate {key} (first declared at {}:{}:{})",
-                    first.file, pos.line, pos.column
-                ),
-            )));
+            out.push(SetViolation {
+                index: i,
+                violation: Violation::at(FieldPath::parse("metadata.name"), format!("duplicate {key}")),
+                duplicate_of: Some(*first),
+            });
         } else {
-            declared.insert(key, doc);
+            declared.insert(key, i);
         }
     }
-    let exists = |key: &ObjectKey| declared.contains_key(key) || known.get(key).is_some();
-    let team_spec = |key: &ObjectKey| -> Option<&TeamSpec> {
-        match declared
-            .get(key)
-            .map(|d| &d.resource)
-            .or_else(|| known.get(key))
-        {
-            Some(Resource::Team(t)) => Some(&t.spec),
-            _ => None,
-        }
+    let find = |key: &ObjectKey| -> Option<&Resource> {
+        declared.get(key).map(|i| objects[*i]).or_else(|| known.get(key))
     };
-    for doc in docs {
-        let meta = doc.resource.metadata();
-        let Some(org) = meta.organization.as_deref() else {
-            continue;
-        };
-        let org_key = scope_key(Kind::Organization, None, org);
-        if !exists(&org_key) {
-            out.push(doc.diagnose(Violation::at(
-                FieldPath::parse("metadata.organization"),
-                format!("organization {org:?} is not declared in this apply and does not exist"),
-            )));
+    for (i, r) in objects.iter().enumerate() {
+        let meta = r.metadata();
+        let Some(org) = meta.organization.as_deref() else { continue };
+        if find(&scope_key(Kind::Organization, None, org)).is_none() {
+            out.push(SetViolation {
+                index: i,
+                violation: Violation::at(
+                    FieldPath::parse("metadata.organization"),
+                    format!("organization {org:?} is not declared in this apply and does not exist"),
+                ),
+                duplicate_of: None,
+            });
             continue;
         }
-        let (Resource::Workspace(ws), Some(team)) = (&doc.resource, meta.team.as_deref()) else {
+        let (Resource::Workspace(ws), Some(team)) = (r, meta.team.as_deref()) else {
             continue;
         };
-        let team_key = scope_key(Kind::Team, Some(org), team);
-        let Some(spec) = team_spec(&team_key) else {
-            out.push(doc.diagnose(Violation::at(
-                FieldPath::parse("metadata.team"),
-                format!("team {team:?} of organization {org:?} is not declared in this apply and does not exist"),
-            )));
+        let Some(Resource::Team(t)) = find(&scope_key(Kind::Team, Some(org), team)) else {
+            out.push(SetViolation {
+                index: i,
+                violation: Violation::at(
+                    FieldPath::parse("metadata.team"),
+                    format!("team {team:?} of organization {org:?} is not declared in this apply and does not exist"),
+                ),
+                duplicate_of: None,
+            });
             continue;
         };
+        let spec = &t.spec;
         if !spec.members.is_empty() && !spec.members.iter().any(|m| m.user == ws.spec.owner) {
-            out.push(doc.diagnose(Violation::at(
-                FieldPath::parse("spec.owner"),
-                format!("{:?} is not a member of team {team:?}", ws.spec.owner),
-            )));
+            out.push(SetViolation {
+                index: i,
+                violation: Violation::at(
+                    FieldPath::parse("spec.owner"),
+                    format!("{:?} is not a member of team {team:?}", ws.spec.owner),
+                ),
+                duplicate_of: None,
+            });
         }
         if ws.spec.agents.is_empty() && spec.workspace_defaults.agents.is_empty() {
-            out.push(doc.diagnose(Violation::at(
-                FieldPath::parse("spec.agents"),
-                format!("a workspace needs at least one agent, and team {team:?} has no workspaceDefaults.agents"),
-            )));
+            out.push(SetViolation {
+                index: i,
+                violation: Violation::at(
+                    FieldPath::parse("spec.agents"),
+                    format!("a workspace needs at least one agent, and team {team:?} has no workspaceDefaults.agents"),
+                ),
+                duplicate_of: None,
+            });
         }
     }
-    out.sort();
     out
 }
 

@@ -23,9 +23,13 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Output format: human text, or JSON / YAML for scripts (logs always go to stderr).
+    /// Output format: human text (`wide` for more columns), or JSON / YAML for scripts
+    /// (logs always go to stderr).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text, env = "CODITECT_OUTPUT")]
     pub output: OutputFormat,
+    /// The control plane to talk to.
+    #[arg(long, global = true, env = "CODITECT_SERVER", default_value = coditect_control_plane::client::DEFAULT_SERVER)]
+    pub server: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +42,122 @@ pub enum Command {
     Version,
     /// Run one workspace instance in the foreground (the control plane starts these).
     WorkspaceRuntime(WorkspaceRuntimeArgs),
+    /// Start the control plane in the foreground, and apply manifests if given.
+    Up(UpArgs),
+    /// Create or update objects from manifests (all or nothing).
+    Apply(ApplyArgs),
+    /// List objects, or show one.
+    Get(GetArgs),
+    /// Show an object in detail: spec, status, conditions, recent events.
+    Describe(ObjectArgs),
+    /// Show what `apply` would change (exit 1 when it would change something).
+    Diff(DiffArgs),
+    /// Delete objects by name or by manifest.
+    Delete(DeleteArgs),
+    /// Wait for a condition on an object.
+    Wait(WaitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Manifests to apply once the control plane runs.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// API and gateway address.
+    #[arg(long, env = "CODITECT_LISTEN", default_value = "127.0.0.1:7420")]
+    pub listen: std::net::SocketAddr,
+    /// Where the store, logs and workspace folders live.
+    #[arg(long, env = "CODITECT_DATA_DIR", default_value = ".coditect")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A manifest file, a folder of them, or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Descend into subfolders.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Validate and report, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete objects matching the selector (`-l`) that the manifests no longer hold.
+    #[arg(long, requires = "selector")]
+    pub prune: bool,
+    /// Label selector for --prune.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// organizations, teams or workspaces (singular and short forms work too).
+    pub kind: String,
+    /// One object's name.
+    pub name: Option<String>,
+    /// Label selector (`owner=alice,tier!=demo`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// The organization, when a name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ObjectArgs {
+    /// organization, team or workspace.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The organization, when a name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A manifest file, a folder of them, or `-` for stdin.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Descend into subfolders.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// organization, team or workspace (or use -f).
+    pub kind: Option<String>,
+    /// The object's name.
+    pub name: Option<String>,
+    /// Delete the objects these manifests declare.
+    #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+    pub files: Vec<PathBuf>,
+    /// The organization, when a name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Also remove the workspace's data folder (it is kept by default).
+    #[arg(long)]
+    pub purge: bool,
+    /// Return at once instead of waiting for the object to be gone.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// `kind/name`, e.g. `workspace/alice-main`.
+    pub object: String,
+    /// `condition=Ready` (any condition type).
+    #[arg(long = "for")]
+    pub condition: String,
+    /// Give up after this long (`60s`, `2m`).
+    #[arg(long, default_value = "60s")]
+    pub timeout: coditect_specs::Duration,
+    /// The organization, when a name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,9 +3,10 @@
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | success |
-//! | 1 | invalid input: manifests with errors, unreadable files |
+//! | 1 | invalid input: manifests with errors, unreadable files; for `diff`: there are differences |
 //! | 2 | usage error (clap) |
-//! | 3 | workspace unavailable: its folder is owned by another instance, or its storage cannot be opened |
+//! | 3 | unavailable: no control plane answers, a workspace folder is owned by another instance, a wait timed out |
+//! | 4 | not found, or refused (conflict, objects still inside) |
 //! | 70 | internal error |
 
 use std::process::ExitCode;
@@ -16,9 +17,15 @@ pub enum Failure {
     /// The input was invalid; details were already printed.
     #[error("invalid input")]
     InvalidInput,
+    /// `diff` found differences (exit 1, like `kubectl diff`).
+    #[error("differences found")]
+    Differences,
     /// The workspace could not be served; the message says why.
     #[error("{0}")]
     Unavailable(String),
+    /// Not found or refused; the message says why.
+    #[error("{0}")]
+    Refused(String),
     /// Anything else, with context.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -28,14 +35,33 @@ pub enum Failure {
 pub fn report(outcome: Result<(), Failure>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::InvalidInput) => ExitCode::from(1),
+        Err(Failure::InvalidInput | Failure::Differences) => ExitCode::from(1),
         Err(Failure::Unavailable(why)) => {
             eprintln!("error: {why}");
             ExitCode::from(3)
         }
+        Err(Failure::Refused(why)) => {
+            eprintln!("error: {why}");
+            ExitCode::from(4)
+        }
         Err(Failure::Internal(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(70)
+        }
+    }
+}
+
+impl From<coditect_control_plane::client::ClientError> for Failure {
+    fn from(e: coditect_control_plane::client::ClientError) -> Self {
+        use coditect_control_plane::client::ClientError as C;
+        match e {
+            C::Unreachable { .. } => Failure::Unavailable(e.to_string()),
+            C::NotFound(_) | C::Refused(_) => Failure::Refused(e.to_string()),
+            C::Invalid { .. } => {
+                eprintln!("error: {e}");
+                Failure::InvalidInput
+            }
+            C::Other(_) => Failure::Internal(anyhow::anyhow!(e)),
         }
     }
 }

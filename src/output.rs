@@ -10,6 +10,8 @@ use serde::Serialize;
 pub enum OutputFormat {
     /// For people.
     Text,
+    /// For people, with more columns (`get`).
+    Wide,
     /// For machines.
     Json,
     /// For machines and for `apply -f -`.
@@ -41,4 +43,29 @@ pub fn print_structured<T: Serialize>(format: OutputFormat, value: &T) -> anyhow
         _ => println!("{}", serde_json::to_string_pretty(value)?),
     }
     Ok(())
+}
+
+/// Prints rows as aligned columns under upper-case headers, like kubectl.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}   "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
 }

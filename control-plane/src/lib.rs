@@ -1,8 +1,34 @@
 //! # coditect-control-plane
 //!
 //! The API server, the resource store, the reconcilers that turn declared workspaces into
-//! running runtime instances, the runtime drivers (local processes, Kubernetes) and the
-//! gateway that routes a client to its workspace.
+//! running runtime instances, the runtime drivers (local processes today; Kubernetes
+//! next, behind the same trait) and the gateway that routes a client to its workspace.
+//!
+//! ```text
+//!  coditect apply ─► API server ─► apply::plan ─► Store (SQLite, resourceVersion, change log)
+//!                                                   │ changes (spec, deletion)
+//!                                                   ▼
+//!                      Controller ─► WorkQueue ─► reconcile ─► Driver (local processes)
+//!                                                   │ status                │
+//!                                                   └──► Store              ▼
+//!  client ─► gateway /w/{org}/{ws}/… ─────────────────────────► workspace instance API
+//! ```
 //!
 //! Depends on `coditect-specs` and `coditect-runtime`; it must never import ops, migrate,
 //! loadtest or the CLI.
+
+pub mod apply;
+pub mod client;
+pub mod conditions;
+pub mod controller;
+pub mod diff;
+pub mod driver;
+pub mod error;
+pub mod gateway;
+pub mod queue;
+pub mod reconcile;
+pub mod selector;
+pub mod server;
+pub mod store;
+pub mod up;
+mod watch;

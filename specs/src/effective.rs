@@ -55,17 +55,26 @@ fn agent(a: &mut AgentSpec) {
 /// Applies defaults to every document of an apply, finding each workspace's team in the
 /// same apply first and in `known` second.
 pub fn apply_defaults_all(docs: &mut [Document], known: &Catalog) {
-    let teams: Vec<(crate::ObjectKey, TeamSpec)> = docs
+    let mut objects: Vec<Resource> = docs.iter().map(|d| d.resource.clone()).collect();
+    apply_defaults_objects(&mut objects, known);
+    for (doc, object) in docs.iter_mut().zip(objects) {
+        doc.resource = object;
+    }
+}
+
+/// [`apply_defaults_all`] for objects without source documents (API requests).
+pub fn apply_defaults_objects(objects: &mut [Resource], known: &Catalog) {
+    let teams: Vec<(crate::ObjectKey, TeamSpec)> = objects
         .iter()
-        .filter_map(|d| match &d.resource {
-            Resource::Team(t) => Some((d.resource.key(), t.spec.clone())),
+        .filter_map(|r| match r {
+            Resource::Team(t) => Some((r.key(), t.spec.clone())),
             _ => None,
         })
         .collect();
-    for doc in docs.iter_mut() {
-        let meta = doc.resource.metadata();
+    for object in objects.iter_mut() {
+        let meta = object.metadata();
         let team = match (meta.organization.as_deref(), meta.team.as_deref()) {
-            (Some(org), Some(team)) if doc.resource.kind() == Kind::Workspace => {
+            (Some(org), Some(team)) if object.kind() == Kind::Workspace => {
                 let key = scope_key(Kind::Team, Some(org), team);
                 teams
                     .iter()
@@ -78,6 +87,6 @@ pub fn apply_defaults_all(docs: &mut [Document], known: &Catalog) {
             }
             _ => None,
         };
-        apply_defaults(&mut doc.resource, team.as_ref());
+        apply_defaults(object, team.as_ref());
     }
 }

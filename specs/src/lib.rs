@@ -41,7 +41,7 @@ pub mod workspace;
 
 pub use agent::{AgentRole, AgentSpec, Credentials, Provider, SecretRef};
 pub use duration::{Duration, DurationParseError};
-pub use effective::{apply_defaults, apply_defaults_all};
+pub use effective::{apply_defaults, apply_defaults_all, apply_defaults_objects};
 pub use error::{Diagnostic, SpecError, Violation};
 pub use hash::spec_hash;
 pub use load::{Document, from_value, load, parse_str};

@@ -180,6 +180,23 @@ impl Resource {
     }
 }
 
+impl Resource {
+    /// Reads back an object this system serialized itself (a stored object): kind
+    /// dispatch and typed deserialization, without the schema check input gets.
+    ///
+    /// # Errors
+    /// When the JSON is not an object of a known kind.
+    pub fn from_trusted_json(value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        use serde::de::Error;
+        match value.get("kind").and_then(serde_json::Value::as_str) {
+            Some("Organization") => Ok(Resource::Organization(serde_json::from_value(value)?)),
+            Some("Team") => Ok(Resource::Team(serde_json::from_value(value)?)),
+            Some("Workspace") => Ok(Resource::Workspace(serde_json::from_value(value)?)),
+            other => Err(serde_json::Error::custom(format!("unknown kind {other:?}"))),
+        }
+    }
+}
+
 impl Serialize for Resource {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

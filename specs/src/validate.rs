@@ -412,9 +412,13 @@ pub fn check_set(docs: &[Document], known: &Catalog) -> Vec<Diagnostic> {
         .map(|p| {
             let mut v = p.violation;
             if let Some(first) = p.duplicate_of {
-                let pos = docs[first].tree.locate(&FieldPath::parse("metadata.name"), false);
-                v.message
-                    .push_str(&format!(" (first declared at {}:{}:{})", docs[first].file, pos.line, pos.column));
+                let pos = docs[first]
+                    .tree
+                    .locate(&FieldPath::parse("metadata.name"), false);
+                v.message.push_str(&format!(
+                    " (first declared at {}:{}:{})",
+                    docs[first].file, pos.line, pos.column
+                ));
             }
             docs[p.index].diagnose(v)
         })
@@ -443,7 +447,10 @@ pub fn check_objects(objects: &[&Resource], known: &Catalog) -> Vec<SetViolation
         if let Some(first) = declared.get(&key) {
             out.push(SetViolation {
                 index: i,
-                violation: Violation::at(FieldPath::parse("metadata.name"), format!("duplicate {key}")),
+                violation: Violation::at(
+                    FieldPath::parse("metadata.name"),
+                    format!("duplicate {key}"),
+                ),
                 duplicate_of: Some(*first),
             });
         } else {
@@ -451,17 +458,24 @@ pub fn check_objects(objects: &[&Resource], known: &Catalog) -> Vec<SetViolation
         }
     }
     let find = |key: &ObjectKey| -> Option<&Resource> {
-        declared.get(key).map(|i| objects[*i]).or_else(|| known.get(key))
+        declared
+            .get(key)
+            .map(|i| objects[*i])
+            .or_else(|| known.get(key))
     };
     for (i, r) in objects.iter().enumerate() {
         let meta = r.metadata();
-        let Some(org) = meta.organization.as_deref() else { continue };
+        let Some(org) = meta.organization.as_deref() else {
+            continue;
+        };
         if find(&scope_key(Kind::Organization, None, org)).is_none() {
             out.push(SetViolation {
                 index: i,
                 violation: Violation::at(
                     FieldPath::parse("metadata.organization"),
-                    format!("organization {org:?} is not declared in this apply and does not exist"),
+                    format!(
+                        "organization {org:?} is not declared in this apply and does not exist"
+                    ),
                 ),
                 duplicate_of: None,
             });

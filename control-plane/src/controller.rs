@@ -1,0 +1,169 @@
+//! Runs the reconcilers: feeds the work queue from store changes (spec changes, creations
+//! and deletions; not status writes, which would loop), from instance exits and from a
+//! periodic resync, and runs up to a few reconciles at once with per-key backoff.
+//!
+//! ```text
+//!  store changes ──┐
+//!  instance exits ─┼─► WorkQueue ─► workers (≤ 4) ─► reconcile ─► Action / error_policy
+//!  resync tick ────┘        ▲                                        │
+//!                           └──────────── requeue after ◄────────────┘
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use coditect_specs::{Kind, ObjectKey, Resource};
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::driver::Driver;
+use crate::queue::WorkQueue;
+use crate::reconcile::{Action, Context, backoff, reconcile};
+use crate::selector::LabelSelector;
+use crate::store::ChangeType;
+
+/// Reconciles at once, at most.
+const WORKERS: usize = 4;
+
+/// The running controller.
+#[derive(Debug)]
+pub struct Controller<D> {
+    ctx: Arc<Context<D>>,
+    queue: WorkQueue,
+    failures: Mutex<HashMap<ObjectKey, u32>>,
+}
+
+impl<D: Driver> Controller<D> {
+    /// A controller over `ctx`.
+    pub fn new(ctx: Context<D>) -> Arc<Self> {
+        Arc::new(Controller {
+            ctx: Arc::new(ctx),
+            queue: WorkQueue::default(),
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The queue (to enqueue by hand, e.g. after an apply).
+    pub fn queue(&self) -> &WorkQueue {
+        &self.queue
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(
+        self: Arc<Self>,
+        mut exits: mpsc::UnboundedReceiver<ObjectKey>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut changes = self.ctx.store.subscribe();
+        self.enqueue_all();
+        let known: Vec<ObjectKey> = self
+            .all_keys()
+            .into_iter()
+            .filter(|k| k.kind == Kind::Workspace)
+            .collect();
+        for orphan in self.ctx.driver.reap_orphans(&known).await {
+            tracing::info!(workspace = %orphan, "reaped orphaned instance");
+        }
+        let workers = Arc::new(Semaphore::new(WORKERS));
+        let mut resync = tokio::time::interval(self.ctx.resync);
+        let mut seen_generation: HashMap<ObjectKey, i64> = HashMap::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                change = changes.recv() => match change {
+                    Ok(c) => self.on_change(c.change, &c.object, &mut seen_generation),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.enqueue_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                Some(key) = exits.recv() => {
+                    tracing::warn!(workspace = %key, "instance exited");
+                    self.queue.add(key);
+                }
+                _ = resync.tick() => self.enqueue_all(),
+                key = self.queue.next() => {
+                    let Ok(permit) = workers.clone().acquire_owned().await else { break };
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        this.work(&key).await;
+                        this.queue.done(&key);
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+
+    async fn work(&self, key: &ObjectKey) {
+        match reconcile(key, &self.ctx).await {
+            Ok(action) => {
+                self.failures().remove(key);
+                if let Action::Requeue(after) = action {
+                    self.queue.add_after(key.clone(), after);
+                }
+            }
+            Err(e) => {
+                let n = {
+                    let mut f = self.failures();
+                    let n = f.entry(key.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let delay = backoff(n);
+                tracing::warn!(object = %key, error = %e, failures = n, retry_in = ?delay, "reconcile failed");
+                self.queue.add_after(key.clone(), delay);
+            }
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, u32>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues what a change concerns: the object itself unless only its status changed,
+    /// and the organization and team whose roll-up it feeds.
+    fn on_change(&self, change: ChangeType, object: &Value, seen: &mut HashMap<ObjectKey, i64>) {
+        let Ok(r) = Resource::from_trusted_json(object.clone()) else {
+            return;
+        };
+        let key = r.key();
+        let meta = r.metadata();
+        let generation = meta.generation.unwrap_or(0);
+        let spec_changed = seen.insert(key.clone(), generation) != Some(generation);
+        if change == ChangeType::Deleted {
+            seen.remove(&key);
+        }
+        if spec_changed || meta.deletion_timestamp.is_some() || change != ChangeType::Modified {
+            self.queue.add(key.clone());
+        }
+        if let (Kind::Workspace, Some(org)) = (key.kind, meta.organization.clone()) {
+            self.queue.add(ObjectKey {
+                kind: Kind::Organization,
+                organization: None,
+                name: org.clone(),
+            });
+            if let Some(team) = meta.team.clone() {
+                self.queue.add(ObjectKey {
+                    kind: Kind::Team,
+                    organization: Some(org),
+                    name: team,
+                });
+            }
+        }
+    }
+
+    fn all_keys(&self) -> Vec<ObjectKey> {
+        self.ctx
+            .store
+            .list(None, None, &LabelSelector::default())
+            .map(|all| all.iter().map(Resource::key).collect())
+            .unwrap_or_default()
+    }
+
+    fn enqueue_all(&self) {
+        for key in self.all_keys() {
+            self.queue.add(key);
+        }
+    }
+}

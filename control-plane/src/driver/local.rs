@@ -1,0 +1,393 @@
+//! The local driver: each workspace instance is a `coditect workspace-runtime` child
+//! process on this machine.
+//!
+//! * **Start**: the effective spec is written to `<data>/specs/<org>/<name>.yaml`, the child
+//!   is started in its own process group (so a Ctrl-C aimed at the control plane does not
+//!   hit it, and a SIGKILLed control plane leaves it running), and its ready line gives
+//!   the address. Its stderr goes to `<data>/logs/<org>-<name>.log`.
+//! * **Discovery**: every instance writes `runtime.json` (pid, address) in its folder. A
+//!   restarted control plane reads it and adopts the instance if `/v1/health`, called with
+//!   the workspace's token, answers with the right workspace, instead of starting a
+//!   duplicate (which the instance's folder lock would refuse anyway).
+//! * **Exit**: a task waits on each child and reports its exit, so a crash is reconciled
+//!   at once rather than at the next resync.
+//! * **Orphans**: instances whose workspace is no longer in the store are stopped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use coditect_runtime::layout::Layout;
+use coditect_specs::{Kind, ObjectKey, Resource, Workspace};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::{Driver, Instance};
+use crate::error::DriverError;
+
+/// How long a starting instance may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stopping instance may take before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Paths and the command of the local driver.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// The control plane's data directory.
+    pub data_dir: PathBuf,
+    /// The `coditect` binary to run instances with.
+    pub runtime_command: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    pid: u32,
+    endpoint: String,
+    token: String,
+}
+
+/// Runs instances as local processes.
+#[derive(Debug)]
+pub struct LocalDriver {
+    config: LocalConfig,
+    known: Mutex<HashMap<ObjectKey, Known>>,
+    exits: mpsc::UnboundedSender<ObjectKey>,
+    http: reqwest::Client,
+}
+
+impl LocalDriver {
+    /// A driver; instance exits are reported on the returned channel.
+    pub fn new(config: LocalConfig) -> (Self, mpsc::UnboundedReceiver<ObjectKey>) {
+        let (exits, rx) = mpsc::unbounded_channel();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        (
+            LocalDriver {
+                config,
+                known: Mutex::new(HashMap::new()),
+                exits,
+                http,
+            },
+            rx,
+        )
+    }
+
+    /// Where instances keep their folders.
+    pub fn workspaces_root(&self) -> PathBuf {
+        self.config.data_dir.join("workspaces")
+    }
+
+    fn layout(&self, ws: &Workspace) -> Layout {
+        let m = &ws.metadata;
+        Layout::new(
+            &self.workspaces_root(),
+            m.organization.as_deref().unwrap_or_default(),
+            m.team.as_deref().unwrap_or_default(),
+            &ws.spec.owner,
+            &m.name,
+        )
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks an instance for its status; `None` unless it is the workspace we expect.
+    async fn status(&self, endpoint: &str, token: &str, name: &str) -> Option<Value> {
+        let resp = self
+            .http
+            .get(format!("{endpoint}/v1/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = resp.json().await.ok()?;
+        (body["workspace"] == name).then_some(body)
+    }
+
+    async fn instance(&self, k: &Known, name: &str) -> Option<Instance> {
+        let status = self.status(&k.endpoint, &k.token, name).await?;
+        Some(Instance {
+            endpoint: k.endpoint.clone(),
+            pid: Some(k.pid),
+            spec_hash: status["specHash"].as_str().unwrap_or_default().to_string(),
+            session_expires_at: status["session"]["expiresAt"].as_str().map(str::to_string),
+        })
+    }
+
+    /// Reads `runtime.json` and the token of a folder.
+    fn discover(&self, folder: &Path) -> Option<Known> {
+        let text = std::fs::read_to_string(folder.join("runtime.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        let token = std::fs::read_to_string(folder.join("api-token"))
+            .ok()?
+            .trim()
+            .to_string();
+        Some(Known {
+            pid: u32::try_from(v["pid"].as_u64()?).ok()?,
+            endpoint: format!("http://{}", v["addr"].as_str()?),
+            token,
+        })
+    }
+
+    async fn start(&self, key: &ObjectKey, ws: &Workspace) -> Result<Instance, DriverError> {
+        let name = ws.metadata.name.clone();
+        let fail = |reason: String| DriverError::StartFailed {
+            workspace: key.to_string(),
+            reason,
+        };
+        let org = ws.metadata.organization.clone().unwrap_or_default();
+        let spec_path = self
+            .config
+            .data_dir
+            .join("specs")
+            .join(&org)
+            .join(format!("{name}.yaml"));
+        let log_path = self
+            .config
+            .data_dir
+            .join("logs")
+            .join(format!("{org}-{name}.log"));
+        for dir in [spec_path.parent(), log_path.parent()]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DriverError::Io(format!("create {}: {e}", dir.display())))?;
+        }
+        let yaml = serde_yaml::to_string(&Resource::Workspace(ws.clone()))
+            .map_err(|e| fail(e.to_string()))?;
+        std::fs::write(&spec_path, yaml)
+            .map_err(|e| DriverError::Io(format!("write {}: {e}", spec_path.display())))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| DriverError::Io(format!("open {}: {e}", log_path.display())))?;
+        let mut child = tokio::process::Command::new(&self.config.runtime_command)
+            .arg("workspace-runtime")
+            .arg("--spec")
+            .arg(&spec_path)
+            .arg("--root")
+            .arg(self.workspaces_root())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| {
+                fail(format!(
+                    "spawn {}: {e}",
+                    self.config.runtime_command.display()
+                ))
+            })?;
+        let pid = child.id().unwrap_or_default();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail("no stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(READY_TIMEOUT, lines.next_line()).await;
+        let line = match ready {
+            Ok(Ok(Some(line))) => line,
+            other => {
+                let _ = child.start_kill();
+                let status = child
+                    .wait()
+                    .await
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let why = match other {
+                    Err(_) => format!("no ready line within {READY_TIMEOUT:?}"),
+                    _ => format!("exited ({status})"),
+                };
+                return Err(fail(format!(
+                    "{why}; last log lines:\n{}",
+                    tail(&log_path, 8)
+                )));
+            }
+        };
+        let ready: Value = serde_json::from_str(&line)
+            .map_err(|e| fail(format!("bad ready line {line:?}: {e}")))?;
+        let endpoint = format!("http://{}", ready["addr"].as_str().unwrap_or_default());
+        let folder = PathBuf::from(ready["root"].as_str().unwrap_or_default());
+        let token = std::fs::read_to_string(folder.join("api-token"))
+            .map_err(|e| fail(format!("read api token: {e}")))?;
+        let known = Known {
+            pid,
+            endpoint,
+            token: token.trim().to_string(),
+        };
+        self.known().insert(key.clone(), known.clone());
+        // Report the exit, whenever it comes.
+        let (exits, key2) = (self.exits.clone(), key.clone());
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            let _ = exits.send(key2);
+        });
+        tracing::info!(workspace = %key, pid, endpoint = %known.endpoint, "instance started");
+        self.instance(&known, &name)
+            .await
+            .ok_or_else(|| fail("started but does not answer /v1/status".into()))
+    }
+
+    /// SIGTERM, then wait for the process to go (SIGKILL after [`STOP_TIMEOUT`]).
+    async fn terminate(&self, key: &ObjectKey, pid: u32) -> Result<(), DriverError> {
+        let target = Pid::from_raw(i32::try_from(pid).unwrap_or(0));
+        if pid == 0 || kill(target, Signal::SIGTERM).is_err() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        while alive(pid) {
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!(workspace = %key, pid, "instance ignored SIGTERM; killing it");
+                let _ = kill(target, Signal::SIGKILL);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a process runs (zombies count as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Driver for LocalDriver {
+    async fn observe(&self, key: &ObjectKey, ws: &Workspace) -> Option<Instance> {
+        let name = &ws.metadata.name;
+        let cached = self.known().get(key).cloned();
+        if let Some(k) = cached {
+            if let Some(i) = self.instance(&k, name).await {
+                return Some(i);
+            }
+            self.known().remove(key);
+        }
+        let k = self.discover(self.layout(ws).root())?;
+        let instance = self.instance(&k, name).await?;
+        tracing::info!(workspace = %key, pid = k.pid, "adopted a running instance");
+        self.known().insert(key.clone(), k);
+        Some(instance)
+    }
+
+    async fn ensure(
+        &self,
+        key: &ObjectKey,
+        ws: &Workspace,
+        hash: &str,
+    ) -> Result<Instance, DriverError> {
+        match self.observe(key, ws).await {
+            Some(i) if i.spec_hash == hash => Ok(i),
+            Some(old) => {
+                tracing::info!(workspace = %key, from = %old.spec_hash, to = %hash, "rolling instance to a new spec");
+                if let Some(pid) = old.pid {
+                    self.terminate(key, pid).await?;
+                }
+                self.known().remove(key);
+                self.start(key, ws).await
+            }
+            None => self.start(key, ws).await,
+        }
+    }
+
+    async fn stop(&self, key: &ObjectKey, ws: &Workspace, purge: bool) -> Result<(), DriverError> {
+        if let Some(i) = self.observe(key, ws).await
+            && let Some(pid) = i.pid
+        {
+            self.terminate(key, pid).await?;
+        }
+        self.known().remove(key);
+        if purge {
+            let folder = self.layout(ws).root().to_path_buf();
+            if folder.exists() {
+                std::fs::remove_dir_all(&folder).map_err(|e| DriverError::StopFailed {
+                    workspace: key.to_string(),
+                    reason: format!("purge {}: {e}", folder.display()),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reap_orphans(&self, known: &[ObjectKey]) -> Vec<ObjectKey> {
+        let mut reaped = Vec::new();
+        let root = self.workspaces_root().join("organizations");
+        for folder in workspace_folders(&root) {
+            // organizations/{org}/teams/{team}/users/{user}/workspaces/{ws}
+            let parts: Vec<String> = folder
+                .strip_prefix(&root)
+                .map(|p| p.iter().map(|s| s.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let (Some(org), Some(name)) = (parts.first(), parts.get(6)) else {
+                continue;
+            };
+            let key = ObjectKey {
+                kind: Kind::Workspace,
+                organization: Some(org.clone()),
+                name: name.clone(),
+            };
+            if known.contains(&key) {
+                continue;
+            }
+            let Some(k) = self.discover(&folder) else {
+                continue;
+            };
+            if self.status(&k.endpoint, &k.token, name).await.is_some() {
+                tracing::info!(workspace = %key, pid = k.pid, "stopping orphaned instance");
+                let _ = self.terminate(&key, k.pid).await;
+                reaped.push(key);
+            }
+        }
+        reaped
+    }
+}
+
+/// Every `organizations/*/teams/*/users/*/workspaces/*` folder under `root`.
+fn workspace_folders(root: &Path) -> Vec<PathBuf> {
+    let mut level = vec![root.to_path_buf()];
+    for step in ["", "teams", "", "users", "", "workspaces", ""] {
+        let mut next = Vec::new();
+        for dir in level {
+            if step.is_empty() {
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    next.extend(
+                        entries
+                            .filter_map(|e| e.ok().map(|e| e.path()))
+                            .filter(|p| p.is_dir()),
+                    );
+                }
+            } else {
+                let p = dir.join(step);
+                if p.is_dir() {
+                    next.push(p);
+                }
+            }
+        }
+        level = next;
+    }
+    level
+}

@@ -1,0 +1,224 @@
+//! The gateway: one address for every workspace. `/w/{org}/{workspace}/…` is proxied to
+//! that workspace's instance, found through the store (the registry is the store), for
+//! plain HTTP and for WebSocket. The client's `Authorization` header (or `access_token`
+//! query parameter) passes through untouched: the workspace checks it, the gateway does
+//! not hold workspace tokens for clients.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coditect_specs::{Kind, ObjectKey, Resource};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message as TgMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::server::ServerState;
+
+/// Largest proxied request body.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// `/w/{org}/{workspace}` (no trailing path).
+pub async fn proxy_root(
+    state: State<ServerState>,
+    Path((org, ws)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    forward(state, org, ws, String::new(), req).await
+}
+
+/// `/w/{org}/{workspace}/{*rest}`.
+pub async fn proxy(
+    state: State<ServerState>,
+    Path((org, ws, rest)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    forward(state, org, ws, rest, req).await
+}
+
+fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "reason": reason})),
+    )
+        .into_response()
+}
+
+async fn forward(
+    State(s): State<ServerState>,
+    org: String,
+    ws: String,
+    rest: String,
+    req: Request,
+) -> Response {
+    let key = ObjectKey {
+        kind: Kind::Workspace,
+        organization: Some(org),
+        name: ws,
+    };
+    let endpoint = match s.store.get(&key) {
+        Ok(Some(Resource::Workspace(w))) => w.status.and_then(|st| st.endpoint),
+        Ok(_) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{key} not found"),
+            );
+        }
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+    };
+    let Some(endpoint) = endpoint else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("{key} has no running instance yet"),
+        );
+    };
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = format!("{endpoint}/{rest}{query}");
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return websocket(req, target).await;
+    }
+    http(&s.http, req, &target).await
+}
+
+async fn http(client: &reqwest::Client, req: Request, target: &str) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        );
+    };
+    let mut out = client.request(parts.method, target).body(body);
+    for (name, value) in &parts.headers {
+        if !is_hop_by_hop(name.as_str()) {
+            out = out.header(name, value);
+        }
+    }
+    match out.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let mut headers = HeaderMap::new();
+            for (name, value) in resp.headers() {
+                if !is_hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = resp.bytes().await.unwrap_or_default();
+            (status, headers, Body::from(bytes)).into_response()
+        }
+        Err(e) => refuse(
+            StatusCode::BAD_GATEWAY,
+            "unreachable",
+            format!("workspace instance at {target}: {e}"),
+        ),
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "host"
+    )
+}
+
+async fn websocket(req: Request, target: String) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let auth = parts.headers.get(header::AUTHORIZATION).cloned();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let url = target.replacen("http://", "ws://", 1);
+    let Ok(mut backend_req) = url.clone().into_client_request() else {
+        return refuse(
+            StatusCode::BAD_GATEWAY,
+            "unreachable",
+            format!("bad backend URL {url}"),
+        );
+    };
+    if let Some(auth) = auth {
+        backend_req
+            .headers_mut()
+            .insert(header::AUTHORIZATION, auth);
+    }
+    // Connect before accepting, so a refused backend (401, gone) is the client's answer.
+    let backend = match tokio_tungstenite::connect_async(backend_req).await {
+        Ok((b, _)) => b,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let status =
+                StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = resp.body().clone().unwrap_or_default();
+            return (status, Body::from(body)).into_response();
+        }
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                "unreachable",
+                format!("{url}: {e}"),
+            );
+        }
+    };
+    upgrade.on_upgrade(move |client| pump(client, backend))
+}
+
+type Backend =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Copies frames both ways until either side closes.
+async fn pump(client: WebSocket, backend: Backend) {
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut backend_tx, mut backend_rx) = backend.split();
+    let downstream = async {
+        while let Some(Ok(m)) = backend_rx.next().await {
+            let m = match m {
+                TgMessage::Text(t) => AxMessage::Text(t.as_str().into()),
+                TgMessage::Binary(b) => AxMessage::Binary(b),
+                TgMessage::Close(_) => break,
+                _ => continue,
+            };
+            if client_tx.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_tx.close().await;
+    };
+    let upstream = async {
+        while let Some(Ok(m)) = client_rx.next().await {
+            let m = match m {
+                AxMessage::Text(t) => TgMessage::Text(t.as_str().into()),
+                AxMessage::Binary(b) => TgMessage::Binary(b),
+                AxMessage::Close(_) => break,
+                _ => continue,
+            };
+            if backend_tx.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = backend_tx.close().await;
+    };
+    tokio::select! {
+        () = downstream => {},
+        () = upstream => {},
+    }
+}

@@ -1,0 +1,270 @@
+//! The reconcilers. Each is `reconcile(object, ctx) -> Result<Action, ReconcileError>`:
+//! read desired state, observe actual state, take one step toward convergence, write
+//! status, and say when to look again. Running one twice gives the same world.
+//!
+//! * **Workspace**: a runtime instance runs the current spec (started if missing,
+//!   restarted after a crash, rolled on a spec change with its data folder kept); status
+//!   carries `Ready` / `Progressing` / `Degraded`, `observedGeneration`, the endpoint and
+//!   the session expiry. Deletion: stop the instance cleanly (it flushes its event log and
+//!   databases), purge the folder only if asked, then drop the finalizer.
+//! * **Organization / Team**: roll up how many of their workspaces are Ready.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coditect_specs::{
+    ConditionStatus, Kind, ObjectKey, Resource, RollupStatus, Workspace, WorkspaceStatus,
+};
+
+use crate::conditions;
+use crate::driver::Driver;
+use crate::error::ReconcileError;
+use crate::selector::LabelSelector;
+use crate::store::{RUNTIME_FINALIZER, Store};
+
+/// The annotation `delete --purge` sets: remove the data folder too.
+pub const PURGE_ANNOTATION: &str = "coditect.io/purge";
+
+/// What to do after a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Look again after this long.
+    Requeue(Duration),
+    /// Nothing more to do until something changes.
+    AwaitChange,
+}
+
+/// What reconcilers share.
+#[derive(Debug)]
+pub struct Context<D> {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The runtime driver.
+    pub driver: Arc<D>,
+    /// How often a converged workspace is checked again.
+    pub resync: Duration,
+}
+
+/// Reconciles the object at `key`, whatever its kind.
+///
+/// # Errors
+/// Store or driver failures; the caller's error policy decides the backoff.
+#[tracing::instrument(skip_all, fields(object = %key), err)]
+pub async fn reconcile<D: Driver>(
+    key: &ObjectKey,
+    ctx: &Context<D>,
+) -> Result<Action, ReconcileError> {
+    let Some(object) = ctx.store.get(key)? else {
+        return Ok(Action::AwaitChange); // gone
+    };
+    match object {
+        Resource::Workspace(ws) => reconcile_workspace(key, ws, ctx).await,
+        Resource::Organization(_) | Resource::Team(_) => {
+            rollup(key, ctx)?;
+            Ok(Action::AwaitChange)
+        }
+    }
+}
+
+async fn reconcile_workspace<D: Driver>(
+    key: &ObjectKey,
+    ws: Workspace,
+    ctx: &Context<D>,
+) -> Result<Action, ReconcileError> {
+    let generation = ws.metadata.generation;
+    if ws.metadata.deletion_timestamp.is_some() {
+        let purge = ws
+            .metadata
+            .annotations
+            .get(PURGE_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        write_status(ctx, key, |s| {
+            s.phase = Some("Terminating".into());
+            conditions::set(
+                &mut s.conditions,
+                "Ready",
+                ConditionStatus::False,
+                "Terminating",
+                "stopping the instance",
+                generation,
+            );
+        })?;
+        ctx.driver.stop(key, &ws, purge).await?;
+        ctx.store.record_event(
+            key,
+            "Normal",
+            "Stopped",
+            if purge {
+                "instance stopped, data purged"
+            } else {
+                "instance stopped cleanly, data kept"
+            },
+        );
+        ctx.store.remove_finalizer(key, RUNTIME_FINALIZER)?;
+        return Ok(Action::AwaitChange);
+    }
+    let hash = coditect_specs::spec_hash(&Resource::Workspace(ws.clone()));
+    let running = ctx.driver.observe(key, &ws).await;
+    let converged = running.as_ref().is_some_and(|i| i.spec_hash == hash);
+    if !converged {
+        let (reason, message) = match &running {
+            Some(_) => ("Rolling", "rolling the instance to the new spec"),
+            None => ("Starting", "starting the instance"),
+        };
+        write_status(ctx, key, |s| {
+            s.phase = Some("Starting".into());
+            conditions::set(
+                &mut s.conditions,
+                "Progressing",
+                ConditionStatus::True,
+                reason,
+                message,
+                generation,
+            );
+        })?;
+        ctx.store.record_event(key, "Normal", reason, message);
+    }
+    let instance = match ctx.driver.ensure(key, &ws, &hash).await {
+        Ok(i) => i,
+        Err(e) => {
+            let message = e.to_string();
+            write_status(ctx, key, |s| {
+                s.phase = Some("Failed".into());
+                conditions::set(
+                    &mut s.conditions,
+                    "Ready",
+                    ConditionStatus::False,
+                    "StartFailed",
+                    &message,
+                    generation,
+                );
+                conditions::set(
+                    &mut s.conditions,
+                    "Degraded",
+                    ConditionStatus::True,
+                    "StartFailed",
+                    &message,
+                    generation,
+                );
+                conditions::set(
+                    &mut s.conditions,
+                    "Progressing",
+                    ConditionStatus::False,
+                    "StartFailed",
+                    &message,
+                    generation,
+                );
+            })?;
+            ctx.store
+                .record_event(key, "Warning", "StartFailed", &message);
+            return Err(e.into());
+        }
+    };
+    if !converged {
+        ctx.store.record_event(
+            key,
+            "Normal",
+            "Ready",
+            &format!(
+                "instance at {} runs generation {}",
+                instance.endpoint,
+                generation.unwrap_or(0)
+            ),
+        );
+    }
+    write_status(ctx, key, |s| {
+        s.observed_generation = generation;
+        s.phase = Some("Running".into());
+        s.endpoint = Some(instance.endpoint.clone());
+        s.spec_hash = Some(instance.spec_hash.clone());
+        s.session_expires_at = instance.session_expires_at.clone();
+        conditions::set(
+            &mut s.conditions,
+            "Ready",
+            ConditionStatus::True,
+            "InstanceReady",
+            "the instance serves the current spec",
+            generation,
+        );
+        conditions::set(
+            &mut s.conditions,
+            "Progressing",
+            ConditionStatus::False,
+            "Converged",
+            "",
+            generation,
+        );
+        conditions::set(
+            &mut s.conditions,
+            "Degraded",
+            ConditionStatus::False,
+            "Healthy",
+            "",
+            generation,
+        );
+    })?;
+    Ok(Action::Requeue(ctx.resync))
+}
+
+fn write_status<D>(
+    ctx: &Context<D>,
+    key: &ObjectKey,
+    f: impl FnOnce(&mut WorkspaceStatus),
+) -> Result<(), ReconcileError> {
+    ctx.store.update(key, |r| {
+        if let Resource::Workspace(w) = r {
+            f(w.status.get_or_insert_with(WorkspaceStatus::default));
+        }
+    })?;
+    Ok(())
+}
+
+/// Organization and Team status: how many of their workspaces are Ready.
+fn rollup<D>(key: &ObjectKey, ctx: &Context<D>) -> Result<(), ReconcileError> {
+    let org = match key.kind {
+        Kind::Organization => key.name.clone(),
+        _ => key.organization.clone().unwrap_or_default(),
+    };
+    let workspaces =
+        ctx.store
+            .list(Some(Kind::Workspace), Some(&org), &LabelSelector::default())?;
+    let in_scope: Vec<&Resource> = workspaces
+        .iter()
+        .filter(|w| {
+            key.kind == Kind::Organization
+                || w.metadata().team.as_deref() == Some(key.name.as_str())
+        })
+        .collect();
+    let ready = in_scope
+        .iter()
+        .filter(|w| matches!(w, Resource::Workspace(ws) if ws.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))))
+        .count();
+    let total = in_scope.len();
+    ctx.store.update(key, |r| {
+        let generation = r.metadata().generation;
+        let status = match r {
+            Resource::Organization(o) => o.status.get_or_insert_with(RollupStatus::default),
+            Resource::Team(t) => t.status.get_or_insert_with(RollupStatus::default),
+            Resource::Workspace(_) => return,
+        };
+        status.observed_generation = generation;
+        status.workspaces_ready = u32::try_from(ready).unwrap_or(u32::MAX);
+        status.workspaces_total = u32::try_from(total).unwrap_or(u32::MAX);
+        let message = format!("{ready}/{total} workspaces ready");
+        conditions::set(
+            &mut status.conditions,
+            "Ready",
+            ConditionStatus::True,
+            "Reconciled",
+            &message,
+            generation,
+        );
+    })?;
+    Ok(())
+}
+
+/// Backoff after the `failures`-th consecutive failure: 250 ms doubling, capped at 30 s.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(7);
+    Duration::from_millis(250 * (1u64 << exp)).min(Duration::from_secs(30))
+}

@@ -1,0 +1,562 @@
+//! The resource store: every Organization, Team and Workspace, in one SQLite file (WAL)
+//! under the control plane's data directory, with Kubernetes-style bookkeeping.
+//!
+//! * `metadata.resourceVersion` comes from one counter that grows with every write, and
+//!   every write is also appended to a change log, so a watch can resume from any version.
+//! * `metadata.generation` grows only when the spec changes (its hash differs); status
+//!   and label writes leave it alone, so reconcilers can filter on it.
+//! * An apply of many objects is one transaction: all of it is written, or none.
+//! * Workspaces carry the `coditect.io/runtime` finalizer: deleting one only marks it
+//!   (`deletionTimestamp`) until its reconciler has stopped the instance and removed the
+//!   finalizer.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use coditect_specs::{Kind, ObjectKey, Resource};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::error::StoreError;
+use crate::selector::LabelSelector;
+
+/// The finalizer that keeps a Workspace until its instance is stopped.
+pub const RUNTIME_FINALIZER: &str = "coditect.io/runtime";
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeType {
+    /// Created.
+    Added,
+    /// Changed (spec, metadata or status).
+    Modified,
+    /// Gone.
+    Deleted,
+}
+
+/// One entry of the change log, as a watch delivers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// What happened.
+    #[serde(rename = "type")]
+    pub change: ChangeType,
+    /// The object after the change (before it, for a deletion).
+    pub object: Value,
+    /// The store's version after the change.
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: u64,
+}
+
+/// What an apply did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyAction {
+    /// It did not exist.
+    Created,
+    /// Its spec, labels or annotations changed.
+    Configured,
+    /// Nothing changed.
+    Unchanged,
+}
+
+/// The outcome of applying one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// Which object.
+    pub key: String,
+    /// What happened.
+    pub action: ApplyAction,
+    /// Its generation afterwards.
+    pub generation: i64,
+}
+
+/// A reconcile event, for `describe`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectEvent {
+    /// RFC 3339.
+    pub time: String,
+    /// Normal or Warning.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    changes: broadcast::Sender<Change>,
+}
+
+fn key_parts(key: &ObjectKey) -> (&'static str, String, String) {
+    (
+        key.kind.as_str(),
+        key.organization.clone().unwrap_or_default(),
+        key.name.clone(),
+    )
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+fn sqlite(e: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(e.to_string())
+}
+
+impl Store {
+    /// Opens (creating) the store at `path`.
+    ///
+    /// # Errors
+    /// When SQLite cannot open or migrate the file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Io(format!("create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS objects (
+                kind TEXT NOT NULL, org TEXT NOT NULL, name TEXT NOT NULL,
+                generation INTEGER NOT NULL, resource_version INTEGER NOT NULL,
+                spec_hash TEXT NOT NULL, body TEXT NOT NULL,
+                PRIMARY KEY (kind, org, name));
+             CREATE TABLE IF NOT EXISTS changes (
+                rv INTEGER PRIMARY KEY, type TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS events (
+                id INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, org TEXT NOT NULL,
+                name TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, org, name, id);",
+        )
+        .map_err(sqlite)?;
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Store {
+            conn: Mutex::new(conn),
+            changes,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current resource version.
+    pub fn resource_version(&self) -> u64 {
+        self.conn()
+            .query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_or(0, |v| v as u64)
+    }
+
+    /// One object.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<Resource>, StoreError> {
+        let (kind, org, name) = key_parts(key);
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
+                params![kind, org, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite)?;
+        body.map(|b| decode(&b)).transpose()
+    }
+
+    /// Objects of a kind (all kinds when `None`), optionally in one organization, matching
+    /// a label selector; in kind, organization, name order.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn list(
+        &self,
+        kind: Option<Kind>,
+        org: Option<&str>,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT body FROM objects WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR org = ?2) ORDER BY kind, org, name")
+            .map_err(sqlite)?;
+        let bodies = stmt
+            .query_map(params![kind.map(|k| k.as_str()), org], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        let mut out = Vec::new();
+        for b in bodies {
+            let r = decode(&b)?;
+            if selector.matches(&r.metadata().labels) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies `objects` (validated, defaulted) in one transaction. With `dry_run`, reports
+    /// what would happen and writes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when an object names a `resourceVersion` that is no longer
+    /// current, or is being deleted; storage failures. Nothing is written then.
+    pub fn apply(&self, objects: &[Resource], dry_run: bool) -> Result<Vec<Applied>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sqlite)?;
+        let mut rv: u64 = tx
+            .query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(sqlite)? as u64;
+        let mut out = Vec::new();
+        let mut emitted = Vec::new();
+        for object in objects {
+            let key = object.key();
+            let (kind, org, name) = key_parts(&key);
+            let hash = coditect_specs::spec_hash(object);
+            let existing: Option<(String, i64)> = tx
+                .query_row("SELECT body, generation FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3", params![kind, org, name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(sqlite)?;
+            let (mut next, action, generation) = match existing {
+                None => {
+                    let mut next = object.clone();
+                    let m = next.metadata_mut();
+                    m.generation = Some(1);
+                    m.uid = Some(hex::encode(rand::random::<[u8; 16]>()));
+                    m.creation_timestamp = Some(now());
+                    m.deletion_timestamp = None;
+                    m.finalizers = if key.kind == Kind::Workspace {
+                        vec![RUNTIME_FINALIZER.to_string()]
+                    } else {
+                        Vec::new()
+                    };
+                    clear_status(&mut next);
+                    (next, ApplyAction::Created, 1)
+                }
+                Some((body, generation)) => {
+                    let current = decode(&body)?;
+                    let cm = current.metadata();
+                    if cm.deletion_timestamp.is_some() {
+                        return Err(StoreError::Conflict(format!(
+                            "{key} is being deleted; apply again once it is gone"
+                        )));
+                    }
+                    if let Some(wanted) = &object.metadata().resource_version {
+                        if Some(wanted) != cm.resource_version.as_ref() {
+                            return Err(StoreError::Conflict(format!(
+                                "{key} has resourceVersion {}, not {wanted}: it changed since it was read",
+                                cm.resource_version.clone().unwrap_or_default()
+                            )));
+                        }
+                    }
+                    let spec_changed = coditect_specs::spec_hash(&current) != hash;
+                    let meta_changed = cm.labels != object.metadata().labels
+                        || cm.annotations != object.metadata().annotations;
+                    if !spec_changed && !meta_changed {
+                        out.push(Applied {
+                            key: key.to_string(),
+                            action: ApplyAction::Unchanged,
+                            generation,
+                        });
+                        continue;
+                    }
+                    let generation = if spec_changed {
+                        generation + 1
+                    } else {
+                        generation
+                    };
+                    let mut next = object.clone();
+                    copy_server_fields(&current, &mut next, generation);
+                    (next, ApplyAction::Configured, generation)
+                }
+            };
+            rv += 1;
+            next.metadata_mut().resource_version = Some(rv.to_string());
+            let body =
+                serde_json::to_string(&next).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO objects (kind, org, name, generation, resource_version, spec_hash, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (kind, org, name) DO UPDATE SET generation = ?4, resource_version = ?5, spec_hash = ?6, body = ?7",
+                params![kind, org, name, generation, rv as i64, hash, body],
+            )
+            .map_err(sqlite)?;
+            let change = if action == ApplyAction::Created {
+                ChangeType::Added
+            } else {
+                ChangeType::Modified
+            };
+            emitted.push(log_change(&tx, rv, change, &next)?);
+            out.push(Applied {
+                key: key.to_string(),
+                action,
+                generation,
+            });
+        }
+        if dry_run {
+            tx.rollback().map_err(sqlite)?;
+            return Ok(out);
+        }
+        tx.commit().map_err(sqlite)?;
+        drop(conn);
+        for c in emitted {
+            let _ = self.changes.send(c);
+        }
+        Ok(out)
+    }
+
+    /// Changes the status (or server metadata) of an object with `f`, leaving spec and
+    /// generation alone. Returns the object after the change, `None` if it is gone.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn update(
+        &self,
+        key: &ObjectKey,
+        f: impl FnOnce(&mut Resource),
+    ) -> Result<Option<Resource>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sqlite)?;
+        let (kind, org, name) = key_parts(key);
+        let body: Option<String> = tx
+            .query_row(
+                "SELECT body FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
+                params![kind, org, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite)?;
+        let Some(body) = body else { return Ok(None) };
+        let before = decode(&body)?;
+        let mut next = before.clone();
+        f(&mut next);
+        // Spec and generation are not this call's to change.
+        copy_spec(&before, &mut next);
+        if next == before {
+            return Ok(Some(before));
+        }
+        let rv: u64 = tx
+            .query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(sqlite)? as u64
+            + 1;
+        next.metadata_mut().resource_version = Some(rv.to_string());
+        let gone =
+            next.metadata().deletion_timestamp.is_some() && next.metadata().finalizers.is_empty();
+        let change = if gone {
+            tx.execute(
+                "DELETE FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
+                params![kind, org, name],
+            )
+            .map_err(sqlite)?;
+            log_change(&tx, rv, ChangeType::Deleted, &next)?
+        } else {
+            let body =
+                serde_json::to_string(&next).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+            tx.execute(
+                "UPDATE objects SET resource_version = ?4, body = ?5 WHERE kind = ?1 AND org = ?2 AND name = ?3",
+                params![kind, org, name, rv as i64, body],
+            )
+            .map_err(sqlite)?;
+            log_change(&tx, rv, ChangeType::Modified, &next)?
+        };
+        tx.commit().map_err(sqlite)?;
+        drop(conn);
+        let _ = self.changes.send(change);
+        Ok(if gone { None } else { Some(next) })
+    }
+
+    /// Requests deletion: marks the object (finalizers then run), or removes it at once
+    /// when it has none. Returns whether it existed.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn delete(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        if self.get(key)?.is_none() {
+            return Ok(false);
+        }
+        self.update(key, |r| {
+            let m = r.metadata_mut();
+            if m.deletion_timestamp.is_none() {
+                m.deletion_timestamp = Some(now());
+            }
+        })?;
+        Ok(true)
+    }
+
+    /// Removes a finalizer; the object disappears if it was being deleted and this was
+    /// its last one.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn remove_finalizer(&self, key: &ObjectKey, finalizer: &str) -> Result<(), StoreError> {
+        self.update(key, |r| {
+            r.metadata_mut().finalizers.retain(|f| f != finalizer)
+        })?;
+        Ok(())
+    }
+
+    /// Changes after `rv`, in order.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn changes_since(&self, rv: u64) -> Result<Vec<Change>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT rv, type, body FROM changes WHERE rv > ?1 ORDER BY rv")
+            .map_err(sqlite)?;
+        let rows = stmt
+            .query_map([rv as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        Ok(rows
+            .into_iter()
+            .map(|(rv, t, body)| Change {
+                change: match t.as_str() {
+                    "ADDED" => ChangeType::Added,
+                    "DELETED" => ChangeType::Deleted,
+                    _ => ChangeType::Modified,
+                },
+                object: serde_json::from_str(&body).unwrap_or(Value::Null),
+                resource_version: rv as u64,
+            })
+            .collect())
+    }
+
+    /// Live changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Records a reconcile event for `describe`.
+    pub fn record_event(&self, key: &ObjectKey, event_type: &str, reason: &str, message: &str) {
+        let (kind, org, name) = key_parts(key);
+        let result = self.conn().execute(
+            "INSERT INTO events (time, kind, org, name, type, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![now(), kind, org, name, event_type, reason, message],
+        );
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recording an event failed");
+        }
+    }
+
+    /// The latest `limit` events of an object, oldest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn events(&self, key: &ObjectKey, limit: u32) -> Result<Vec<ObjectEvent>, StoreError> {
+        let (kind, org, name) = key_parts(key);
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT time, type, reason, message FROM events WHERE kind = ?1 AND org = ?2 AND name = ?3 ORDER BY id DESC LIMIT ?4")
+            .map_err(sqlite)?;
+        let mut rows = stmt
+            .query_map(params![kind, org, name, limit], |r| {
+                Ok(ObjectEvent {
+                    time: r.get(0)?,
+                    event_type: r.get(1)?,
+                    reason: r.get(2)?,
+                    message: r.get(3)?,
+                })
+            })
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        rows.reverse();
+        Ok(rows)
+    }
+}
+
+fn decode(body: &str) -> Result<Resource, StoreError> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Resource::from_trusted_json(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn log_change(
+    tx: &rusqlite::Transaction<'_>,
+    rv: u64,
+    change: ChangeType,
+    object: &Resource,
+) -> Result<Change, StoreError> {
+    let object = serde_json::to_value(object).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+    let t = match change {
+        ChangeType::Added => "ADDED",
+        ChangeType::Modified => "MODIFIED",
+        ChangeType::Deleted => "DELETED",
+    };
+    tx.execute(
+        "INSERT INTO changes (rv, type, body) VALUES (?1, ?2, ?3)",
+        params![rv as i64, t, object.to_string()],
+    )
+    .map_err(sqlite)?;
+    Ok(Change {
+        change,
+        object,
+        resource_version: rv,
+    })
+}
+
+/// Keeps the server-owned fields of `current` on an applied `next`.
+fn copy_server_fields(current: &Resource, next: &mut Resource, generation: i64) {
+    let cm = current.metadata().clone();
+    let m = next.metadata_mut();
+    m.generation = Some(generation);
+    m.uid = cm.uid;
+    m.creation_timestamp = cm.creation_timestamp;
+    m.deletion_timestamp = cm.deletion_timestamp;
+    m.finalizers = cm.finalizers;
+    match (current, next) {
+        (Resource::Organization(c), Resource::Organization(n)) => n.status = c.status.clone(),
+        (Resource::Team(c), Resource::Team(n)) => n.status = c.status.clone(),
+        (Resource::Workspace(c), Resource::Workspace(n)) => n.status = c.status.clone(),
+        _ => {}
+    }
+}
+
+/// Puts `before`'s spec, generation and labels back on `next`.
+fn copy_spec(before: &Resource, next: &mut Resource) {
+    let bm = before.metadata().clone();
+    let m = next.metadata_mut();
+    m.generation = bm.generation;
+    m.labels = bm.labels;
+    match (before, next) {
+        (Resource::Organization(b), Resource::Organization(n)) => n.spec = b.spec.clone(),
+        (Resource::Team(b), Resource::Team(n)) => n.spec = b.spec.clone(),
+        (Resource::Workspace(b), Resource::Workspace(n)) => n.spec = b.spec.clone(),
+        _ => {}
+    }
+}
+
+fn clear_status(r: &mut Resource) {
+    match r {
+        Resource::Organization(o) => o.status = None,
+        Resource::Team(o) => o.status = None,
+        Resource::Workspace(o) => o.status = None,
+    }
+}

@@ -1,0 +1,109 @@
+//! `coditect up [-f PATH] [--listen ADDR] [--data-dir DIR]`: the control plane in the
+//! foreground. Prints where it listens, applies PATH, reports each workspace as it becomes
+//! Ready, and on Ctrl-C stops the instances cleanly.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use coditect_control_plane::client::Client;
+use coditect_control_plane::up::{UpOptions, start};
+use coditect_specs::{Kind, Resource};
+use serde_json::json;
+
+use super::{apply, manifests};
+use crate::cli::UpArgs;
+use crate::exit::Failure;
+use crate::output::OutputFormat;
+
+pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
+    let runtime_command = std::env::current_exe().context("find the coditect binary")?;
+    let opts = UpOptions {
+        listen: args.listen,
+        data_dir: args.data_dir.clone(),
+        runtime_command,
+        resync: Duration::from_secs(10),
+    };
+    let docs = if args.files.is_empty() {
+        Vec::new()
+    } else {
+        manifests::load(&args.files, false, format)?
+    };
+    let cp = start(opts)
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))?;
+    let server = format!("http://{}", cp.addr);
+    if format == OutputFormat::Json {
+        println!(
+            "{}",
+            json!({"ready": true, "server": server, "dataDir": args.data_dir})
+        );
+    } else {
+        println!(
+            "control plane listening on {server} (data in {})",
+            args.data_dir.display()
+        );
+    }
+    let client = Client::new(&server);
+    if !docs.is_empty() {
+        match apply::apply_docs(&client, &docs, false, None, format).await {
+            Ok(r) if format != OutputFormat::Json => apply::print(format, &r, false)?,
+            Ok(_) => {}
+            Err(e) => {
+                cp.shutdown().await;
+                return Err(e);
+            }
+        }
+        report_ready(&client, &docs, format);
+    }
+    wait_for_signal().await;
+    eprintln!("stopping: workspace instances are stopped cleanly, data is kept");
+    cp.shutdown().await;
+    Ok(())
+}
+
+/// Prints each applied workspace as it becomes Ready (in the background).
+fn report_ready(client: &Client, docs: &[coditect_specs::Document], format: OutputFormat) {
+    for doc in docs.iter().filter(|d| d.resource.kind() == Kind::Workspace) {
+        let (client, key) = (client.clone(), doc.resource.key());
+        tokio::spawn(async move {
+            match client
+                .wait_for(&key, "Ready", Duration::from_secs(120))
+                .await
+            {
+                Ok(Resource::Workspace(ws)) => {
+                    let endpoint = ws.status.and_then(|s| s.endpoint).unwrap_or_default();
+                    let org = ws.metadata.organization.unwrap_or_default();
+                    if format == OutputFormat::Json {
+                        println!(
+                            "{}",
+                            json!({"ready": key.to_string(), "endpoint": endpoint})
+                        );
+                    } else {
+                        println!(
+                            "{key} Ready (instance {endpoint}; through the gateway: {}/w/{org}/{}/v1/status)",
+                            client.server(),
+                            ws.metadata.name
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("{key} not Ready: {e}"),
+            }
+        });
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

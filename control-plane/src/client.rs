@@ -75,6 +75,17 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// Whether `condition` is True and the status describes the current generation.
+pub fn condition_holds(r: &Resource, condition: &str) -> bool {
+    let status = r.status_json();
+    let observed = status["observedGeneration"].as_i64();
+    let holds = status["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == condition && c["status"] == "True")
+    });
+    holds && (observed.is_none() || observed == r.metadata().generation)
+}
+
 impl Client {
     /// A client for `server` (`http://host:port`).
     pub fn new(server: &str) -> Self {
@@ -286,21 +297,45 @@ impl Client {
         condition: &str,
         timeout: Duration,
     ) -> Result<Resource, ClientError> {
+        self.watch_until(key, timeout, |r| condition_holds(r, condition))
+            .await
+    }
+
+    /// Waits for the control plane's readiness (`/readyz`): every object that existed
+    /// when it started has been reconciled once.
+    ///
+    /// # Errors
+    /// [`ClientError::Other`] when it is not ready within `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ClientError> {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .to_string();
+        self.send(
+            self.http
+                .get(format!("{}/readyz", self.base))
+                .query(&[("wait_ms", ms)]),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Follows the object's changes until `check` holds, or `timeout` passes.
+    ///
+    /// # Errors
+    /// [`ClientError::Other`] on timeout, naming the last state seen;
+    /// [`ClientError::NotFound`] when the object is deleted meanwhile.
+    pub async fn watch_until(
+        &self,
+        key: &ObjectKey,
+        timeout: Duration,
+        check: impl Fn(&Resource) -> bool,
+    ) -> Result<Resource, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let check = |r: &Resource| {
-            let status = r.status_json();
-            let observed = status["observedGeneration"].as_i64();
-            let holds = status["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == condition && c["status"] == "True")
-            });
-            holds && (observed.is_none() || observed == r.metadata().generation)
-        };
-        let url = format!("{}/apis/coditect.io/v1/{}", self.base, key.kind.plural());
         let current = self.get(key).await?;
         if check(&current) {
             return Ok(current);
         }
+        let url = format!("{}/apis/coditect.io/v1/{}", self.base, key.kind.plural());
         let rv = current
             .metadata()
             .resource_version
@@ -329,7 +364,7 @@ impl Client {
                 Ok(_) => return Err(ClientError::Other("the watch ended".into())),
                 Err(_) => {
                     return Err(ClientError::Other(format!(
-                        "timed out after {timeout:?} waiting for {condition} on {key}; last status: {}",
+                        "timed out after {timeout:?} waiting on {key}; last status: {}",
                         last.status_json()
                     )));
                 }

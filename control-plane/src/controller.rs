@@ -31,16 +31,35 @@ pub struct Controller<D> {
     ctx: Arc<Context<D>>,
     queue: WorkQueue,
     failures: Mutex<HashMap<ObjectKey, u32>>,
+    /// Objects not yet reconciled since start; when it empties, `synced` turns true.
+    initial: Mutex<std::collections::HashSet<ObjectKey>>,
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl<D: Driver> Controller<D> {
     /// A controller over `ctx`.
     pub fn new(ctx: Context<D>) -> Arc<Self> {
+        let (synced, _) = tokio::sync::watch::channel(false);
         Arc::new(Controller {
             ctx: Arc::new(ctx),
             queue: WorkQueue::default(),
             failures: Mutex::new(HashMap::new()),
+            initial: Mutex::new(std::collections::HashSet::new()),
+            synced,
         })
+    }
+
+    /// Turns true once every object that existed at start has been reconciled once
+    /// (instances adopted or started): what `/readyz` reports.
+    pub fn synced(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.synced.subscribe()
+    }
+
+    fn initial_done(&self, key: &ObjectKey) {
+        let mut initial = self.initial.lock().unwrap_or_else(|p| p.into_inner());
+        if initial.remove(key) && initial.is_empty() {
+            let _ = self.synced.send(true);
+        }
     }
 
     /// The queue (to enqueue by hand, e.g. after an apply).
@@ -56,6 +75,14 @@ impl<D: Driver> Controller<D> {
     ) {
         tokio::pin!(shutdown);
         let mut changes = self.ctx.store.subscribe();
+        {
+            let keys = self.all_keys();
+            let mut initial = self.initial.lock().unwrap_or_else(|p| p.into_inner());
+            initial.extend(keys);
+            if initial.is_empty() {
+                let _ = self.synced.send(true);
+            }
+        }
         self.enqueue_all();
         let known: Vec<ObjectKey> = self
             .all_keys()
@@ -88,6 +115,7 @@ impl<D: Driver> Controller<D> {
                     tokio::spawn(async move {
                         this.work(&key).await;
                         this.queue.done(&key);
+                        this.initial_done(&key);
                         drop(permit);
                     });
                 }

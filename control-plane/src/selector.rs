@@ -31,11 +31,8 @@ impl LabelSelector {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let term = if let Some((k, v)) = part.split_once("!=") {
                 Term::NotEquals(k.trim().to_string(), v.trim().to_string())
-            } else if let Some((k, v)) = part.split_once('=') {
-                Term::Equals(
-                    k.trim().trim_end_matches('=').to_string(),
-                    v.trim().to_string(),
-                )
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Term::Equals(k.trim().to_string(), v.trim().to_string())
             } else {
                 Term::Exists(part.to_string())
             };

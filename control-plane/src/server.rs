@@ -3,6 +3,7 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /healthz` | liveness |
+//! | `GET /readyz?wait_ms=N` | readiness: the first pass over existing objects is done |
 //! | `POST /apis/coditect.io/v1/apply` | `{objects, dryRun, prune}`: validate all, write all or nothing |
 //! | `GET /apis/coditect.io/v1/{plural}?labelSelector=&organization=` | list |
 //! | `GET /apis/coditect.io/v1/{plural}?watch=true&resourceVersion=N` | NDJSON change stream from N |
@@ -33,6 +34,8 @@ use crate::store::Store;
 pub struct ServerState {
     /// The store.
     pub store: Arc<Store>,
+    /// True once the controller has reconciled everything that existed at start.
+    pub synced: tokio::sync::watch::Receiver<bool>,
     /// For the gateway's proxied requests.
     pub http: reqwest::Client,
 }
@@ -41,6 +44,7 @@ pub struct ServerState {
 pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
+        .route("/readyz", get(readyz))
         .route("/apis/coditect.io/v1/apply", post(apply))
         .route("/apis/coditect.io/v1/events", get(events))
         .route("/apis/coditect.io/v1/{plural}", get(list))
@@ -107,6 +111,28 @@ struct ApplyBody {
     dry_run: bool,
     #[serde(default)]
     prune: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadyQuery {
+    /// Wait up to this many milliseconds for readiness.
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// `GET /readyz?wait_ms=N`: 200 once the first pass over existing objects is done (every
+/// running instance adopted or restarted), else 503 after waiting up to N ms.
+async fn readyz(State(s): State<ServerState>, Query(q): Query<ReadyQuery>) -> Response {
+    let mut synced = s.synced.clone();
+    let wait = std::time::Duration::from_millis(q.wait_ms.min(120_000));
+    let ready = tokio::time::timeout(wait, synced.wait_for(|v| *v))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if ready {
+        Json(json!({"ready": true})).into_response()
+    } else {
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, json!({"ready": false, "reason": "still reconciling the objects that existed at start"})).into_response()
+    }
 }
 
 /// `POST /apis/coditect.io/v1/apply`.

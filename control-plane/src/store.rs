@@ -259,13 +259,13 @@ impl Store {
                             "{key} is being deleted; apply again once it is gone"
                         )));
                     }
-                    if let Some(wanted) = &object.metadata().resource_version {
-                        if Some(wanted) != cm.resource_version.as_ref() {
-                            return Err(StoreError::Conflict(format!(
-                                "{key} has resourceVersion {}, not {wanted}: it changed since it was read",
-                                cm.resource_version.clone().unwrap_or_default()
-                            )));
-                        }
+                    if let Some(wanted) = &object.metadata().resource_version
+                        && Some(wanted) != cm.resource_version.as_ref()
+                    {
+                        return Err(StoreError::Conflict(format!(
+                            "{key} has resourceVersion {}, not {wanted}: it changed since it was read",
+                            cm.resource_version.clone().unwrap_or_default()
+                        )));
                     }
                     let spec_changed = coditect_specs::spec_hash(&current) != hash;
                     let meta_changed = cm.labels != object.metadata().labels

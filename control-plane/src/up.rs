@@ -88,9 +88,11 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         driver: driver.clone(),
         resync: opts.resync,
     });
+    let synced = controller.synced();
     let controller = tokio::spawn(controller.run(exits, wait(stopped.clone())));
     let app = router(ServerState {
         store: store.clone(),
+        synced,
         http: reqwest::Client::new(),
     });
     let shutdown = wait(stopped);

@@ -32,6 +32,19 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?;
     let server = format!("http://{}", cp.addr);
+    let client = Client::new(&server);
+    // Apply before announcing, so whoever reads the announcement finds the objects.
+    let applied = if docs.is_empty() {
+        None
+    } else {
+        match apply::apply_docs(&client, &docs, false, None, format).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                cp.shutdown().await;
+                return Err(e);
+            }
+        }
+    };
     if format == OutputFormat::Json {
         println!(
             "{}",
@@ -43,15 +56,9 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
             args.data_dir.display()
         );
     }
-    let client = Client::new(&server);
-    if !docs.is_empty() {
-        match apply::apply_docs(&client, &docs, false, None, format).await {
-            Ok(r) if format != OutputFormat::Json => apply::print(format, &r, false)?,
-            Ok(_) => {}
-            Err(e) => {
-                cp.shutdown().await;
-                return Err(e);
-            }
+    if let Some(r) = applied {
+        if format != OutputFormat::Json {
+            apply::print(format, &r, false)?;
         }
         report_ready(&client, &docs, format);
     }

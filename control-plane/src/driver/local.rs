@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coditect_runtime::layout::Layout;
@@ -55,7 +55,7 @@ struct Known {
 #[derive(Debug)]
 pub struct LocalDriver {
     config: LocalConfig,
-    known: Mutex<HashMap<ObjectKey, Known>>,
+    known: Arc<Mutex<HashMap<ObjectKey, Known>>>,
     exits: mpsc::UnboundedSender<ObjectKey>,
     http: reqwest::Client,
 }
@@ -71,7 +71,7 @@ impl LocalDriver {
         (
             LocalDriver {
                 config,
-                known: Mutex::new(HashMap::new()),
+                known: Arc::new(Mutex::new(HashMap::new())),
                 exits,
                 http,
             },
@@ -229,11 +229,19 @@ impl LocalDriver {
             token: token.trim().to_string(),
         };
         self.known().insert(key.clone(), known.clone());
-        // Report the exit, whenever it comes.
-        let (exits, key2) = (self.exits.clone(), key.clone());
+        // Report the exit, whenever it comes, unless the driver stopped it on purpose
+        // (then it is no longer the known instance of its workspace).
+        let (exits, key2, known_map) = (self.exits.clone(), key.clone(), self.known.clone());
         tokio::spawn(async move {
             let _ = child.wait().await;
-            let _ = exits.send(key2);
+            let current = known_map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key2)
+                .map(|k| k.pid);
+            if current == Some(pid) {
+                let _ = exits.send(key2);
+            }
         });
         tracing::info!(workspace = %key, pid, endpoint = %known.endpoint, "instance started");
         self.instance(&known, &name)
@@ -304,10 +312,10 @@ impl Driver for LocalDriver {
             Some(i) if i.spec_hash == hash => Ok(i),
             Some(old) => {
                 tracing::info!(workspace = %key, from = %old.spec_hash, to = %hash, "rolling instance to a new spec");
+                self.known().remove(key);
                 if let Some(pid) = old.pid {
                     self.terminate(key, pid).await?;
                 }
-                self.known().remove(key);
                 self.start(key, ws).await
             }
             None => self.start(key, ws).await,
@@ -315,12 +323,11 @@ impl Driver for LocalDriver {
     }
 
     async fn stop(&self, key: &ObjectKey, ws: &Workspace, purge: bool) -> Result<(), DriverError> {
-        if let Some(i) = self.observe(key, ws).await
-            && let Some(pid) = i.pid
-        {
+        let running = self.observe(key, ws).await;
+        self.known().remove(key);
+        if let Some(pid) = running.and_then(|i| i.pid) {
             self.terminate(key, pid).await?;
         }
-        self.known().remove(key);
         if purge {
             let folder = self.layout(ws).root().to_path_buf();
             if folder.exists() {

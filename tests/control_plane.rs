@@ -1,0 +1,458 @@
+//! End to end, with real processes: `coditect up` (control plane) starting real
+//! `coditect workspace-runtime` children, driven through the real CLI and the gateway.
+//! Every wait follows the control plane's watch stream or a readiness long-poll; nothing
+//! sleeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use coditect_control_plane::client::{Client, condition_holds};
+use coditect_runtime::testkit::{ApiClient, TempRoot};
+use coditect_specs::{Kind, ObjectKey, Resource};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A `coditect up` process on a free port with its own data dir.
+struct ControlPlane {
+    child: Option<Child>,
+    server: String,
+    data: PathBuf,
+}
+
+impl ControlPlane {
+    fn up(data: &Path, files: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coditect"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-o", "json", "up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data);
+        for f in files {
+            cmd.args(["-f", f]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        ControlPlane {
+            child: Some(child),
+            server: first["server"].as_str().unwrap().to_string(),
+            data: data.to_path_buf(),
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.server)
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_coditect"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CODITECT_SERVER", &self.server)
+            .env_remove("CODITECT_OUTPUT")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn folder(&self, owner: &str, ws: &str) -> PathBuf {
+        self.data.join(format!(
+            "workspaces/organizations/acme/teams/platform/users/{owner}/workspaces/{ws}"
+        ))
+    }
+
+    fn pid(&self, owner: &str, ws: &str) -> u32 {
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.folder(owner, ws).join("runtime.json")).unwrap(),
+        )
+        .unwrap();
+        v["pid"].as_u64().unwrap() as u32
+    }
+
+    /// A client of the control plane's address carrying the workspace's token: paths
+    /// under `/w/acme/{ws}/` go through the gateway.
+    fn gateway(&self, owner: &str, ws: &str) -> ApiClient {
+        let token = std::fs::read_to_string(self.folder(owner, ws).join("api-token")).unwrap();
+        let addr = self.server.trim_start_matches("http://").parse().unwrap();
+        ApiClient::new(addr, Some(token.trim().to_string()))
+    }
+
+    fn sigkill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Ctrl-C: stops the instances cleanly.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+        // Leave no instance behind, whatever the test did.
+        for pid in runtime_pids(&self.data) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Pids of live `workspace-runtime` processes serving folders under `data`.
+fn runtime_pids(data: &Path) -> Vec<u32> {
+    let needle = data.join("workspaces").display().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("workspace-runtime") && cmdline.contains(&needle) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn ws_key(name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: Kind::Workspace,
+        organization: Some("acme".into()),
+        name: name.into(),
+    }
+}
+
+async fn ready(cp: &ControlPlane, name: &str) -> Resource {
+    cp.client()
+        .wait_for(&ws_key(name), "Ready", MINUTE)
+        .await
+        .unwrap()
+}
+
+fn endpoint(r: &Resource) -> String {
+    r.status_json()["endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Appends `n` events through the gateway; returns their acknowledged seqs.
+async fn append_events(cp: &ControlPlane, owner: &str, ws: &str, n: usize) -> Vec<u64> {
+    let api = cp.gateway(owner, ws);
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        let body = json!({"agent": "claude", "type": "agent_message", "data": {"i": i}});
+        let (status, e) = api.post(&format!("/w/acme/{ws}/v1/events"), &body).await;
+        assert_eq!(status, 200, "{e}");
+        seqs.push(e["seq"].as_u64().unwrap());
+    }
+    seqs
+}
+
+async fn stored_seqs(cp: &ControlPlane, owner: &str, ws: &str) -> Vec<u64> {
+    let (status, events) = cp
+        .gateway(owner, ws)
+        .get(&format!("/w/acme/{ws}/v1/events?since=0&limit=10000"))
+        .await;
+    assert_eq!(status, 200);
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_brings_the_examples_ready_and_a_spec_change_rolls_without_losing_data() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    let alice = ready(&cp, "alice-main").await;
+    ready(&cp, "bob-main").await;
+    assert_eq!(alice.metadata().generation, Some(1));
+    let acked = append_events(&cp, "alice", "alice-main", 5).await;
+    let old_pid = cp.pid("alice", "alice-main");
+    // Change the spec: a longer lease.
+    let changed = tmp.path().join("alice.yaml");
+    let text = std::fs::read_to_string("specs/examples/03-workspace-alice.yaml").unwrap();
+    let abs = std::fs::canonicalize("specs/projects/demo").unwrap();
+    std::fs::write(
+        &changed,
+        text.replace("leaseTtl: 30s", "leaseTtl: 45s")
+            .replace("../projects/demo", &abs.display().to_string()),
+    )
+    .unwrap();
+    let out = cp.cli(&["apply", "-f", changed.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "workspace/acme/alice-main configured"
+    );
+    let rolled = cp
+        .client()
+        .watch_until(&ws_key("alice-main"), MINUTE, |r| {
+            r.metadata().generation == Some(2)
+                && condition_holds(r, "Ready")
+                && endpoint(r) != endpoint(&alice)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rolled.status_json()["observedGeneration"], 2);
+    assert_ne!(
+        cp.pid("alice", "alice-main"),
+        old_pid,
+        "a new instance runs the new spec"
+    );
+    let stored = stored_seqs(&cp, "alice", "alice-main").await;
+    for seq in acked {
+        assert!(
+            stored.contains(&seq),
+            "event {seq} acknowledged before the roll is gone"
+        );
+    }
+    // Applying the same file again changes nothing, and diff agrees.
+    let again = cp.cli(&["apply", "-f", changed.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "workspace/acme/alice-main unchanged"
+    );
+    assert_eq!(
+        cp.cli(&["diff", "-f", changed.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        cp.cli(&["diff", "-f", "specs/examples/03-workspace-alice.yaml"])
+            .status
+            .code(),
+        Some(1)
+    );
+    // The organization rolls up its workspaces.
+    let org = ObjectKey {
+        kind: Kind::Organization,
+        organization: None,
+        name: "acme".into(),
+    };
+    cp.client()
+        .watch_until(&org, MINUTE, |r| r.status_json()["workspacesReady"] == 2)
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&cp.cli(&["get", "workspaces"]).stdout).to_string();
+    assert!(
+        table.contains("alice-main") && table.contains("Running"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_comes_back_ready_with_nothing_acknowledged_lost() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    let before = ready(&cp, "bob-main").await;
+    let acked = append_events(&cp, "bob", "bob-main", 40).await;
+    let pid = cp.pid("bob", "bob-main");
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    cp.client()
+        .watch_until(&ws_key("bob-main"), MINUTE, |r| {
+            condition_holds(r, "Ready") && endpoint(r) != endpoint(&before)
+        })
+        .await
+        .unwrap();
+    assert_ne!(cp.pid("bob", "bob-main"), pid);
+    let stored = stored_seqs(&cp, "bob", "bob-main").await;
+    for seq in &acked {
+        assert!(stored.contains(seq), "acknowledged event {seq} lost");
+    }
+    let (_, verify) = cp
+        .gateway("bob", "bob-main")
+        .get("/w/acme/bob-main/v1/verify")
+        .await;
+    assert_eq!(verify["ok"], true, "{verify}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_control_plane_adopts_running_instances() {
+    let tmp = TempRoot::new();
+    let mut cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    ready(&cp, "alice-main").await;
+    ready(&cp, "bob-main").await;
+    let pids = (cp.pid("alice", "alice-main"), cp.pid("bob", "bob-main"));
+    cp.sigkill();
+    assert_eq!(
+        runtime_pids(tmp.path()).len(),
+        2,
+        "instances outlive a killed control plane"
+    );
+    let mut cp = ControlPlane::up(tmp.path(), &[]);
+    cp.client().wait_ready(MINUTE).await.unwrap();
+    assert_eq!(
+        (cp.pid("alice", "alice-main"), cp.pid("bob", "bob-main")),
+        pids,
+        "adopted, not restarted"
+    );
+    let mut running = runtime_pids(tmp.path());
+    running.sort_unstable();
+    let mut expected = vec![pids.0, pids.1];
+    expected.sort_unstable();
+    assert_eq!(running, expected, "no duplicates");
+    assert!(condition_holds(&ready(&cp, "alice-main").await, "Ready"));
+    // A clean stop (Ctrl-C) stops the instances it runs.
+    cp.stop();
+    assert!(
+        runtime_pids(tmp.path()).is_empty(),
+        "clean stop leaves no instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_stops_the_instance_cleanly_and_keeps_its_folder() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    ready(&cp, "bob-main").await;
+    append_events(&cp, "bob", "bob-main", 3).await;
+    let pid = cp.pid("bob", "bob-main");
+    let out = cp.cli(&["delete", "workspace", "bob-main"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "workspace/acme/bob-main deleted (data kept)"
+    );
+    assert!(!alive(pid), "the instance stopped");
+    let folder = cp.folder("bob", "bob-main");
+    assert!(folder.join("databases/sessions.db").exists(), "data kept");
+    let log = std::fs::read_to_string(folder.join("sessions/000001.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["data"]["stopped"], true,
+        "the finalizer stopped it cleanly: {last}"
+    );
+    assert_eq!(
+        cp.cli(&["get", "workspace", "bob-main"]).status.code(),
+        Some(4)
+    );
+    let refused = cp.cli(&["delete", "team", "platform"]);
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("still has 1 workspace(s)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_with_invalid_documents_changes_nothing_and_prints_every_located_error() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &[]);
+    // Problems only the server can see (references), next to valid documents.
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: coditect.io/v1\nkind: Workspace\nmetadata:\n  name: lost\n  organization: acme\n  team: ghosts\nspec:\n  owner: alice\n  agents: [{name: a, provider: offline}]\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata:\n  name: orphans\n  organization: nowhere\nspec: {}\n",
+    )
+    .unwrap();
+    let out = cp.cli(&[
+        "apply",
+        "-f",
+        "specs/examples/",
+        "-f",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = bad.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{name}:6:9: metadata.team: team \"ghosts\" of organization \"acme\" is not declared"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{name}:15:17: metadata.organization: organization \"nowhere\" is not declared"
+        )),
+        "{stderr}"
+    );
+    // Problems the CLI sees itself never reach the server.
+    let out = cp.cli(&[
+        "apply",
+        "-f",
+        "specs/examples/",
+        "-f",
+        "specs/examples/invalid/unknown-provider.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("unknown-provider.yaml:")
+            .count(),
+        3
+    );
+    for kind in Kind::ALL {
+        assert!(
+            cp.client().list(kind, None).await.unwrap().is_empty(),
+            "nothing was written"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_breach_is_refused_and_nothing_is_written() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &[]);
+    let org = std::fs::read_to_string("specs/examples/01-organization.yaml")
+        .unwrap()
+        .replace("maxWorkspaces: 20", "maxWorkspaces: 1")
+        .replace("maxAwakeWorkspaces: 10", "maxAwakeWorkspaces: 1");
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("01-organization.yaml"), org).unwrap();
+    for f in ["02-team.yaml", "04-workspace-bob.yaml"] {
+        std::fs::copy(Path::new("specs/examples").join(f), dir.join(f)).unwrap();
+    }
+    let alice = std::fs::read_to_string("specs/examples/03-workspace-alice.yaml")
+        .unwrap()
+        .replace("path: ../projects/demo", "path: .");
+    std::fs::write(dir.join("03-workspace-alice.yaml"), alice).unwrap();
+    let out = cp.cli(&["apply", "-f", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("04-workspace-bob.yaml:6:9: metadata.name: quota exceeded: organization \"acme\" allows 1 workspaces (spec.quotas.maxWorkspaces); this apply would make 2"), "{stderr}");
+    for kind in Kind::ALL {
+        assert!(
+            cp.client().list(kind, None).await.unwrap().is_empty(),
+            "nothing was written"
+        );
+    }
+}

@@ -315,10 +315,12 @@ impl Store {
             return Ok(out);
         }
         tx.commit().map_err(sqlite)?;
-        drop(conn);
+        // Publish while still holding the connection: watchers must see changes in
+        // resourceVersion order (they skip versions they have passed).
         for c in emitted {
             let _ = self.changes.send(c);
         }
+        drop(conn);
         Ok(out)
     }
 
@@ -379,8 +381,9 @@ impl Store {
             log_change(&tx, rv, ChangeType::Modified, &next)?
         };
         tx.commit().map_err(sqlite)?;
-        drop(conn);
+        // Publish in resourceVersion order (see `apply`).
         let _ = self.changes.send(change);
+        drop(conn);
         Ok(if gone { None } else { Some(next) })
     }
 

@@ -116,3 +116,45 @@ fn a_workspace_waits_for_its_finalizer_and_the_change_log_replays() {
         0
     );
 }
+
+#[test]
+fn concurrent_writers_publish_changes_in_version_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("cp.db")).unwrap());
+    let orgs: Vec<Resource> = (0..8)
+        .flat_map(|i| objects(&ORG.replace("name: acme", &format!("name: org{i}"))))
+        .collect();
+    store.apply(&orgs, false).unwrap();
+    let mut rx = store.subscribe();
+    let writers: Vec<_> = orgs
+        .iter()
+        .map(|o| {
+            let (store, key) = (store.clone(), o.key());
+            std::thread::spawn(move || {
+                for n in 0..50 {
+                    store
+                        .update(&key, |r| {
+                            r.metadata_mut()
+                                .annotations
+                                .insert("n".into(), n.to_string());
+                        })
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let mut versions = Vec::new();
+    while let Ok(c) = rx.try_recv() {
+        versions.push(c.resource_version);
+    }
+    assert_eq!(versions.len(), 400);
+    let first = versions[0];
+    assert_eq!(
+        versions,
+        (first..first + 400).collect::<Vec<_>>(),
+        "published in resourceVersion order, no gaps"
+    );
+}

@@ -154,11 +154,7 @@ impl Store {
 
     /// The current resource version.
     pub fn resource_version(&self) -> u64 {
-        self.conn()
-            .query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_or(0, |v| v as u64)
+        current_version(&self.conn()).unwrap_or(0)
     }
 
     /// One object.
@@ -166,17 +162,7 @@ impl Store {
     /// # Errors
     /// Storage failures.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Resource>, StoreError> {
-        let (kind, org, name) = key_parts(key);
-        let body: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT body FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
-                params![kind, org, name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sqlite)?;
-        body.map(|b| decode(&b)).transpose()
+        read(&self.conn(), key)
     }
 
     /// Objects of a kind (all kinds when `None`), optionally in one organization, matching
@@ -220,11 +206,7 @@ impl Store {
     pub fn apply(&self, objects: &[Resource], dry_run: bool) -> Result<Vec<Applied>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sqlite)?;
-        let mut rv: u64 = tx
-            .query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(sqlite)? as u64;
+        let mut rv = current_version(&tx)?;
         let mut out = Vec::new();
         let mut emitted = Vec::new();
         for object in objects {
@@ -337,16 +319,9 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(sqlite)?;
         let (kind, org, name) = key_parts(key);
-        let body: Option<String> = tx
-            .query_row(
-                "SELECT body FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
-                params![kind, org, name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sqlite)?;
-        let Some(body) = body else { return Ok(None) };
-        let before = decode(&body)?;
+        let Some(before) = read(&tx, key)? else {
+            return Ok(None);
+        };
         let mut next = before.clone();
         f(&mut next);
         // Spec and generation are not this call's to change.
@@ -354,12 +329,7 @@ impl Store {
         if next == before {
             return Ok(Some(before));
         }
-        let rv: u64 = tx
-            .query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(sqlite)? as u64
-            + 1;
+        let rv = current_version(&tx)? + 1;
         next.metadata_mut().resource_version = Some(rv.to_string());
         let gone =
             next.metadata().deletion_timestamp.is_some() && next.metadata().finalizers.is_empty();
@@ -493,6 +463,29 @@ impl Store {
         rows.reverse();
         Ok(rows)
     }
+}
+
+/// One stored object, read on `conn` (a transaction, to read what it will write).
+fn read(conn: &Connection, key: &ObjectKey) -> Result<Option<Resource>, StoreError> {
+    let (kind, org, name) = key_parts(key);
+    let body: Option<String> = conn
+        .query_row(
+            "SELECT body FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
+            params![kind, org, name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sqlite)?;
+    body.map(|b| decode(&b)).transpose()
+}
+
+/// The store's current resource version, as seen on `conn`.
+fn current_version(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row("SELECT COALESCE(MAX(rv), 0) FROM changes", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|v| v as u64)
+    .map_err(sqlite)
 }
 
 fn decode(body: &str) -> Result<Resource, StoreError> {

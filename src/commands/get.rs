@@ -124,44 +124,31 @@ fn table(kind: Kind, objects: &[Resource], wide: bool) {
             }
         })
         .collect();
-    let headers: Vec<&str> = match (kind, wide) {
-        (Kind::Workspace, false) => vec![
-            "NAME",
-            "ORGANIZATION",
-            "TEAM",
-            "OWNER",
-            "READY",
-            "PHASE",
-            "AGENTS",
-        ],
-        (Kind::Workspace, true) => vec![
-            "NAME",
-            "ORGANIZATION",
-            "TEAM",
-            "OWNER",
-            "READY",
-            "PHASE",
-            "AGENTS",
-            "ENDPOINT",
-            "GENERATION",
-            "SESSION-EXPIRES",
-        ],
-        (Kind::Team, false) => vec!["NAME", "ORGANIZATION", "MEMBERS", "WORKSPACES-READY"],
-        (Kind::Team, true) => vec![
-            "NAME",
-            "ORGANIZATION",
-            "MEMBERS",
-            "WORKSPACES-READY",
-            "GENERATION",
-        ],
-        (Kind::Organization, false) => vec!["NAME", "WORKSPACES-READY", "MAX-WORKSPACES"],
-        (Kind::Organization, true) => vec![
-            "NAME",
-            "WORKSPACES-READY",
-            "MAX-WORKSPACES",
-            "BUCKET",
-            "GENERATION",
-        ],
+    let (base, extra): (&[&str], &[&str]) = match kind {
+        Kind::Workspace => (
+            &[
+                "NAME",
+                "ORGANIZATION",
+                "TEAM",
+                "OWNER",
+                "READY",
+                "PHASE",
+                "AGENTS",
+            ],
+            &["ENDPOINT", "GENERATION", "SESSION-EXPIRES"],
+        ),
+        Kind::Team => (
+            &["NAME", "ORGANIZATION", "MEMBERS", "WORKSPACES-READY"],
+            &["GENERATION"],
+        ),
+        Kind::Organization => (
+            &["NAME", "WORKSPACES-READY", "MAX-WORKSPACES"],
+            &["BUCKET", "GENERATION"],
+        ),
     };
+    let mut headers = base.to_vec();
+    if wide {
+        headers.extend_from_slice(extra);
+    }
     print_table(&headers, &rows);
 }

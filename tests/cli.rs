@@ -127,3 +127,15 @@ fn version_and_usage() {
         .code(1)
         .stderr(predicate::str::contains("read does/not/exist.yaml"));
 }
+
+#[test]
+fn a_missing_control_plane_is_named_with_the_way_to_start_one() {
+    coditect()
+        .args(["get", "workspaces"])
+        .env("CODITECT_SERVER", "http://127.0.0.1:9")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "no control plane at http://127.0.0.1:9 — start one with `coditect up`",
+        ));
+}

@@ -456,3 +456,75 @@ async fn a_quota_breach_is_refused_and_nothing_is_written() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_workspaces_the_store_no_longer_holds_are_reaped() {
+    let tmp = TempRoot::new();
+    let mut cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    ready(&cp, "alice-main").await;
+    ready(&cp, "bob-main").await;
+    cp.sigkill();
+    // The store is lost; the instances it declared are now orphans.
+    for f in [
+        "controlplane.db",
+        "controlplane.db-wal",
+        "controlplane.db-shm",
+    ] {
+        let _ = std::fs::remove_file(tmp.path().join(f));
+    }
+    assert_eq!(runtime_pids(tmp.path()).len(), 2);
+    let cp = ControlPlane::up(tmp.path(), &[]);
+    cp.client().wait_ready(MINUTE).await.unwrap();
+    assert!(runtime_pids(tmp.path()).is_empty(), "orphans stopped");
+    assert!(
+        cp.folder("alice", "alice-main")
+            .join("databases/sessions.db")
+            .exists(),
+        "their data is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_carries_websocket_streams_and_refuses_bad_tokens() {
+    use futures_util::StreamExt;
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    ready(&cp, "alice-main").await;
+    let acked = append_events(&cp, "alice", "alice-main", 3).await;
+    let token =
+        std::fs::read_to_string(cp.folder("alice", "alice-main").join("api-token")).unwrap();
+    let base = cp.server.replacen("http://", "ws://", 1);
+    let url = format!(
+        "{base}/w/acme/alice-main/v1/events/ws?since={}&access_token={}",
+        acked[0],
+        token.trim()
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) =
+            socket.next().await.unwrap().unwrap()
+        {
+            seen.push(
+                serde_json::from_str::<Value>(&t).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap(),
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        acked[1..].to_vec(),
+        "resumed after the seq given, through the gateway"
+    );
+    let wrong = format!("{base}/w/acme/alice-main/v1/events/ws?since=0&access_token=wrong");
+    let err = tokio_tungstenite::connect_async(wrong).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let (status, _) = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        None,
+    )
+    .get("/w/acme/no-such-workspace/v1/status")
+    .await;
+    assert_eq!(status, 404);
+}

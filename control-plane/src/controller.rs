@@ -24,6 +24,8 @@ use crate::store::ChangeType;
 
 /// Reconciles at once, at most.
 const WORKERS: usize = 4;
+/// Crashes closer together than this count as a crash loop.
+const CRASH_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The running controller.
 #[derive(Debug)]
@@ -75,6 +77,15 @@ impl<D: Driver> Controller<D> {
     ) {
         tokio::pin!(shutdown);
         let mut changes = self.ctx.store.subscribe();
+        // Orphans go first, so that readiness means "only declared instances run".
+        let known: Vec<ObjectKey> = self
+            .all_keys()
+            .into_iter()
+            .filter(|k| k.kind == Kind::Workspace)
+            .collect();
+        for orphan in self.ctx.driver.reap_orphans(&known).await {
+            tracing::info!(workspace = %orphan, "reaped orphaned instance");
+        }
         {
             let keys = self.all_keys();
             let mut initial = self.initial.lock().unwrap_or_else(|p| p.into_inner());
@@ -84,14 +95,7 @@ impl<D: Driver> Controller<D> {
             }
         }
         self.enqueue_all();
-        let known: Vec<ObjectKey> = self
-            .all_keys()
-            .into_iter()
-            .filter(|k| k.kind == Kind::Workspace)
-            .collect();
-        for orphan in self.ctx.driver.reap_orphans(&known).await {
-            tracing::info!(workspace = %orphan, "reaped orphaned instance");
-        }
+        let mut crashes: HashMap<ObjectKey, (u32, tokio::time::Instant)> = HashMap::new();
         let workers = Arc::new(Semaphore::new(WORKERS));
         let mut resync = tokio::time::interval(self.ctx.resync);
         let mut seen_generation: HashMap<ObjectKey, i64> = HashMap::new();
@@ -105,8 +109,14 @@ impl<D: Driver> Controller<D> {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 Some(key) = exits.recv() => {
-                    tracing::warn!(workspace = %key, "instance exited");
-                    self.queue.add(key);
+                    // Restart at once after a first crash; back off when it keeps crashing.
+                    let now = tokio::time::Instant::now();
+                    let entry = crashes.entry(key.clone()).or_insert((0, now));
+                    entry.0 = if now.duration_since(entry.1) < CRASH_WINDOW { entry.0 + 1 } else { 1 };
+                    entry.1 = now;
+                    let delay = if entry.0 <= 1 { std::time::Duration::ZERO } else { backoff(entry.0 - 1) };
+                    tracing::warn!(workspace = %key, crashes = entry.0, restart_in = ?delay, "instance exited");
+                    self.queue.add_after(key, delay);
                 }
                 _ = resync.tick() => self.enqueue_all(),
                 key = self.queue.next() => {

@@ -45,6 +45,10 @@ impl WorkQueue {
 
     /// Queues `key` after `delay`.
     pub fn add_after(&self, key: ObjectKey, delay: Duration) {
+        if delay.is_zero() {
+            self.add(key);
+            return;
+        }
         let q = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;

@@ -56,6 +56,51 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Wait for a condition on an object.
     Wait(WaitArgs),
+    /// Load-test a control plane against KPI thresholds (exit 99 when one fails).
+    Loadtest(LoadtestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadtestArgs {
+    /// Start a control plane for the run instead of using --server.
+    #[arg(long)]
+    pub embedded: bool,
+    /// The control plane's data directory (workspace tokens and pids are read from it).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Simulated users.
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Workspaces to create for the run.
+    #[arg(long, default_value_t = 10)]
+    pub workspaces: usize,
+    /// Measured time per scenario.
+    #[arg(long, default_value = "10s")]
+    pub duration: coditect_specs::Duration,
+    /// Unmeasured warm-up before each scenario.
+    #[arg(long, default_value = "2s")]
+    pub warmup: coditect_specs::Duration,
+    /// Open loop: requests per second across all users (closed loop when absent).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Scenarios to run: reconnect, task_start, lock_uncontended, lock_contended, availability (all when absent).
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+    /// The thresholds file.
+    #[arg(long, default_value = "loadtest/kpis.yaml")]
+    pub thresholds: PathBuf,
+    /// Reports to write: json, junit, markdown.
+    #[arg(long = "report", value_parser = ["json", "junit", "markdown"])]
+    pub reports: Vec<String>,
+    /// Where reports go.
+    #[arg(long, default_value = "loadtest-report")]
+    pub report_dir: PathBuf,
+    /// Kill a random instance this often during the availability scenario (0s: never).
+    #[arg(long, default_value = "2s")]
+    pub chaos_interval: coditect_specs::Duration,
+    /// No progress bars (also when stderr is not a terminal or CI is set).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 //! | 2 | usage error (clap) |
 //! | 3 | unavailable: no control plane answers, a workspace folder is owned by another instance, a wait timed out |
 //! | 4 | not found, or refused (conflict, objects still inside) |
+//! | 99 | load test ran, and a threshold failed (k6's code, so CI habits carry over) |
 //! | 70 | internal error |
 
 use std::process::ExitCode;
@@ -17,6 +18,9 @@ pub enum Failure {
     /// The input was invalid; details were already printed.
     #[error("invalid input")]
     InvalidInput,
+    /// A load test's thresholds failed (exit 99); the table was already printed.
+    #[error("thresholds failed")]
+    ThresholdsFailed,
     /// `diff` found differences (exit 1, like `kubectl diff`).
     #[error("differences found")]
     Differences,
@@ -36,6 +40,7 @@ pub fn report(outcome: Result<(), Failure>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::InvalidInput | Failure::Differences) => ExitCode::from(1),
+        Err(Failure::ThresholdsFailed) => ExitCode::from(coditect_loadtest::THRESHOLDS_FAILED),
         Err(Failure::Unavailable(why)) => {
             eprintln!("error: {why}");
             ExitCode::from(3)

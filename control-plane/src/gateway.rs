@@ -58,42 +58,56 @@ async fn forward(
         organization: Some(org),
         name: ws,
     };
-    let endpoint = match s.store.get(&key) {
-        Ok(Some(Resource::Workspace(w))) => w.status.and_then(|st| st.endpoint),
-        Ok(_) => {
-            return refuse(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("{key} not found"),
-            );
-        }
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
-    };
-    let Some(endpoint) = endpoint else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            format!("{key} has no running instance yet"),
-        );
+    let endpoint = match endpoint(&s, &key) {
+        Ok(e) => e,
+        Err(refused) => return *refused,
     };
     let query = req
         .uri()
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let target = format!("{endpoint}/{rest}{query}");
+    let path = format!("/{rest}{query}");
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if is_upgrade {
-        return websocket(req, target).await;
+        return websocket(req, format!("{endpoint}{path}")).await;
     }
-    http(&s.http, req, &target).await
+    http(&s, &key, req, &path).await
 }
 
-async fn http(client: &reqwest::Client, req: Request, target: &str) -> Response {
+/// The workspace's instance address, or the answer to give when there is none.
+fn endpoint(s: &ServerState, key: &ObjectKey) -> Result<String, Box<Response>> {
+    let refused = |status, error, reason: String| Box::new(refuse(status, error, reason));
+    match s.store.get(key) {
+        Ok(Some(Resource::Workspace(w))) => w.status.and_then(|st| st.endpoint).ok_or_else(|| {
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                format!("{key} has no running instance yet"),
+            )
+        }),
+        Ok(_) => Err(refused(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{key} not found"),
+        )),
+        Err(e) => Err(refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            e.to_string(),
+        )),
+    }
+}
+
+/// How long a request waits for an instance that refuses connections (it is being
+/// restarted or rolled) before the gateway gives up with 502.
+const RESTART_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
         return refuse(
@@ -102,29 +116,52 @@ async fn http(client: &reqwest::Client, req: Request, target: &str) -> Response 
             format!("request bodies are limited to {MAX_BODY} bytes"),
         );
     };
-    let mut out = client.request(parts.method, target).body(body);
-    for (name, value) in &parts.headers {
-        if !is_hop_by_hop(name.as_str()) {
-            out = out.header(name, value);
-        }
-    }
-    match out.send().await {
-        Ok(resp) => {
-            let status = resp.status();
-            let mut headers = HeaderMap::new();
-            for (name, value) in resp.headers() {
-                if !is_hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
-                    headers.insert(name.clone(), value.clone());
-                }
+    let deadline = tokio::time::Instant::now() + RESTART_GRACE;
+    let idempotent = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    loop {
+        let target = match endpoint(s, key) {
+            Ok(e) => format!("{e}{path}"),
+            Err(refused) => return *refused,
+        };
+        let mut out = s
+            .http
+            .request(parts.method.clone(), &target)
+            .body(body.clone());
+        for (name, value) in &parts.headers {
+            if !is_hop_by_hop(name.as_str()) {
+                out = out.header(name, value);
             }
-            let bytes = resp.bytes().await.unwrap_or_default();
-            (status, headers, Body::from(bytes)).into_response()
         }
-        Err(e) => refuse(
-            StatusCode::BAD_GATEWAY,
-            "unreachable",
-            format!("workspace instance at {target}: {e}"),
-        ),
+        match out.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let mut headers = HeaderMap::new();
+                for (name, value) in resp.headers() {
+                    if !is_hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
+                        headers.insert(name.clone(), value.clone());
+                    }
+                }
+                let bytes = resp.bytes().await.unwrap_or_default();
+                return (status, headers, Body::from(bytes)).into_response();
+            }
+            // The connection was refused: the request never reached the instance, so it is
+            // safe to hold it (any method) until the control plane has restarted the
+            // instance and recorded its new address.
+            // An idempotent request cut off by a dying instance is retried the same way.
+            Err(e) if (e.is_connect() || idempotent) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                return refuse(
+                    StatusCode::BAD_GATEWAY,
+                    "unreachable",
+                    format!("workspace instance at {target}: {e}"),
+                );
+            }
+        }
     }
 }
 

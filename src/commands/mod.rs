@@ -5,6 +5,7 @@ mod delete;
 mod describe;
 mod diff;
 mod get;
+mod loadtest;
 mod manifests;
 mod schema;
 mod up;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Diff(args) => block_on(diff::run(format, &server, &args)),
         Command::Delete(args) => block_on(delete::run(format, &server, &args)),
         Command::Wait(args) => block_on(wait::run(format, &server, &args)),
+        Command::Loadtest(args) => block_on(loadtest::run(format, &server, &args)),
     }
 }
 

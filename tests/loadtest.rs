@@ -1,0 +1,123 @@
+//! The load-test gate, run as CI runs it: the real binary with an embedded control plane.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::process::Command;
+
+use coditect_runtime::testkit::TempRoot;
+use serde_json::Value;
+
+fn loadtest(thresholds: &str, extra: &[&str]) -> (std::process::Output, TempRoot) {
+    let tmp = TempRoot::new();
+    let file = tmp.path().join("kpis.yaml");
+    std::fs::write(&file, thresholds).unwrap();
+    let reports = tmp.path().join("reports");
+    let out = Command::new(env!("CARGO_BIN_EXE_coditect"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CI", "1")
+        .args([
+            "loadtest",
+            "--embedded",
+            "--users",
+            "4",
+            "--workspaces",
+            "2",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ])
+        .args(["--scenario", "reconnect", "--scenario", "lock_uncontended"])
+        .arg("--thresholds")
+        .arg(&file)
+        .args(["--report", "json", "--report", "junit", "--report-dir"])
+        .arg(&reports)
+        .args(extra)
+        .output()
+        .unwrap();
+    (out, tmp)
+}
+
+#[test]
+fn a_missed_threshold_fails_the_gate_with_exit_99_and_says_which() {
+    let (out, tmp) = loadtest(
+        "thresholds:\n  reconnect: ['p(99)<1us']\n  lock_uncontended: ['p(99)<100ms']\n",
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("THRESHOLDS FAILED"), "{table}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("reports/report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["pass"], false);
+    let rows = report["rows"].as_array().unwrap();
+    let failing: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["pass"] == false)
+        .map(|r| r["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, ["reconnect"]);
+    let reconnect = rows.iter().find(|r| r["metric"] == "reconnect").unwrap();
+    assert!(
+        reconnect["summary"]["count"].as_u64().unwrap() > 0,
+        "it measured something"
+    );
+    let xml = std::fs::read_to_string(tmp.path().join("reports/report.xml")).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let mut failures = Vec::new();
+    let mut current = String::new();
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"testcase" => {
+                current = e
+                    .try_get_attribute("name")
+                    .unwrap()
+                    .unwrap()
+                    .unescape_value()
+                    .unwrap()
+                    .to_string();
+            }
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"failure" => {
+                failures.push(current.clone())
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(failures, ["reconnect p(99)<1us"]);
+}
+
+#[test]
+fn met_thresholds_pass_the_gate() {
+    let (out, tmp) = loadtest(
+        "thresholds:\n  reconnect: ['p(99)<30s']\n  lock_uncontended: ['p(99)<30s']\n  errors: ['rate<0.5']\n",
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all thresholds passed"));
+    assert!(tmp.path().join("reports/report.xml").exists());
+}
+
+#[test]
+fn a_bad_thresholds_file_is_refused_before_anything_runs() {
+    let (out, _tmp) = loadtest("thresholds:\n  reconnect: ['p(99) ~ 1s']\n", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("thresholds.reconnect: invalid expression"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -68,7 +68,8 @@ pub struct Options {
     pub warmup: Duration,
     /// Open-loop arrivals per second; closed loop when `None`.
     pub rate: Option<f64>,
-    /// Scenarios to run (all when empty).
+    /// Scenarios to run (all when empty), each `NAME[:USERS[:DURATION]]` to override the
+    /// user count and duration for that scenario (`reconnect:200:5s`).
     pub scenarios: Vec<String>,
     /// The thresholds file.
     pub thresholds: PathBuf,
@@ -85,17 +86,24 @@ pub struct Options {
 /// `pass == false`, not an error.
 pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
     let thresholds = thresholds::load(&opts.thresholds)?;
-    let chosen: Vec<String> = if opts.scenarios.is_empty() {
-        scenarios::ALL.iter().map(|s| s.to_string()).collect()
-    } else {
-        opts.scenarios.clone()
+    let base = Load {
+        users: opts.users.max(1),
+        duration: opts.duration,
+        warmup: opts.warmup,
+        rate: opts.rate,
     };
-    if let Some(bad) = chosen
-        .iter()
-        .find(|s| !scenarios::ALL.contains(&s.as_str()))
-    {
-        return Err(LoadtestError::UnknownScenario(bad.clone()));
-    }
+    let plan: Vec<(String, Load)> = if opts.scenarios.is_empty() {
+        scenarios::ALL
+            .iter()
+            .map(|s| (s.to_string(), base))
+            .collect()
+    } else {
+        opts.scenarios
+            .iter()
+            .map(|s| scenario_load(s, base))
+            .collect::<Result<_, _>>()?
+    };
+    let chosen: Vec<String> = plan.iter().map(|(n, _)| n.clone()).collect();
     let mut target = Target::connect(
         opts.server.as_deref(),
         opts.data_dir.as_deref(),
@@ -137,14 +145,9 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
                 .await;
         }
     }
-    let load = Load {
-        users: opts.users.max(1),
-        duration: opts.duration,
-        warmup: opts.warmup,
-        rate: opts.rate,
-    };
     let mut errors = (0u64, 0u64);
-    for name in &chosen {
+    for (name, load) in &plan {
+        let load = *load;
         let rec = Arc::new(Recorder::default());
         let pb = bar(name);
         let mut rate = None;
@@ -221,4 +224,50 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
         Err(_) => tracing::warn!("load-test target still shared; workspaces left in place"),
     }
     Ok(report)
+}
+
+/// Parses `NAME[:USERS[:DURATION]]`.
+fn scenario_load(spec: &str, base: Load) -> Result<(String, Load), LoadtestError> {
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default().to_string();
+    if !scenarios::ALL.contains(&name.as_str()) {
+        return Err(LoadtestError::UnknownScenario(spec.to_string()));
+    }
+    let mut load = base;
+    if let Some(users) = parts.next() {
+        load.users = users.parse().map_err(|_| {
+            LoadtestError::UnknownScenario(format!("{spec} (users must be a number)"))
+        })?;
+    }
+    if let Some(d) = parts.next() {
+        let d: coditect_specs::Duration = d
+            .parse()
+            .map_err(|_| LoadtestError::UnknownScenario(format!("{spec} (bad duration)")))?;
+        load.duration = d.to_std();
+    }
+    Ok((name, load))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_take_their_own_users_and_duration() {
+        let base = Load {
+            users: 10,
+            duration: Duration::from_secs(5),
+            warmup: Duration::ZERO,
+            rate: None,
+        };
+        let (name, load) = scenario_load("reconnect:200:2s", base).unwrap();
+        assert_eq!(
+            (name.as_str(), load.users, load.duration),
+            ("reconnect", 200, Duration::from_secs(2))
+        );
+        let (_, load) = scenario_load("task_start", base).unwrap();
+        assert_eq!(load.users, 10);
+        assert!(scenario_load("teleport", base).is_err());
+        assert!(scenario_load("reconnect:many", base).is_err());
+    }
 }

@@ -528,3 +528,79 @@ async fn the_gateway_carries_websocket_streams_and_refuses_bad_tokens() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_prunes_what_the_manifests_no_longer_hold_and_delete_takes_files() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    ready(&cp, "bob-main").await;
+    let dry = cp.cli(&[
+        "apply",
+        "-f",
+        "specs/examples/01-organization.yaml",
+        "-f",
+        "specs/examples/02-team.yaml",
+        "-f",
+        "specs/examples/03-workspace-alice.yaml",
+        "--prune",
+        "-l",
+        "owner",
+        "--dry-run",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("workspace/acme/bob-main pruned (dry run)"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    assert!(
+        cp.client().get(&ws_key("bob-main")).await.is_ok(),
+        "a dry run changes nothing"
+    );
+    let out = cp.cli(&[
+        "apply",
+        "-f",
+        "specs/examples/01-organization.yaml",
+        "-f",
+        "specs/examples/02-team.yaml",
+        "-f",
+        "specs/examples/03-workspace-alice.yaml",
+        "--prune",
+        "-l",
+        "owner",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("workspace/acme/bob-main pruned"));
+    let gone = cp
+        .client()
+        .watch_until(&ws_key("bob-main"), MINUTE, |_| false)
+        .await;
+    assert!(
+        matches!(
+            gone,
+            Err(coditect_control_plane::client::ClientError::NotFound(_))
+        ),
+        "{gone:?}"
+    );
+    let out = cp.cli(&["delete", "-f", "specs/examples/03-workspace-alice.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        cp.client()
+            .list(Kind::Workspace, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let yaml = String::from_utf8_lossy(&cp.cli(&["get", "teams", "-o", "yaml"]).stdout).to_string();
+    assert!(
+        yaml.contains("kind: Team") && yaml.contains("name: platform"),
+        "{yaml}"
+    );
+}

@@ -62,7 +62,7 @@ fn loopback_round_trip(c: &mut Criterion) {
     });
 }
 
-fn sqlite_empty_transaction(c: &mut Criterion) {
+fn sqlite_insert_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut conn = rusqlite::Connection::open(dir.path().join("f.db")).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -88,9 +88,31 @@ fn sqlite_empty_transaction(c: &mut Criterion) {
     });
 }
 
+fn sqlite_empty_transaction_floor(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join("e.db")).expect("open");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("sync");
+    let p = Percentiles::new("floor/sqlite_empty_transaction");
+    c.bench_function("floor/sqlite_empty_transaction", |b| {
+        b.iter_custom(|n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                let t = Instant::now();
+                conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+                    .expect("empty transaction");
+                p.record(t.elapsed());
+            }
+            start.elapsed()
+        });
+    });
+}
+
 criterion_group! {
     name = floors;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = fsync_4k, loopback_round_trip, sqlite_empty_transaction
+    targets = fsync_4k, loopback_round_trip, sqlite_insert_commit, sqlite_empty_transaction_floor
 }
 criterion_main!(floors);

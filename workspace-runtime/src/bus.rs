@@ -148,26 +148,32 @@ impl MessageBus {
         since: i64,
         limit: u32,
     ) -> Result<Vec<Message>, BusError> {
-        let all = self.db.messages.read(|c| {
-            let mut stmt = c.prepare("SELECT id, ts, sender, recipient, topic, body FROM messages WHERE id > ?1 ORDER BY id")?;
-            stmt.query_map([since], |r| {
-                let body: String = r.get(5)?;
-                Ok(Message {
-                    id: r.get(0)?,
-                    ts: r.get(1)?,
-                    from: r.get(2)?,
-                    to: r.get(3)?,
-                    topic: r.get(4)?,
-                    body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
-                })
-            })?
+        // Filter in SQL, so a long history is never loaded to answer a short question.
+        let everything = filter.agent.is_none() && filter.topics.is_empty();
+        let topics = serde_json::to_string(&filter.topics).unwrap_or_else(|_| "[]".into());
+        Ok(self.db.messages.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, ts, sender, recipient, topic, body FROM messages
+                 WHERE id > ?1
+                   AND (?2 OR recipient = ?3 OR topic IN (SELECT value FROM json_each(?4)))
+                 ORDER BY id LIMIT ?5",
+            )?;
+            stmt.query_map(
+                rusqlite::params![since, everything, filter.agent, topics, limit],
+                |r| {
+                    let body: String = r.get(5)?;
+                    Ok(Message {
+                        id: r.get(0)?,
+                        ts: r.get(1)?,
+                        from: r.get(2)?,
+                        to: r.get(3)?,
+                        topic: r.get(4)?,
+                        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                    })
+                },
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        Ok(all
-            .into_iter()
-            .filter(|m| filter.matches(m))
-            .take(limit as usize)
-            .collect())
+        })?)
     }
 
     /// Live messages from now on.

@@ -65,6 +65,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tracing::info!(%addr, workspace = %ws.spec.metadata.name, "workspace runtime listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(ws.clone().run_background(wait_for(stop_rx.clone())));
+    let agents = ws.clone().start_agents();
     let app = crate::api::router(ws.clone());
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
@@ -74,6 +75,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     let _ = background.await;
+    for a in &agents {
+        a.abort();
+    }
+    for a in agents {
+        let _ = a.await;
+    }
     if let Err(e) = ws.stop().await {
         tracing::error!(error = %e, "clean stop failed");
     }

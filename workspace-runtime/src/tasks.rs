@@ -117,6 +117,20 @@ impl TaskQueues {
             wakeups,
             submitted: Mutex::new(HashMap::new()),
         };
+        // A task that was running when the instance stopped was interrupted: queue it again.
+        let requeued = queues
+            .db
+            .sessions
+            .write(|tx| {
+                tx.execute(
+                    "UPDATE tasks SET state = 'queued', started_at = NULL WHERE state = 'running'",
+                    [],
+                )
+            })
+            .unwrap_or(0);
+        if requeued > 0 {
+            tracing::info!(requeued, "queued interrupted tasks again");
+        }
         for agent in &queues.agents {
             queues.update_depth(agent);
         }

@@ -98,14 +98,25 @@ pub struct TestWorkspace {
     /// A client with the bearer token set.
     pub client: ApiClient,
     server: tokio::task::JoinHandle<()>,
+    background: tokio::task::JoinHandle<()>,
+    stop_background: tokio::sync::watch::Sender<bool>,
+    agents: Vec<tokio::task::JoinHandle<()>>,
     /// The storage root (kept alive as long as the workspace).
     pub root: Arc<TempRoot>,
 }
 
 impl TestWorkspace {
-    /// Starts [`spec`] in a fresh temp folder.
+    /// Starts [`spec`] in a fresh temp folder, with its task queues left to the test (no
+    /// agent loops claim from them).
     pub async fn start() -> Self {
         Self::start_in(Arc::new(TempRoot::new()), spec()).await
+    }
+
+    /// Starts [`spec`] with its (offline) agents working their queues, as `serve` does.
+    pub async fn start_with_agents() -> Self {
+        let mut ws = Self::start().await;
+        ws.agents = ws.runtime.clone().start_agents();
+        ws
     }
 
     /// Starts `spec` under `root`.
@@ -121,12 +132,20 @@ impl TestWorkspace {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        // Agents, lease expiry and sessions run as in a real instance.
+        let (stop_background, mut stopped) = tokio::sync::watch::channel(false);
+        let background = tokio::spawn(runtime.clone().run_background(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
         let client = ApiClient::new(addr, Some(runtime.token.clone()));
         TestWorkspace {
             runtime,
             addr,
             client,
             server,
+            background,
+            stop_background,
+            agents: Vec::new(),
             root,
         }
     }
@@ -135,6 +154,14 @@ impl TestWorkspace {
     pub async fn stop(self) -> Arc<TempRoot> {
         self.server.abort();
         let _ = self.server.await;
+        let _ = self.stop_background.send(true);
+        let _ = self.background.await;
+        for a in &self.agents {
+            a.abort();
+        }
+        for a in self.agents {
+            let _ = a.await;
+        }
         let _ = self.runtime.stop().await;
         self.root.clone()
     }

@@ -192,6 +192,56 @@ impl WorkspaceRuntime {
             }
         }
         expiry.abort();
+        let _ = expiry.await;
+    }
+
+    /// Starts a loop for every agent whose model can run here: provider `offline`, or
+    /// `offlineFallback` when the agent's key variable is not set. The network providers'
+    /// adapters are not in this build yet; such agents report `unavailable`.
+    ///
+    /// Abort the returned loops (and await them) before stopping: they hold the workspace.
+    pub fn start_agents(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        use crate::agents::{offline::OfflinePlanner, runner};
+        let mut loops = Vec::new();
+        for agent in self.spec.spec.agents.clone() {
+            let env = agent.credentials.as_ref().and_then(|c| c.env.clone());
+            let key_missing = env.as_ref().is_none_or(|v| std::env::var_os(v).is_none());
+            let offline = agent.provider == coditect_specs::Provider::Offline
+                || (agent.offline_fallback && key_missing);
+            if !offline {
+                let reason = format!(
+                    "the {} adapter is not in this build yet; use provider offline or offlineFallback",
+                    agent.provider.as_str()
+                );
+                self.events.append_nowait(EventDraft::new(
+                    &agent.name,
+                    EventType::AgentStateChange,
+                    json!({"state": "unavailable", "reason": reason}),
+                ));
+                continue;
+            }
+            if agent.provider != coditect_specs::Provider::Offline {
+                let reason = format!(
+                    "{} is not set: running the offline planner in place of {}",
+                    env.unwrap_or_default(),
+                    agent.provider.as_str()
+                );
+                self.events.append_nowait(EventDraft::new(
+                    &agent.name,
+                    EventType::AgentStateChange,
+                    json!({"state": "offline-fallback", "reason": reason}),
+                ));
+            }
+            let ws = self.clone();
+            loops.push(tokio::spawn(runner::run(
+                ws,
+                agent.name.clone(),
+                agent.budget.max_steps,
+                OfflinePlanner,
+                std::future::pending::<()>(),
+            )));
+        }
+        loops
     }
 
     /// Checks the event chain and every database.

@@ -1,0 +1,107 @@
+//! Agents: the loop that takes an agent's tasks and works on them through tools, and the
+//! model behind it.
+//!
+//! ```text
+//!  TaskQueues::claim ─► AgentRunner ─► Model::next_turn(conversation, tools)
+//!                            ▲                 │ tool calls
+//!                            └── tool results ◄─ Toolbox (locks, fenced writes, bus, …)
+//! ```
+//!
+//! A [`Model`] sees the conversation so far (the task, then each turn's tool calls and
+//! their results) and answers with text and tool calls. This module holds the loop, the
+//! tools and the `offline` model; the network providers' wire formats come in their own
+//! modules and implement the same trait.
+
+pub mod offline;
+pub mod runner;
+pub mod tools;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A tool call a model asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Correlates the result with the call.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its arguments.
+    pub arguments: Value,
+}
+
+/// One entry of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Turn {
+    /// The task, as the user put it, with the shared workspace context.
+    User {
+        /// The text.
+        text: String,
+    },
+    /// What the model said and asked for.
+    Assistant {
+        /// Its text.
+        text: String,
+        /// Its tool calls.
+        calls: Vec<ToolCall>,
+    },
+    /// The result of one tool call.
+    ToolResult {
+        /// The call's id.
+        id: String,
+        /// Whether the tool succeeded.
+        ok: bool,
+        /// What it returned (or why it failed).
+        content: Value,
+    },
+}
+
+/// Tokens used by one model call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input: u64,
+    /// Completion tokens.
+    pub output: u64,
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelTurn {
+    /// Text for the log.
+    pub text: String,
+    /// Tools to run; none means the model is done talking.
+    pub calls: Vec<ToolCall>,
+    /// Tokens used.
+    pub usage: Usage,
+}
+
+/// Why a model call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    /// The provider is rate limiting; try again after this many seconds.
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// The provider refused or failed the request.
+    #[error("model call failed: {0}")]
+    Failed(String),
+}
+
+/// A model that drives an agent.
+pub trait Model: Send + Sync {
+    /// The provider's name, for status and events.
+    fn provider(&self) -> &str;
+
+    /// The next turn, given the conversation and the tool names available.
+    fn next_turn(
+        &self,
+        conversation: &[Turn],
+        tools: &[&str],
+    ) -> impl Future<Output = Result<ModelTurn, ModelError>> + Send;
+}

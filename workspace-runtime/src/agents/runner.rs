@@ -1,0 +1,138 @@
+//! The agent loop: take the agent's next task, show the model the task and the shared
+//! workspace context, run the tools it calls, feed the results back, until it completes
+//! the task or its step budget runs out. Every step is an event: state changes, tool
+//! calls, messages; file edits come from the fenced writes themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::tools::{TOOLS, Toolbox};
+use super::{Model, ModelError, Turn};
+use crate::events::{EventDraft, EventType};
+use crate::workspace::WorkspaceRuntime;
+
+/// How long one claim waits for a task before checking for shutdown again.
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs `agent` with `model` until `shutdown` resolves.
+pub async fn run<M: Model>(
+    ws: Arc<WorkspaceRuntime>,
+    agent: String,
+    max_steps: u32,
+    model: M,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let tools = Toolbox::new(ws.clone(), &agent);
+    state(&ws, &agent, "idle", model.provider());
+    loop {
+        let task = tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            t = ws.tasks.claim(&agent, CLAIM_WAIT) => t,
+        };
+        let task = match task {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(agent = %agent, error = %e, "claiming a task failed");
+                return;
+            }
+        };
+        state(&ws, &agent, "analyzing", model.provider());
+        let (ok, summary) = work(&ws, &agent, &tools, &model, &task, max_steps).await;
+        if let Err(e) = ws.tasks.finish(task.id, ok, Some(summary)).await {
+            tracing::warn!(agent = %agent, task = task.id, error = %e, "finishing a task failed");
+        }
+        state(&ws, &agent, "idle", model.provider());
+    }
+}
+
+fn state(ws: &WorkspaceRuntime, agent: &str, state: &str, provider: &str) {
+    ws.events.append_nowait(EventDraft::new(
+        agent,
+        EventType::AgentStateChange,
+        json!({"state": state, "provider": provider}),
+    ));
+}
+
+/// Works one task; returns success and a summary.
+async fn work<M: Model>(
+    ws: &WorkspaceRuntime,
+    agent: &str,
+    tools: &Toolbox,
+    model: &M,
+    task: &crate::tasks::Task,
+    max_steps: u32,
+) -> (bool, String) {
+    let instruction = if task.prompt.trim().is_empty() {
+        &task.title
+    } else {
+        &task.prompt
+    };
+    let mut conversation = vec![Turn::User {
+        text: format!(
+            "{instruction}\n\n(workspace {}, task {})",
+            ws.spec.metadata.name, task.id
+        ),
+    }];
+    for _ in 0..max_steps {
+        let turn = match model.next_turn(&conversation, &TOOLS).await {
+            Ok(t) => t,
+            Err(ModelError::RateLimited { retry_after_secs }) => {
+                state(ws, agent, "waiting", model.provider());
+                tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
+                continue;
+            }
+            Err(e) => return (false, e.to_string()),
+        };
+        if !turn.text.is_empty() {
+            ws.events.append_nowait(EventDraft::new(
+                agent,
+                EventType::AgentMessage,
+                json!({"task": task.id, "text": turn.text}),
+            ));
+        }
+        if turn.calls.is_empty() {
+            return (true, turn.text);
+        }
+        conversation.push(Turn::Assistant {
+            text: turn.text.clone(),
+            calls: turn.calls.clone(),
+        });
+        for call in turn.calls {
+            ws.events.append_nowait(EventDraft::new(
+                agent,
+                EventType::ToolCall,
+                json!({"task": task.id, "tool": call.name, "arguments": call.arguments}),
+            ));
+            if call.name == "complete_task" {
+                let ok = call.arguments["ok"].as_bool().unwrap_or(true);
+                return (
+                    ok,
+                    call.arguments["summary"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+            match call.name.as_str() {
+                "write_file" | "edit_file" => state(ws, agent, "editing", model.provider()),
+                "acquire_lock" => state(ws, agent, "waiting", model.provider()),
+                _ => {}
+            }
+            let (ok, content) = match tools.run(&call).await {
+                Ok(v) => (true, v),
+                Err(why) => (false, Value::String(why)),
+            };
+            conversation.push(Turn::ToolResult {
+                id: call.id,
+                ok,
+                content,
+            });
+        }
+    }
+    (false, format!("the step budget of {max_steps} ran out"))
+}

@@ -1,0 +1,204 @@
+//! The tools an agent may call, run against its workspace. Every file write goes through
+//! the lock table: with the fencing token of a lease the agent holds, or, when it names
+//! none, under a lease taken and released around the write.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::ToolCall;
+use crate::bus::SendMessage;
+use crate::locks::{LockMode, LockRequest};
+use crate::workspace::WorkspaceRuntime;
+
+/// Tool names, as models see them.
+pub const TOOLS: [&str; 9] = [
+    "list_files",
+    "read_file",
+    "write_file",
+    "edit_file",
+    "search",
+    "send_message",
+    "acquire_lock",
+    "release_lock",
+    "complete_task",
+];
+
+/// Runs tools for one agent.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    ws: Arc<WorkspaceRuntime>,
+    agent: String,
+}
+
+fn arg<'a>(call: &'a ToolCall, name: &str) -> Result<&'a str, String> {
+    call.arguments[name]
+        .as_str()
+        .ok_or_else(|| format!("{}: missing string argument {name:?}", call.name))
+}
+
+impl Toolbox {
+    /// Tools for `agent` in `ws`.
+    pub fn new(ws: Arc<WorkspaceRuntime>, agent: &str) -> Self {
+        Toolbox {
+            ws,
+            agent: agent.to_string(),
+        }
+    }
+
+    /// Runs one call (not `complete_task`, which the loop handles): `Ok(result)` or
+    /// `Err(reason)`, both fed back to the model.
+    pub async fn run(&self, call: &ToolCall) -> Result<Value, String> {
+        let ws = &self.ws;
+        match call.name.as_str() {
+            "acquire_lock" => {
+                let mode = if call.arguments["mode"] == "shared" {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
+                let req = LockRequest {
+                    path: arg(call, "path")?.into(),
+                    mode,
+                    holder: self.agent.clone(),
+                    ttl_ms: None,
+                    wait_ms: None,
+                };
+                let lease = ws.locks.acquire(req).await.map_err(|e| e.to_string())?;
+                serde_json::to_value(lease).map_err(|e| e.to_string())
+            }
+            "release_lock" => {
+                let token = call.arguments["token"]
+                    .as_u64()
+                    .ok_or("release_lock: missing token")?;
+                ws.locks.release(token).map_err(|e| e.to_string())?;
+                Ok(json!({"released": token}))
+            }
+            "read_file" => {
+                let bytes = ws
+                    .files
+                    .read(arg(call, "path")?)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({"content": String::from_utf8_lossy(&bytes)}))
+            }
+            "write_file" => {
+                self.write(
+                    arg(call, "path")?,
+                    arg(call, "content")?.as_bytes(),
+                    call.arguments["token"].as_u64(),
+                )
+                .await
+            }
+            "edit_file" => {
+                let path = arg(call, "path")?;
+                let (search, replace) = (arg(call, "search")?, arg(call, "replace")?);
+                let bytes = ws.files.read(path).await.map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&bytes);
+                if !text.contains(search) {
+                    return Err(format!("edit_file: {search:?} does not occur in {path}"));
+                }
+                let edited = text.replacen(search, replace, 1);
+                self.write(path, edited.as_bytes(), call.arguments["token"].as_u64())
+                    .await
+            }
+            "list_files" => {
+                let root = ws.layout.projects();
+                let mut files = Vec::new();
+                let mut stack = vec![root.clone()];
+                while let Some(dir) = stack.pop() {
+                    for entry in std::fs::read_dir(&dir)
+                        .map_err(|e| e.to_string())?
+                        .flatten()
+                    {
+                        let p = entry.path();
+                        if p.is_dir() {
+                            stack.push(p);
+                        } else if let Ok(rel) = p.strip_prefix(&root) {
+                            files.push(rel.display().to_string());
+                        }
+                        if files.len() >= 1000 {
+                            break;
+                        }
+                    }
+                }
+                files.sort();
+                Ok(json!({"files": files}))
+            }
+            "search" => {
+                let pattern = arg(call, "pattern")?;
+                let listing = Box::pin(self.run(&ToolCall {
+                    id: call.id.clone(),
+                    name: "list_files".into(),
+                    arguments: json!({}),
+                }))
+                .await?;
+                let mut hits = Vec::new();
+                for f in listing["files"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let Ok(bytes) = ws.files.read(f).await else {
+                        continue;
+                    };
+                    for (n, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+                        if line.contains(pattern) && hits.len() < 100 {
+                            hits.push(json!({"file": f, "line": n + 1, "text": line}));
+                        }
+                    }
+                }
+                Ok(json!({"matches": hits}))
+            }
+            "send_message" => {
+                let text = arg(call, "text")?;
+                let to = call.arguments["to"].as_str().map(str::to_string);
+                let topic = call.arguments["topic"].as_str().map(str::to_string);
+                let m = ws
+                    .bus
+                    .send(SendMessage {
+                        from: self.agent.clone(),
+                        to,
+                        topic,
+                        body: json!({"text": text}),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(json!({"message": m.id}))
+            }
+            other => Err(format!(
+                "unknown tool {other:?}; tools: {}",
+                TOOLS.join(", ")
+            )),
+        }
+    }
+
+    /// A fenced write: with `token`, or under a lease taken for it.
+    async fn write(&self, path: &str, content: &[u8], token: Option<u64>) -> Result<Value, String> {
+        let files = &self.ws.files;
+        let result = match token {
+            Some(token) => files.write(&self.agent, token, path, content).await,
+            None => {
+                let req = LockRequest {
+                    path: path.into(),
+                    mode: LockMode::Exclusive,
+                    holder: self.agent.clone(),
+                    ttl_ms: None,
+                    wait_ms: None,
+                };
+                let lease = self
+                    .ws
+                    .locks
+                    .acquire(req)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let r = files.write(&self.agent, lease.token, path, content).await;
+                let _ = self.ws.locks.release(lease.token);
+                r
+            }
+        };
+        let w = result.map_err(|e| e.to_string())?;
+        serde_json::to_value(w).map_err(|e| e.to_string())
+    }
+}

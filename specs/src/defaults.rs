@@ -88,7 +88,7 @@ pub fn model(provider: Provider) -> &'static str {
         Provider::Anthropic => "claude-sonnet-4-5",
         Provider::Google => "gemini-2.5-pro",
         Provider::Openai => "gpt-5-codex",
-        Provider::Moonshot => "kimi-k2-0905-preview",
+        Provider::Moonshot => "kimi-k2.6",
         Provider::OpenaiCompatible => "default",
         Provider::Offline => "offline-planner",
     }

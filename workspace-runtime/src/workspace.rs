@@ -195,51 +195,78 @@ impl WorkspaceRuntime {
         let _ = expiry.await;
     }
 
-    /// Starts a loop for every agent whose model can run here: provider `offline`, or
-    /// `offlineFallback` when the agent's key variable is not set. The network providers'
-    /// adapters are not in this build yet; such agents report `unavailable`.
+    /// Starts a loop for every agent whose model can run here: provider `offline`; the
+    /// Chat Completions adapter for `moonshot` and `openai-compatible` at a plain-HTTP
+    /// address; otherwise, with `offlineFallback`, the offline planner in its place. Other
+    /// agents report `unavailable` with the reason in the event log.
     ///
     /// Abort the returned loops (and await them) before stopping: they hold the workspace.
     pub fn start_agents(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        use crate::agents::openai_compat::ChatCompletions;
         use crate::agents::{offline::OfflinePlanner, runner};
+        use coditect_specs::Provider;
         let mut loops = Vec::new();
         for agent in self.spec.spec.agents.clone() {
             let env = agent.credentials.as_ref().and_then(|c| c.env.clone());
-            let key_missing = env.as_ref().is_none_or(|v| std::env::var_os(v).is_none());
-            let offline = agent.provider == coditect_specs::Provider::Offline
-                || (agent.offline_fallback && key_missing);
-            if !offline {
-                let reason = format!(
-                    "the {} adapter is not in this build yet; use provider offline or offlineFallback",
+            let key = env.as_ref().and_then(|v| std::env::var(v).ok());
+            let base = agent.base_url.clone().unwrap_or_default();
+            let model = agent.model.clone().unwrap_or_default();
+            let (name, steps) = (agent.name.clone(), agent.budget.max_steps);
+            let chat = match agent.provider {
+                // Plain-HTTP endpoints only until the TLS backend is chosen.
+                Provider::Moonshot if key.is_some() && base.starts_with("http://") => {
+                    Some("moonshot")
+                }
+                Provider::OpenaiCompatible if base.starts_with("http://") => {
+                    Some("openai-compatible")
+                }
+                _ => None,
+            };
+            let why_not = match (agent.provider, &chat, &key) {
+                (Provider::Offline, _, _) | (_, Some(_), _) => None,
+                (_, None, None) if agent.provider.needs_credentials() => {
+                    Some(format!("{} is not set", env.clone().unwrap_or_default()))
+                }
+                _ => Some(format!(
+                    "the {} adapter (over {base}) is not in this build yet",
                     agent.provider.as_str()
+                )),
+            };
+            let ws = self.clone();
+            let stop = std::future::pending::<()>();
+            if let Some(provider) = chat {
+                let m = ChatCompletions::new(provider, &base, key, &model);
+                loops.push(tokio::spawn(runner::run(ws, name, steps, m, stop)));
+            } else if agent.provider == Provider::Offline || agent.offline_fallback {
+                if let Some(why) = why_not {
+                    let reason = format!(
+                        "{why}: running the offline planner in place of {}",
+                        agent.provider.as_str()
+                    );
+                    self.events.append_nowait(EventDraft::new(
+                        &name,
+                        EventType::AgentStateChange,
+                        json!({"state": "offline-fallback", "reason": reason}),
+                    ));
+                }
+                loops.push(tokio::spawn(runner::run(
+                    ws,
+                    name,
+                    steps,
+                    OfflinePlanner,
+                    stop,
+                )));
+            } else {
+                let reason = format!(
+                    "{}; set offlineFallback to run the offline planner instead",
+                    why_not.unwrap_or_default()
                 );
                 self.events.append_nowait(EventDraft::new(
-                    &agent.name,
+                    &name,
                     EventType::AgentStateChange,
                     json!({"state": "unavailable", "reason": reason}),
                 ));
-                continue;
             }
-            if agent.provider != coditect_specs::Provider::Offline {
-                let reason = format!(
-                    "{} is not set: running the offline planner in place of {}",
-                    env.unwrap_or_default(),
-                    agent.provider.as_str()
-                );
-                self.events.append_nowait(EventDraft::new(
-                    &agent.name,
-                    EventType::AgentStateChange,
-                    json!({"state": "offline-fallback", "reason": reason}),
-                ));
-            }
-            let ws = self.clone();
-            loops.push(tokio::spawn(runner::run(
-                ws,
-                agent.name.clone(),
-                agent.budget.max_steps,
-                OfflinePlanner,
-                std::future::pending::<()>(),
-            )));
         }
         loops
     }

@@ -3,37 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::collections::HashSet;
+mod common;
 
-use coditect_runtime::events::EventType;
 use coditect_runtime::testkit::TestWorkspace;
+use common::finished;
 use serde_json::json;
-
-/// Waits (on the live event feed) until every task in `ids` has finished.
-async fn finished(ws: &TestWorkspace, ids: &[i64]) {
-    let (mut live, durable) = ws.runtime.events.subscribe();
-    let mut pending: HashSet<i64> = ids.iter().copied().collect();
-    let events = ws.runtime.events.clone();
-    let past = tokio::task::spawn_blocking(move || {
-        events
-            .replay_until(1, durable)
-            .map(|e| e.unwrap())
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    for e in past {
-        if e.kind == EventType::TaskFinished {
-            pending.remove(&e.data["task"].as_i64().unwrap());
-        }
-    }
-    while !pending.is_empty() {
-        let e = live.recv().await.unwrap();
-        if e.kind == EventType::TaskFinished {
-            pending.remove(&e.data["task"].as_i64().unwrap());
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_agent_carries_out_a_task_under_a_lock() {

@@ -13,6 +13,7 @@
 //! modules and implement the same trait.
 
 pub mod offline;
+pub mod openai_compat;
 pub mod runner;
 pub mod tools;
 

@@ -202,3 +202,63 @@ impl Toolbox {
         serde_json::to_value(w).map_err(|e| e.to_string())
     }
 }
+
+/// Each tool's description and JSON Schema of its arguments, as models are told.
+pub fn schemas() -> Vec<(&'static str, &'static str, Value)> {
+    let path =
+        json!({"type": "string", "description": "workspace-relative path, e.g. src/main.rs"});
+    let token = json!({"type": "integer", "description": "fencing token of a lease you hold on the path (from acquire_lock)"});
+    vec![
+        (
+            "list_files",
+            "List the workspace's project files.",
+            json!({"type": "object", "properties": {}}),
+        ),
+        (
+            "read_file",
+            "Read a file.",
+            json!({"type": "object", "properties": {"path": path}, "required": ["path"]}),
+        ),
+        (
+            "write_file",
+            "Write a whole file. Pass the token of a lease on the path, or none to take one for this write.",
+            json!({"type": "object", "properties": {"path": path, "content": {"type": "string"}, "token": token}, "required": ["path", "content"]}),
+        ),
+        (
+            "edit_file",
+            "Replace the first occurrence of `search` with `replace` in a file.",
+            json!({"type": "object", "properties": {"path": path, "search": {"type": "string"}, "replace": {"type": "string"}, "token": token}, "required": ["path", "search", "replace"]}),
+        ),
+        (
+            "search",
+            "Find lines containing a string in the project files.",
+            json!({"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}),
+        ),
+        (
+            "send_message",
+            "Send a message to another agent (`to`) or a topic.",
+            json!({"type": "object", "properties": {"to": {"type": "string"}, "topic": {"type": "string"}, "text": {"type": "string"}}, "required": ["text"]}),
+        ),
+        (
+            "acquire_lock",
+            "Take a lease on a path (a folder covers what is under it); waits in line. Returns its fencing token.",
+            json!({"type": "object", "properties": {"path": path, "mode": {"type": "string", "enum": ["exclusive", "shared"]}}, "required": ["path"]}),
+        ),
+        (
+            "release_lock",
+            "Release a lease.",
+            json!({"type": "object", "properties": {"token": token}, "required": ["token"]}),
+        ),
+        (
+            "complete_task",
+            "Finish the task, saying whether it succeeded and what was done.",
+            json!({"type": "object", "properties": {"ok": {"type": "boolean"}, "summary": {"type": "string"}}, "required": ["summary"]}),
+        ),
+    ]
+}
+
+/// What every model is told about working in a shared workspace.
+pub const SYSTEM_PROMPT: &str = "You are one of several coding agents working on one shared workspace. \
+Use the tools to read and change files. Before changing a file, take its lock with acquire_lock and pass the \
+returned token to write_file or edit_file; release the lock when done. When the task is finished, call \
+complete_task with a short summary.";

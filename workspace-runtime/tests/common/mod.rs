@@ -64,3 +64,31 @@ pub async fn until(mut cond: impl FnMut() -> bool) {
     }
     panic!("condition never became true");
 }
+
+/// Waits (on the live event feed, after replaying the past) until every task in `ids` has
+/// finished.
+pub async fn finished(ws: &coditect_runtime::testkit::TestWorkspace, ids: &[i64]) {
+    use coditect_runtime::events::EventType;
+    let (mut live, durable) = ws.runtime.events.subscribe();
+    let mut pending: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    let events = ws.runtime.events.clone();
+    let past = tokio::task::spawn_blocking(move || {
+        events
+            .replay_until(1, durable)
+            .map(|e| e.unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for e in past {
+        if e.kind == EventType::TaskFinished {
+            pending.remove(&e.data["task"].as_i64().unwrap());
+        }
+    }
+    while !pending.is_empty() {
+        let e = live.recv().await.unwrap();
+        if e.kind == EventType::TaskFinished {
+            pending.remove(&e.data["task"].as_i64().unwrap());
+        }
+    }
+}

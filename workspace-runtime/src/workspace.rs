@@ -196,8 +196,8 @@ impl WorkspaceRuntime {
     }
 
     /// Starts a loop for every agent whose model can run here: provider `offline`; the
-    /// Chat Completions adapter for `moonshot` and `openai-compatible` at a plain-HTTP
-    /// address; otherwise, with `offlineFallback`, the offline planner in its place. Other
+    /// Chat Completions adapter for `moonshot` and `openai-compatible`, and the Messages
+    /// adapter for `anthropic`, at a plain-HTTP address; otherwise, with `offlineFallback`, the offline planner in its place. Other
     /// agents report `unavailable` with the reason in the event log.
     ///
     /// Abort the returned loops (and await them) before stopping: they hold the workspace.
@@ -224,6 +224,7 @@ impl WorkspaceRuntime {
             };
             let why_not = match (agent.provider, &chat, &key) {
                 (Provider::Offline, _, _) | (_, Some(_), _) => None,
+                (Provider::Anthropic, None, Some(_)) if base.starts_with("http://") => None,
                 (_, None, None) if agent.provider.needs_credentials() => {
                     Some(format!("{} is not set", env.clone().unwrap_or_default()))
                 }
@@ -236,6 +237,11 @@ impl WorkspaceRuntime {
             let stop = std::future::pending::<()>();
             if let Some(provider) = chat {
                 let m = ChatCompletions::new(provider, &base, key, &model);
+                loops.push(tokio::spawn(runner::run(ws, name, steps, m, stop)));
+            } else if let (Provider::Anthropic, Some(k), true) =
+                (agent.provider, key.clone(), base.starts_with("http://"))
+            {
+                let m = crate::agents::anthropic::Messages::new(&base, k, &model, 8192);
                 loops.push(tokio::spawn(runner::run(ws, name, steps, m, stop)));
             } else if agent.provider == Provider::Offline || agent.offline_fallback {
                 if let Some(why) = why_not {

@@ -94,9 +94,7 @@ async fn a_chat_completions_model_carries_a_task_through_tools_under_a_lock() {
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = format!("{}/v1", common::serve(app).await);
 
     let ws = TestWorkspace::start().await;
     let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6");

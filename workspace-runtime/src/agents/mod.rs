@@ -12,6 +12,7 @@
 //! tools and the `offline` model; the network providers' wire formats come in their own
 //! modules and implement the same trait.
 
+pub mod anthropic;
 pub mod offline;
 pub mod openai_compat;
 pub mod runner;

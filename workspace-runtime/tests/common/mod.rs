@@ -92,3 +92,11 @@ pub async fn finished(ws: &coditect_runtime::testkit::TestWorkspace, ids: &[i64]
         }
     }
 }
+
+/// Serves `app` on 127.0.0.1:0; returns `http://127.0.0.1:PORT`.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}

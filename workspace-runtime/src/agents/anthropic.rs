@@ -1,0 +1,148 @@
+//! The Anthropic Messages wire format (`POST {base}/v1/messages`, Claude): headers
+//! `x-api-key` and `anthropic-version`; tools as `{name, description, input_schema}`; the
+//! model's calls as `tool_use` content blocks (`id`, `name`, `input`) with
+//! `stop_reason: "tool_use"`; results sent back as `tool_result` blocks, all results of one
+//! turn in one user message. A 429 (or 529, overloaded) becomes a rate limit with the
+//! server's `retry-after`.
+
+use serde_json::{Value, json};
+
+use super::tools::{SYSTEM_PROMPT, schemas};
+use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+
+/// The API version this adapter speaks.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// A Messages endpoint.
+#[derive(Debug, Clone)]
+pub struct Messages {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    model: String,
+    max_tokens: u64,
+}
+
+impl Messages {
+    /// An endpoint at `base_url` (`https://api.anthropic.com`).
+    pub fn new(base_url: &str, api_key: String, model: &str, max_tokens: u64) -> Self {
+        Messages {
+            http: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            model: model.to_string(),
+            max_tokens,
+        }
+    }
+
+    /// The request body for a conversation.
+    pub fn body(&self, conversation: &[Turn], tools: &[&str]) -> Value {
+        let mut messages: Vec<Value> = Vec::new();
+        for turn in conversation {
+            match turn {
+                Turn::User { text } => messages.push(json!({"role": "user", "content": text})),
+                Turn::Assistant { text, calls } => {
+                    let mut content: Vec<Value> = Vec::new();
+                    if !text.is_empty() {
+                        content.push(json!({"type": "text", "text": text}));
+                    }
+                    content.extend(calls.iter().map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments})));
+                    messages.push(json!({"role": "assistant", "content": content}));
+                }
+                Turn::ToolResult { id, ok, content } => {
+                    let text = content
+                        .as_str()
+                        .map_or_else(|| content.to_string(), str::to_string);
+                    let block = json!({"type": "tool_result", "tool_use_id": id, "content": text, "is_error": !ok});
+                    // Results of one turn share one user message.
+                    match messages.last_mut() {
+                        Some(last) if last["role"] == "user" && last["content"].is_array() => {
+                            if let Some(blocks) = last["content"].as_array_mut() {
+                                blocks.push(block);
+                            }
+                        }
+                        _ => messages.push(json!({"role": "user", "content": [block]})),
+                    }
+                }
+            }
+        }
+        let tools: Vec<Value> = schemas()
+            .into_iter()
+            .filter(|(name, _, _)| tools.contains(name))
+            .map(|(name, description, schema)| json!({"name": name, "description": description, "input_schema": schema}))
+            .collect();
+        json!({"model": self.model, "max_tokens": self.max_tokens, "system": SYSTEM_PROMPT, "messages": messages, "tools": tools})
+    }
+}
+
+/// Parses a Messages answer.
+///
+/// # Errors
+/// [`ModelError::Failed`] when it has no content.
+pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
+    let blocks = body["content"]
+        .as_array()
+        .ok_or_else(|| ModelError::Failed(format!("no content in the answer: {body}")))?;
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for b in blocks {
+        match b["type"].as_str() {
+            Some("text") => text.push_str(b["text"].as_str().unwrap_or_default()),
+            Some("tool_use") => calls.push(ToolCall {
+                id: b["id"].as_str().unwrap_or_default().to_string(),
+                name: b["name"].as_str().unwrap_or_default().to_string(),
+                arguments: b["input"].clone(),
+            }),
+            _ => {}
+        }
+    }
+    Ok(ModelTurn {
+        text,
+        calls,
+        usage: Usage {
+            input: body["usage"]["input_tokens"].as_u64().unwrap_or(0),
+            output: body["usage"]["output_tokens"].as_u64().unwrap_or(0),
+        },
+    })
+}
+
+impl Model for Messages {
+    fn provider(&self) -> &str {
+        "anthropic"
+    }
+
+    async fn next_turn(
+        &self,
+        conversation: &[Turn],
+        tools: &[&str],
+    ) -> Result<ModelTurn, ModelError> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/messages", self.base_url))
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", API_VERSION)
+            .json(&self.body(conversation, tools))
+            .send()
+            .await
+            .map_err(|e| ModelError::Failed(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status == 429 || status == 529 {
+            return Err(ModelError::RateLimited {
+                retry_after_secs: retry_after.unwrap_or(1),
+            });
+        }
+        if !(200..300).contains(&status) {
+            let why = body["error"]["message"]
+                .as_str()
+                .map_or_else(|| body.to_string(), str::to_string);
+            return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
+        }
+        parse(&body)
+    }
+}

@@ -195,84 +195,71 @@ impl WorkspaceRuntime {
         let _ = expiry.await;
     }
 
-    /// Starts a loop for every agent whose model can run here: provider `offline`; the
-    /// Chat Completions adapter for `moonshot` and `openai-compatible`, and the Messages
-    /// adapter for `anthropic`, at a plain-HTTP address; otherwise, with `offlineFallback`, the offline planner in its place. Other
-    /// agents report `unavailable` with the reason in the event log.
+    /// Starts a loop for every agent whose model can run here (see `choose_model`); the
+    /// others report `unavailable`, with the reason, in the event log.
     ///
     /// Abort the returned loops (and await them) before stopping: they hold the workspace.
     pub fn start_agents(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        use crate::agents::openai_compat::ChatCompletions;
-        use crate::agents::{offline::OfflinePlanner, runner};
-        use coditect_specs::Provider;
+        use crate::agents::{
+            anthropic::Messages, gemini::GenerateContent, offline::OfflinePlanner,
+        };
+        use crate::agents::{openai_compat::ChatCompletions, runner};
         let mut loops = Vec::new();
         for agent in self.spec.spec.agents.clone() {
-            let env = agent.credentials.as_ref().and_then(|c| c.env.clone());
-            let key = env.as_ref().and_then(|v| std::env::var(v).ok());
+            let (name, steps) = (agent.name.clone(), agent.budget.max_steps);
             let base = agent.base_url.clone().unwrap_or_default();
             let model = agent.model.clone().unwrap_or_default();
-            let (name, steps) = (agent.name.clone(), agent.budget.max_steps);
-            let chat = match agent.provider {
-                // Plain-HTTP endpoints only until the TLS backend is chosen.
-                Provider::Moonshot if key.is_some() && base.starts_with("http://") => {
-                    Some("moonshot")
-                }
-                Provider::OpenaiCompatible if base.starts_with("http://") => {
-                    Some("openai-compatible")
-                }
-                _ => None,
-            };
-            let why_not = match (agent.provider, &chat, &key) {
-                (Provider::Offline, _, _) | (_, Some(_), _) => None,
-                (Provider::Anthropic, None, Some(_)) if base.starts_with("http://") => None,
-                (_, None, None) if agent.provider.needs_credentials() => {
-                    Some(format!("{} is not set", env.clone().unwrap_or_default()))
-                }
-                _ => Some(format!(
-                    "the {} adapter (over {base}) is not in this build yet",
-                    agent.provider.as_str()
-                )),
-            };
-            let ws = self.clone();
-            let stop = std::future::pending::<()>();
-            if let Some(provider) = chat {
-                let m = ChatCompletions::new(provider, &base, key, &model);
-                loops.push(tokio::spawn(runner::run(ws, name, steps, m, stop)));
-            } else if let (Provider::Anthropic, Some(k), true) =
-                (agent.provider, key.clone(), base.starts_with("http://"))
-            {
-                let m = crate::agents::anthropic::Messages::new(&base, k, &model, 8192);
-                loops.push(tokio::spawn(runner::run(ws, name, steps, m, stop)));
-            } else if agent.provider == Provider::Offline || agent.offline_fallback {
-                if let Some(why) = why_not {
-                    let reason = format!(
-                        "{why}: running the offline planner in place of {}",
-                        agent.provider.as_str()
-                    );
-                    self.events.append_nowait(EventDraft::new(
-                        &name,
-                        EventType::AgentStateChange,
-                        json!({"state": "offline-fallback", "reason": reason}),
-                    ));
-                }
-                loops.push(tokio::spawn(runner::run(
-                    ws,
-                    name,
-                    steps,
-                    OfflinePlanner,
-                    stop,
-                )));
-            } else {
-                let reason = format!(
-                    "{}; set offlineFallback to run the offline planner instead",
-                    why_not.unwrap_or_default()
-                );
+            let (ws, stop) = (self.clone(), std::future::pending::<()>());
+            let note = |state: &str, reason: String| {
                 self.events.append_nowait(EventDraft::new(
                     &name,
                     EventType::AgentStateChange,
-                    json!({"state": "unavailable", "reason": reason}),
+                    json!({"state": state, "reason": reason}),
                 ));
-            }
+            };
+            let handle = match choose_model(&agent) {
+                ModelChoice::Chat(provider, key) => tokio::spawn(runner::run(
+                    ws,
+                    name.clone(),
+                    steps,
+                    ChatCompletions::new(provider, &base, key, &model),
+                    stop,
+                )),
+                ModelChoice::Anthropic(key) => tokio::spawn(runner::run(
+                    ws,
+                    name.clone(),
+                    steps,
+                    Messages::new(&base, key, &model, 8192),
+                    stop,
+                )),
+                ModelChoice::Gemini(key) => tokio::spawn(runner::run(
+                    ws,
+                    name.clone(),
+                    steps,
+                    GenerateContent::new(&base, key, &model),
+                    stop,
+                )),
+                ModelChoice::Offline(why) => {
+                    if let Some(why) = why {
+                        note(
+                            "offline-fallback",
+                            format!(
+                                "{why}: running the offline planner in place of {}",
+                                agent.provider.as_str()
+                            ),
+                        );
+                    }
+                    tokio::spawn(runner::run(ws, name.clone(), steps, OfflinePlanner, stop))
+                }
+                ModelChoice::Unavailable(why) => {
+                    note(
+                        "unavailable",
+                        format!("{why}; set offlineFallback to run the offline planner instead"),
+                    );
+                    continue;
+                }
+            };
+            loops.push(handle);
         }
         loops
     }
@@ -324,6 +311,59 @@ impl WorkspaceRuntime {
     }
 }
 
+/// Which model drives an agent.
+enum ModelChoice {
+    /// Chat Completions, with the provider's name and key.
+    Chat(&'static str, Option<String>),
+    /// Anthropic Messages, with the key.
+    Anthropic(String),
+    /// Gemini generateContent, with the key.
+    Gemini(String),
+    /// The offline planner; why, when it stands in for another provider.
+    Offline(Option<String>),
+    /// None: why.
+    Unavailable(String),
+}
+
+/// The model for an agent: its provider's adapter when its key is set (none needed for
+/// `openai-compatible`) and its address is plain HTTP (the TLS backend is not in this
+/// build yet); else the offline planner if `offlineFallback` allows it.
+fn choose_model(agent: &coditect_specs::AgentSpec) -> ModelChoice {
+    use coditect_specs::Provider;
+    let env = agent.credentials.as_ref().and_then(|c| c.env.clone());
+    let key = env.as_ref().and_then(|v| std::env::var(v).ok());
+    let base = agent.base_url.clone().unwrap_or_default();
+    let plain_http = base.starts_with("http://");
+    let adapter = match (agent.provider, key.clone(), plain_http) {
+        (Provider::Offline, _, _) => return ModelChoice::Offline(None),
+        (Provider::OpenaiCompatible, key, true) => {
+            Some(ModelChoice::Chat("openai-compatible", key))
+        }
+        (Provider::Moonshot, Some(k), true) => Some(ModelChoice::Chat("moonshot", Some(k))),
+        (Provider::Anthropic, Some(k), true) => Some(ModelChoice::Anthropic(k)),
+        (Provider::Google, Some(k), true) => Some(ModelChoice::Gemini(k)),
+        _ => None,
+    };
+    if let Some(choice) = adapter {
+        return choice;
+    }
+    let why = match key {
+        None if agent.provider.needs_credentials() => {
+            format!("{} is not set", env.unwrap_or_default())
+        }
+        _ if !plain_http => format!("{base} needs TLS, which this build does not have yet"),
+        _ => format!(
+            "the {} adapter is not in this build yet",
+            agent.provider.as_str()
+        ),
+    };
+    if agent.offline_fallback {
+        ModelChoice::Offline(Some(why))
+    } else {
+        ModelChoice::Unavailable(why)
+    }
+}
+
 /// The API token: from the variable the spec names, else the token file (written 0600 on
 /// first start with 32 random bytes), so clients keep working across restarts.
 fn api_token(spec: &Workspace, file: &Path) -> Result<String, OpenError> {
@@ -365,4 +405,65 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coditect_specs::{AgentSpec, Credentials, Provider};
+
+    fn agent(provider: Provider, base: Option<&str>, fallback: bool) -> AgentSpec {
+        AgentSpec {
+            name: "a".into(),
+            provider,
+            model: Some("m".into()),
+            role: Default::default(),
+            credentials: provider.needs_credentials().then(|| Credentials {
+                env: Some("CODITECT_TEST_KEY_THAT_IS_NEVER_SET".into()),
+                secret_ref: None,
+            }),
+            base_url: base.map(str::to_string),
+            offline_fallback: fallback,
+            budget: Default::default(),
+        }
+    }
+
+    #[test]
+    fn each_agent_gets_the_model_it_can_run() {
+        assert!(matches!(
+            choose_model(&agent(Provider::Offline, None, false)),
+            ModelChoice::Offline(None)
+        ));
+        assert!(matches!(
+            choose_model(&agent(
+                Provider::OpenaiCompatible,
+                Some("http://127.0.0.1:11434/v1"),
+                false
+            )),
+            ModelChoice::Chat("openai-compatible", None)
+        ));
+        match choose_model(&agent(
+            Provider::Anthropic,
+            Some("https://api.anthropic.com"),
+            true,
+        )) {
+            ModelChoice::Offline(Some(why)) => assert!(
+                why.contains("CODITECT_TEST_KEY_THAT_IS_NEVER_SET is not set"),
+                "{why}"
+            ),
+            _ => panic!("a missing key with offlineFallback runs the offline planner"),
+        }
+        assert!(matches!(
+            choose_model(&agent(Provider::Google, None, false)),
+            ModelChoice::Unavailable(_)
+        ));
+        match choose_model(&agent(
+            Provider::OpenaiCompatible,
+            Some("https://models.example"),
+            false,
+        )) {
+            ModelChoice::Unavailable(why) => assert!(why.contains("needs TLS"), "{why}"),
+            _ => panic!("https needs TLS"),
+        }
+    }
 }

@@ -1,0 +1,177 @@
+//! The Gemini `generateContent` wire format (`POST {base}/v1beta/models/{model}:generateContent`,
+//! header `x-goog-api-key`): `contents` of `user` and `model` turns made of `parts`; tools as
+//! `functionDeclarations`; the model's calls as `functionCall` parts (`name`, `args`, and an
+//! `id` when the server gives one); results sent back as `functionResponse` parts, which
+//! Gemini matches by name. A 429 (`RESOURCE_EXHAUSTED`) becomes a rate limit with the delay
+//! from its `RetryInfo` detail.
+
+use serde_json::{Value, json};
+
+use super::tools::{SYSTEM_PROMPT, schemas};
+use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+
+/// A generateContent endpoint.
+#[derive(Debug, Clone)]
+pub struct GenerateContent {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    model: String,
+}
+
+impl GenerateContent {
+    /// An endpoint at `base_url` (`https://generativelanguage.googleapis.com`).
+    pub fn new(base_url: &str, api_key: String, model: &str) -> Self {
+        GenerateContent {
+            http: reqwest::Client::new(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            model: model.to_string(),
+        }
+    }
+
+    /// The request body for a conversation.
+    pub fn body(&self, conversation: &[Turn], tools: &[&str]) -> Value {
+        let mut contents: Vec<Value> = Vec::new();
+        let mut names = std::collections::HashMap::new();
+        for turn in conversation {
+            match turn {
+                Turn::User { text } => {
+                    contents.push(json!({"role": "user", "parts": [{"text": text}]}))
+                }
+                Turn::Assistant { text, calls } => {
+                    let mut parts: Vec<Value> = Vec::new();
+                    if !text.is_empty() {
+                        parts.push(json!({"text": text}));
+                    }
+                    for c in calls {
+                        names.insert(c.id.clone(), c.name.clone());
+                        parts.push(json!({"functionCall": {"id": c.id, "name": c.name, "args": c.arguments}}));
+                    }
+                    contents.push(json!({"role": "model", "parts": parts}));
+                }
+                Turn::ToolResult { id, ok, content } => {
+                    let name = names.get(id).cloned().unwrap_or_default();
+                    let response = if *ok {
+                        json!({"output": content})
+                    } else {
+                        json!({"error": content})
+                    };
+                    let part =
+                        json!({"functionResponse": {"id": id, "name": name, "response": response}});
+                    match contents.last_mut() {
+                        Some(last)
+                            if last["role"] == "user"
+                                && last["parts"][0].get("functionResponse").is_some() =>
+                        {
+                            if let Some(parts) = last["parts"].as_array_mut() {
+                                parts.push(part);
+                            }
+                        }
+                        _ => contents.push(json!({"role": "user", "parts": [part]})),
+                    }
+                }
+            }
+        }
+        let declarations: Vec<Value> = schemas()
+            .into_iter()
+            .filter(|(name, _, _)| tools.contains(name))
+            .map(|(name, description, parameters)| json!({"name": name, "description": description, "parameters": parameters}))
+            .collect();
+        json!({
+            "systemInstruction": {"parts": [{"text": SYSTEM_PROMPT}]},
+            "contents": contents,
+            "tools": [{"functionDeclarations": declarations}],
+        })
+    }
+}
+
+/// Parses a generateContent answer.
+///
+/// # Errors
+/// [`ModelError::Failed`] when it has no candidate.
+pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
+    let parts = body["candidates"][0]["content"]["parts"]
+        .as_array()
+        .ok_or_else(|| ModelError::Failed(format!("no candidate in the answer: {body}")))?;
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if let Some(t) = p["text"].as_str() {
+            text.push_str(t);
+        }
+        let f = &p["functionCall"];
+        if !f.is_null() {
+            calls.push(ToolCall {
+                id: f["id"]
+                    .as_str()
+                    .map_or_else(|| format!("gemini-{i}"), str::to_string),
+                name: f["name"].as_str().unwrap_or_default().to_string(),
+                arguments: f["args"].clone(),
+            });
+        }
+    }
+    Ok(ModelTurn {
+        text,
+        calls,
+        usage: Usage {
+            input: body["usageMetadata"]["promptTokenCount"]
+                .as_u64()
+                .unwrap_or(0),
+            output: body["usageMetadata"]["candidatesTokenCount"]
+                .as_u64()
+                .unwrap_or(0),
+        },
+    })
+}
+
+/// Seconds from a `google.rpc.RetryInfo` detail (`"retryDelay": "12s"`).
+fn retry_delay(body: &Value) -> Option<u64> {
+    body["error"]["details"].as_array()?.iter().find_map(|d| {
+        let delay = d["retryDelay"].as_str()?;
+        delay
+            .trim_end_matches('s')
+            .parse::<f64>()
+            .ok()
+            .map(|s| s.ceil() as u64)
+    })
+}
+
+impl Model for GenerateContent {
+    fn provider(&self) -> &str {
+        "google"
+    }
+
+    async fn next_turn(
+        &self,
+        conversation: &[Turn],
+        tools: &[&str],
+    ) -> Result<ModelTurn, ModelError> {
+        let url = format!(
+            "{}/v1beta/models/{}:generateContent",
+            self.base_url, self.model
+        );
+        let resp = self
+            .http
+            .post(url)
+            .header("x-goog-api-key", &self.api_key)
+            .json(&self.body(conversation, tools))
+            .send()
+            .await
+            .map_err(|e| ModelError::Failed(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status == 429 {
+            return Err(ModelError::RateLimited {
+                retry_after_secs: retry_delay(&body).unwrap_or(1),
+            });
+        }
+        if !(200..300).contains(&status) {
+            let why = body["error"]["message"]
+                .as_str()
+                .map_or_else(|| body.to_string(), str::to_string);
+            return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
+        }
+        parse(&body)
+    }
+}

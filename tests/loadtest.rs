@@ -27,7 +27,14 @@ fn loadtest(thresholds: &str, extra: &[&str]) -> (std::process::Output, TempRoot
             "--warmup",
             "0s",
         ])
-        .args(["--scenario", "reconnect", "--scenario", "lock_uncontended"])
+        .args([
+            "--scenario",
+            "reconnect",
+            "--scenario",
+            "lock_uncontended",
+            "--scenario",
+            "task_start",
+        ])
         .arg("--thresholds")
         .arg(&file)
         .args(["--report", "json", "--report", "junit", "--report-dir"])
@@ -109,6 +116,23 @@ fn met_thresholds_pass_the_gate() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("all thresholds passed"));
     assert!(tmp.path().join("reports/report.xml").exists());
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("reports/report.json")).unwrap(),
+    )
+    .unwrap();
+    let measured = |metric: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"] == metric)
+            .unwrap()["summary"]["count"]
+            .as_u64()
+            .unwrap()
+    };
+    for metric in ["reconnect", "lock_uncontended", "task_start"] {
+        assert!(measured(metric) > 0, "{metric} measured nothing");
+    }
 }
 
 #[test]

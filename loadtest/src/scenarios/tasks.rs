@@ -1,5 +1,6 @@
-//! Task start: a user submits a task to an agent whose worker long-polls for work; measured
-//! from the submission until the worker holds the task as running.
+//! Task start: a user submits a task to one of a workspace's agents; measured from the
+//! submission until the agent's loop has taken it (its `task_started` event, seen on the
+//! workspace's live event stream through the gateway).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,9 @@ fn board_put(board: &Board, key: (usize, i64), at: Instant) {
     }
 }
 
-/// Runs the scenario with one worker per agent per workspace.
+/// Runs the scenario: each workspace's own agents (the offline planner in a load-test
+/// workspace) pick the tasks up; a listener per workspace follows its event stream and
+/// notes when each task starts.
 pub async fn task_start(
     target: &Arc<Target>,
     load: Load,
@@ -42,43 +45,53 @@ pub async fn task_start(
     progress: &ProgressBar,
 ) {
     let board: Board = Arc::default();
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let mut workers = Vec::new();
+    let mut listeners = Vec::new();
+    let mut connected = Vec::new();
     for (w, ws) in target.workspaces.iter().enumerate() {
-        for a in 0..AGENTS {
-            let (t, ws, board, stop) = (target.clone(), ws.clone(), board.clone(), stop.clone());
-            workers.push(tokio::spawn(async move {
-                let base = t.base(&ws);
-                loop {
-                    let claim = t
-                        .http
-                        .post(format!("{base}/v1/tasks/claim"))
-                        .bearer_auth(&ws.token)
-                        .json(&json!({"agent": format!("a{a}"), "wait_ms": 2000}))
-                        .send();
-                    let resp = tokio::select! {
-                        r = claim => r,
-                        () = stop.notified() => return,
-                    };
-                    let Ok(resp) = resp else { continue };
-                    let at = Instant::now();
-                    let Ok(task) = resp.json::<Value>().await else {
-                        continue;
-                    };
-                    let Some(id) = task["id"].as_i64() else {
-                        continue;
-                    };
-                    board_put(&board, (w, id), at);
-                    let _ = t
-                        .http
-                        .post(format!("{base}/v1/tasks/{id}/finish"))
-                        .bearer_auth(&ws.token)
-                        .json(&json!({"ok": true}))
-                        .send()
-                        .await;
+        let (t, ws, board) = (target.clone(), ws.clone(), board.clone());
+        let (ready, is_ready) = oneshot::channel::<()>();
+        connected.push(is_ready);
+        listeners.push(tokio::spawn(async move {
+            let base = t.base(&ws);
+            let since = match t
+                .http
+                .get(format!("{base}/v1/health"))
+                .bearer_auth(&ws.token)
+                .send()
+                .await
+            {
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .map(|v| v["lastSeq"].as_u64().unwrap_or(0))
+                    .unwrap_or(0),
+                Err(_) => 0,
+            };
+            let url = format!(
+                "{}/v1/events/ws?since={since}&access_token={}",
+                base.replacen("http://", "ws://", 1),
+                ws.token
+            );
+            let Ok((mut events, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+                return;
+            };
+            let _ = ready.send(());
+            while let Some(Ok(frame)) = futures_util::StreamExt::next(&mut events).await {
+                let Ok(text) = frame.to_text() else { continue };
+                let Ok(event) = serde_json::from_str::<Value>(text) else {
+                    continue;
+                };
+                if event["type"] == "task_started"
+                    && let Some(id) = event["data"]["task"].as_i64()
+                {
+                    board_put(&board, (w, id), Instant::now());
                 }
-            }));
-        }
+            }
+        }));
+    }
+    // Load starts once every listener follows its workspace, so no start goes unseen.
+    for c in connected {
+        let _ = c.await;
     }
     let t = target.clone();
     drive(load, rec, progress, move |user, i| {
@@ -92,7 +105,7 @@ pub async fn task_start(
                 .http
                 .post(format!("{}/v1/tasks", t.base(ws)))
                 .bearer_auth(&ws.token)
-                .json(&json!({"agent": agent, "title": "loadtest"}))
+                .json(&json!({"agent": agent, "title": format!("tell {agent}: ping")}))
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
@@ -119,8 +132,7 @@ pub async fn task_start(
         }
     })
     .await;
-    stop.notify_waiters();
-    for w in workers {
-        w.abort();
+    for l in listeners {
+        l.abort();
     }
 }

@@ -130,6 +130,9 @@ pub enum TaskError {
     /// No such agent in this workspace.
     #[error("no agent {0:?} in this workspace")]
     UnknownAgent(String),
+    /// No agent of the workspace holds the role a task was routed by.
+    #[error("no agent in this workspace holds role {0:?}")]
+    NoAgentForRole(String),
     /// The transition is not allowed from the task's current state.
     #[error("task {id} is {state}; cannot {action}")]
     InvalidTransition {

@@ -48,8 +48,12 @@ pub struct Task {
 /// A submission.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubmitTask {
-    /// The agent to run it.
-    pub agent: String,
+    /// The agent to run it; when absent, the least busy agent holding `role` (or any).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Route to the least busy agent holding this role.
+    #[serde(default)]
+    pub role: Option<String>,
     /// Short title.
     pub title: String,
     /// What to do.
@@ -92,6 +96,7 @@ pub struct TaskQueues {
     events: EventLog,
     metrics: Arc<Metrics>,
     agents: BTreeSet<String>,
+    roles: HashMap<String, String>,
     wakeups: HashMap<String, Arc<Notify>>,
     submitted: Mutex<HashMap<i64, Instant>>,
 }
@@ -102,9 +107,10 @@ impl TaskQueues {
         db: Arc<Databases>,
         events: EventLog,
         metrics: Arc<Metrics>,
-        agents: impl IntoIterator<Item = String>,
+        agents: impl IntoIterator<Item = (String, String)>,
     ) -> Self {
-        let agents: BTreeSet<String> = agents.into_iter().collect();
+        let roles: HashMap<String, String> = agents.into_iter().collect();
+        let agents: BTreeSet<String> = roles.keys().cloned().collect();
         let wakeups = agents
             .iter()
             .map(|a| (a.clone(), Arc::new(Notify::new())))
@@ -114,6 +120,7 @@ impl TaskQueues {
             events,
             metrics,
             agents,
+            roles,
             wakeups,
             submitted: Mutex::new(HashMap::new()),
         };
@@ -143,17 +150,64 @@ impl TaskQueues {
             .ok_or_else(|| TaskError::UnknownAgent(agent.to_string()))
     }
 
+    /// Picks the agent for a submission: the one named; else the least busy (fewest tasks
+    /// queued or running) holding the role asked for; else the least busy of all. Ties go
+    /// to the first name. Returns the agent and how it was chosen.
+    ///
+    /// # Errors
+    /// [`TaskError::UnknownAgent`] when no agent fits.
+    fn route(&self, s: &SubmitTask) -> Result<(String, &'static str), TaskError> {
+        if let Some(agent) = &s.agent {
+            self.check_agent(agent)?;
+            return Ok((agent.clone(), "explicit"));
+        }
+        let candidates: Vec<&String> = self
+            .agents
+            .iter()
+            .filter(|a| {
+                s.role
+                    .as_ref()
+                    .is_none_or(|r| self.roles.get(*a) == Some(r))
+            })
+            .collect();
+        let busy: HashMap<String, i64> = self
+            .db
+            .sessions
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT agent, count(*) FROM tasks WHERE state IN ('queued', 'running') GROUP BY agent")?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+            })
+            .unwrap_or_default();
+        let chosen = candidates
+            .into_iter()
+            .min_by_key(|a| busy.get(*a).copied().unwrap_or(0))
+            .ok_or_else(|| TaskError::NoAgentForRole(s.role.clone().unwrap_or_default()))?;
+        Ok((
+            chosen.clone(),
+            if s.role.is_some() {
+                "role"
+            } else {
+                "least-busy"
+            },
+        ))
+    }
+
     /// Queues a task; returns it once its `task_queued` event is durable.
     ///
     /// # Errors
     /// [`TaskError::UnknownAgent`]; storage failures.
     pub async fn submit(&self, s: SubmitTask) -> Result<Task, TaskError> {
-        let wake = self.check_agent(&s.agent)?.clone();
+        let (agent, routed) = self.route(&s)?;
+        let s = SubmitTask {
+            agent: Some(agent.clone()),
+            ..s
+        };
+        let wake = self.check_agent(&agent)?.clone();
         let now = clock::now_ms() as i64;
         let task = self.db.sessions.write(|tx| {
             tx.query_row(
                 &format!("INSERT INTO tasks (agent, title, prompt, priority, state, submitted_by, created_at) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6) RETURNING {COLUMNS}"),
-                rusqlite::params![s.agent, s.title, s.prompt, s.priority, s.submitted_by, now],
+                rusqlite::params![agent, s.title, s.prompt, s.priority, s.submitted_by, now],
                 row,
             )
         })?;
@@ -162,7 +216,7 @@ impl TaskQueues {
             .unwrap_or_else(|p| p.into_inner())
             .insert(task.id, Instant::now());
         self.events
-            .append(EventDraft::new(&s.submitted_by, EventType::TaskQueued, json!({"task": task.id, "agent": task.agent, "title": task.title, "priority": task.priority})))
+            .append(EventDraft::new(&s.submitted_by, EventType::TaskQueued, json!({"task": task.id, "agent": task.agent, "title": task.title, "priority": task.priority, "routed": routed})))
             .await?;
         self.update_depth(&task.agent);
         wake.notify_one();

@@ -144,7 +144,11 @@ impl WorkspaceRuntime {
             s.locks.acquire_timeout.to_std(),
         )?);
         let agents: Vec<String> = s.agents.iter().map(|a| a.name.clone()).collect();
-        let tasks = TaskQueues::new(db.clone(), events.clone(), metrics.clone(), agents.clone());
+        let roles = s
+            .agents
+            .iter()
+            .map(|a| (a.name.clone(), a.role.as_str().to_string()));
+        let tasks = TaskQueues::new(db.clone(), events.clone(), metrics.clone(), roles);
         let bus = MessageBus::new(db.clone(), events.clone(), agents);
         let files = ProjectFiles::new(layout.projects(), db.clone(), locks.clone(), events.clone());
         let token = api_token(&spec, &layout.token_file())?;

@@ -124,6 +124,22 @@ async fn a_chat_completions_model_carries_a_task_through_tools_under_a_lock() {
         (tasks[0]["state"].as_str(), tasks[0]["result"].as_str()),
         (Some("done"), Some("Wrote kimi.md."))
     );
+    let tokens_in: f64 = ws
+        .runtime
+        .db
+        .agent_metrics
+        .read(|c| {
+            c.query_row(
+                "SELECT sum(value) FROM samples WHERE agent = 'alpha' AND metric = 'tokens_in'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        tokens_in, 560.0,
+        "token usage of every turn is in agent_metrics"
+    );
     let s = seen.lock().unwrap();
     assert_eq!(
         s.requests.len(),

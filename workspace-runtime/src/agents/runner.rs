@@ -79,14 +79,32 @@ async fn work<M: Model>(
         ),
     }];
     for _ in 0..max_steps {
-        let turn = match model.next_turn(&conversation, &TOOLS).await {
-            Ok(t) => t,
+        let asked = std::time::Instant::now();
+        let answer = model.next_turn(&conversation, &TOOLS).await;
+        let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
+        let turn = match answer {
+            Ok(t) => {
+                sample(
+                    ws,
+                    agent,
+                    &[
+                        ("model_latency_ms", latency_ms),
+                        ("tokens_in", t.usage.input as f64),
+                        ("tokens_out", t.usage.output as f64),
+                    ],
+                );
+                t
+            }
             Err(ModelError::RateLimited { retry_after_secs }) => {
+                sample(ws, agent, &[("rate_limited", 1.0)]);
                 state(ws, agent, "waiting", model.provider());
                 tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
                 continue;
             }
-            Err(e) => return (false, e.to_string()),
+            Err(e) => {
+                sample(ws, agent, &[("model_errors", 1.0)]);
+                return (false, e.to_string());
+            }
         };
         if !turn.text.is_empty() {
             ws.events.append_nowait(EventDraft::new(
@@ -135,4 +153,21 @@ async fn work<M: Model>(
         }
     }
     (false, format!("the step budget of {max_steps} ran out"))
+}
+
+/// Per-agent samples in agent_metrics (tokens, model latency, errors).
+fn sample(ws: &WorkspaceRuntime, agent: &str, values: &[(&str, f64)]) {
+    let now = crate::clock::now_ms() as i64;
+    let result = ws.db.agent_metrics.write(|tx| {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO samples (agent, metric, value, ts) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (metric, value) in values {
+            stmt.execute(rusqlite::params![agent, metric, value, now])?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        tracing::warn!(agent, error = %e, "recording agent metrics failed");
+    }
 }

@@ -75,6 +75,7 @@ impl From<TaskError> for ApiError {
         match e {
             TaskError::NotFound(_) => err(StatusCode::NOT_FOUND, "not_found", e),
             TaskError::UnknownAgent(_) => err(StatusCode::BAD_REQUEST, "unknown_agent", e),
+            TaskError::NoAgentForRole(_) => err(StatusCode::BAD_REQUEST, "no_agent_for_role", e),
             TaskError::InvalidTransition { .. } => {
                 err(StatusCode::CONFLICT, "invalid_transition", e)
             }

@@ -13,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::anthropic::Messages;
-use coditect_runtime::agents::runner;
-use coditect_runtime::testkit::TestWorkspace;
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -111,31 +109,14 @@ async fn a_messages_model_carries_a_task_through_tools_under_a_lock() {
             .with_state(seen.clone()),
     )
     .await;
-    let ws = TestWorkspace::start().await;
     let model = Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-5", 4096);
-    let agent = tokio::spawn(runner::run(
-        ws.runtime.clone(),
-        "alpha".into(),
-        20,
-        model,
-        std::future::pending::<()>(),
-    ));
-    let (_, task) = ws
-        .client
-        .post(
-            "/v1/tasks",
-            &json!({"agent": "alpha", "title": "write claude.md"}),
-        )
-        .await;
-    common::finished(&ws, &[task["id"].as_i64().unwrap()]).await;
-    agent.abort();
+    let (ws, task) = common::run_task(model, "write claude.md").await;
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("claude.md")).unwrap(),
         "# by claude\n"
     );
-    let (_, tasks) = ws.client.get("/v1/tasks?agent=alpha").await;
     assert_eq!(
-        (tasks[0]["state"].as_str(), tasks[0]["result"].as_str()),
+        (task["state"].as_str(), task["result"].as_str()),
         (Some("done"), Some("wrote claude.md"))
     );
     let (_, events) = ws.client.get("/v1/events?since=0").await;

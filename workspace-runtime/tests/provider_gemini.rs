@@ -13,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::gemini::GenerateContent;
-use coditect_runtime::agents::runner;
-use coditect_runtime::testkit::TestWorkspace;
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -89,31 +87,14 @@ async fn a_gemini_model_carries_a_task_through_tools_under_a_lock() {
         .route("/v1beta/models/{model}", post(generate))
         .with_state(seen.clone());
     let base = common::serve(app).await;
-    let ws = TestWorkspace::start().await;
     let model = GenerateContent::new(&base, "AIza-test".into(), "gemini-2.5-pro");
-    let agent = tokio::spawn(runner::run(
-        ws.runtime.clone(),
-        "alpha".into(),
-        20,
-        model,
-        std::future::pending::<()>(),
-    ));
-    let (_, task) = ws
-        .client
-        .post(
-            "/v1/tasks",
-            &json!({"agent": "alpha", "title": "write gemini.md"}),
-        )
-        .await;
-    common::finished(&ws, &[task["id"].as_i64().unwrap()]).await;
-    agent.abort();
+    let (ws, task) = common::run_task(model, "write gemini.md").await;
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("gemini.md")).unwrap(),
         "from gemini\n"
     );
-    let (_, tasks) = ws.client.get("/v1/tasks?agent=alpha").await;
     assert_eq!(
-        (tasks[0]["state"].as_str(), tasks[0]["result"].as_str()),
+        (task["state"].as_str(), task["result"].as_str()),
         (Some("done"), Some("wrote gemini.md"))
     );
     let s = seen.lock().unwrap();

@@ -14,8 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::openai_compat::ChatCompletions;
-use coditect_runtime::agents::runner;
-use coditect_runtime::testkit::TestWorkspace;
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -96,32 +94,15 @@ async fn a_chat_completions_model_carries_a_task_through_tools_under_a_lock() {
         .with_state(seen.clone());
     let base = format!("{}/v1", common::serve(app).await);
 
-    let ws = TestWorkspace::start().await;
     let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6");
-    let agent = tokio::spawn(runner::run(
-        ws.runtime.clone(),
-        "alpha".into(),
-        20,
-        model,
-        std::future::pending::<()>(),
-    ));
-    let (_, task) = ws
-        .client
-        .post(
-            "/v1/tasks",
-            &json!({"agent": "alpha", "title": "write kimi.md"}),
-        )
-        .await;
-    common::finished(&ws, &[task["id"].as_i64().unwrap()]).await;
-    agent.abort();
+    let (ws, task) = common::run_task(model, "write kimi.md").await;
 
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("kimi.md")).unwrap(),
         "written by kimi\n"
     );
-    let (_, tasks) = ws.client.get("/v1/tasks?agent=alpha").await;
     assert_eq!(
-        (tasks[0]["state"].as_str(), tasks[0]["result"].as_str()),
+        (task["state"].as_str(), task["result"].as_str()),
         (Some("done"), Some("Wrote kimi.md."))
     );
     let tokens_in: f64 = ws

@@ -125,24 +125,7 @@ impl Model for Messages {
             .send()
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status == 429 || status == 529 {
-            return Err(ModelError::RateLimited {
-                retry_after_secs: retry_after.unwrap_or(1),
-            });
-        }
-        if !(200..300).contains(&status) {
-            let why = body["error"]["message"]
-                .as_str()
-                .map_or_else(|| body.to_string(), str::to_string);
-            return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
-        }
+        let body = super::read_answer(resp, &[529], |_| None).await?;
         parse(&body)
     }
 }

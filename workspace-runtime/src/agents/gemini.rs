@@ -159,19 +159,7 @@ impl Model for GenerateContent {
             .send()
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status == 429 {
-            return Err(ModelError::RateLimited {
-                retry_after_secs: retry_delay(&body).unwrap_or(1),
-            });
-        }
-        if !(200..300).contains(&status) {
-            let why = body["error"]["message"]
-                .as_str()
-                .map_or_else(|| body.to_string(), str::to_string);
-            return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
-        }
+        let body = super::read_answer(resp, &[], retry_delay).await?;
         parse(&body)
     }
 }

@@ -108,3 +108,32 @@ pub trait Model: Send + Sync {
         tools: &[&str],
     ) -> impl Future<Output = Result<ModelTurn, ModelError>> + Send;
 }
+
+/// Reads a provider's HTTP answer: the JSON body of a success; a rate limit for 429 and the
+/// provider's own `busy` statuses, waiting the `retry-after` header or what `delay` finds
+/// in the body; otherwise a failure with the provider's error message.
+pub(crate) async fn read_answer(
+    resp: reqwest::Response,
+    busy: &[u16],
+    delay: impl Fn(&serde_json::Value) -> Option<u64>,
+) -> Result<serde_json::Value, ModelError> {
+    let status = resp.status().as_u16();
+    let retry_after: Option<u64> = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if status == 429 || busy.contains(&status) {
+        return Err(ModelError::RateLimited {
+            retry_after_secs: retry_after.or_else(|| delay(&body)).unwrap_or(1),
+        });
+    }
+    if !(200..300).contains(&status) {
+        let why = body["error"]["message"]
+            .as_str()
+            .map_or_else(|| body.to_string(), str::to_string);
+        return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
+    }
+    Ok(body)
+}

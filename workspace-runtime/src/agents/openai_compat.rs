@@ -138,24 +138,7 @@ impl Model for ChatCompletions {
             .send()
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.as_u16() == 429 {
-            return Err(ModelError::RateLimited {
-                retry_after_secs: retry_after.unwrap_or(1),
-            });
-        }
-        if !status.is_success() {
-            let why = body["error"]["message"]
-                .as_str()
-                .map_or_else(|| body.to_string(), str::to_string);
-            return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
-        }
+        let body = super::read_answer(resp, &[], |_| None).await?;
         parse(&body)
     }
 }

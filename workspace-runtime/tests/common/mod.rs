@@ -100,3 +100,32 @@ pub async fn serve(app: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
 }
+
+/// Runs one task on agent `alpha` of a fresh workspace, driven by `model` through the real
+/// agent loop; returns the workspace and the finished task.
+pub async fn run_task<M: coditect_runtime::agents::Model + 'static>(
+    model: M,
+    title: &str,
+) -> (coditect_runtime::testkit::TestWorkspace, serde_json::Value) {
+    let ws = coditect_runtime::testkit::TestWorkspace::start().await;
+    let runner = coditect_runtime::agents::runner::run(
+        ws.runtime.clone(),
+        "alpha".into(),
+        20,
+        model,
+        std::future::pending::<()>(),
+    );
+    let agent = tokio::spawn(runner);
+    let (_, task) = ws
+        .client
+        .post(
+            "/v1/tasks",
+            &serde_json::json!({"agent": "alpha", "title": title}),
+        )
+        .await;
+    finished(&ws, &[task["id"].as_i64().unwrap()]).await;
+    agent.abort();
+    let (_, tasks) = ws.client.get("/v1/tasks?agent=alpha").await;
+    let task = tasks[0].clone();
+    (ws, task)
+}

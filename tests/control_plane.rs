@@ -419,12 +419,7 @@ async fn an_apply_with_invalid_documents_changes_nothing_and_prints_every_locate
             .count(),
         3
     );
-    for kind in Kind::ALL {
-        assert!(
-            cp.client().list(kind, None).await.unwrap().is_empty(),
-            "nothing was written"
-        );
-    }
+    assert_nothing_written(&cp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,12 +444,7 @@ async fn a_quota_breach_is_refused_and_nothing_is_written() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("04-workspace-bob.yaml:6:9: metadata.name: quota exceeded: organization \"acme\" allows 1 workspaces (spec.quotas.maxWorkspaces); this apply would make 2"), "{stderr}");
-    for kind in Kind::ALL {
-        assert!(
-            cp.client().list(kind, None).await.unwrap().is_empty(),
-            "nothing was written"
-        );
-    }
+    assert_nothing_written(&cp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,4 +593,14 @@ async fn apply_prunes_what_the_manifests_no_longer_hold_and_delete_takes_files()
         yaml.contains("kind: Team") && yaml.contains("name: platform"),
         "{yaml}"
     );
+}
+
+/// The store holds no object of any kind.
+async fn assert_nothing_written(cp: &ControlPlane) {
+    for kind in Kind::ALL {
+        assert!(
+            cp.client().list(kind, None).await.unwrap().is_empty(),
+            "nothing was written"
+        );
+    }
 }

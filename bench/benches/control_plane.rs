@@ -44,9 +44,7 @@ async fn delete_all(client: &Client, names: &[String]) {
         client.delete(&key(n), true).await.expect("delete");
     }
     for n in names {
-        while client.get(&key(n)).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        client.wait_deleted(&key(n), MINUTE).await.expect("deleted");
     }
 }
 

@@ -301,6 +301,22 @@ impl Client {
             .await
     }
 
+    /// Waits until the object is gone (its finalizers have run), following the watch.
+    ///
+    /// # Errors
+    /// [`ClientError::Other`] when it still exists after `timeout`.
+    pub async fn wait_deleted(
+        &self,
+        key: &ObjectKey,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        match self.watch_until(key, timeout, |_| false).await {
+            Err(ClientError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Err(ClientError::Other(format!("{key} is still there"))),
+        }
+    }
+
     /// Waits for the control plane's readiness (`/readyz`): every object that existed
     /// when it started has been reconciled once.
     ///

@@ -57,17 +57,11 @@ pub async fn run(format: OutputFormat, server: &str, args: &DeleteArgs) -> Resul
 }
 
 async fn wait_gone(client: &Client, key: &ObjectKey) -> Result<(), Failure> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.get(key).await {
-            Err(ClientError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-            Ok(_) if tokio::time::Instant::now() > deadline => {
-                return Err(Failure::Unavailable(format!(
-                    "{key} is still being deleted after 60s"
-                )));
-            }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
+    match client.wait_deleted(key, Duration::from_secs(60)).await {
+        Ok(()) => Ok(()),
+        Err(ClientError::Other(why)) => Err(Failure::Unavailable(format!(
+            "{key} is still being deleted: {why}"
+        ))),
+        Err(e) => Err(e.into()),
     }
 }

@@ -125,28 +125,20 @@ impl OfflinePlanner {
             )
         };
         match parse(&task) {
-            Plan::Create { path, text } => match step {
-                0 => call(
-                    step,
-                    "acquire_lock",
-                    json!({"path": path, "mode": "exclusive"}),
-                ),
-                1 => call(
-                    step,
-                    "write_file",
-                    json!({"path": path, "content": text, "token": token}),
-                ),
-                2 => call(step, "release_lock", json!({"token": token})),
-                _ => done(format!("created {path}")),
-            },
-            Plan::Append { path, text } => match step {
-                0 => call(
-                    step,
-                    "acquire_lock",
-                    json!({"path": path, "mode": "exclusive"}),
-                ),
-                1 => call(step, "read_file", json!({"path": path})),
-                2 => {
+            Plan::Create { path, text } => {
+                under_lock(step, &path, token, 1, format!("created {path}"), |_| {
+                    call(
+                        step,
+                        "write_file",
+                        json!({"path": path, "content": text, "token": token}),
+                    )
+                })
+            }
+            Plan::Append { path, text } => {
+                under_lock(step, &path, token, 2, format!("appended to {path}"), |s| {
+                    if s == 1 {
+                        return call(step, "read_file", json!({"path": path}));
+                    }
                     let old = results[1].1["content"].as_str().unwrap_or_default();
                     let sep = if old.is_empty() || old.ends_with('\n') {
                         ""
@@ -158,24 +150,22 @@ impl OfflinePlanner {
                         "write_file",
                         json!({"path": path, "content": format!("{old}{sep}{text}\n"), "token": token}),
                     )
-                }
-                3 => call(step, "release_lock", json!({"token": token})),
-                _ => done(format!("appended to {path}")),
-            },
-            Plan::Rename { path, old, new } => match step {
-                0 => call(
-                    step,
-                    "acquire_lock",
-                    json!({"path": path, "mode": "exclusive"}),
-                ),
-                1 => call(
-                    step,
-                    "edit_file",
-                    json!({"path": path, "search": old, "replace": new, "token": token}),
-                ),
-                2 => call(step, "release_lock", json!({"token": token})),
-                _ => done(format!("renamed {old} to {new} in {path}")),
-            },
+                })
+            }
+            Plan::Rename { path, old, new } => under_lock(
+                step,
+                &path,
+                token,
+                1,
+                format!("renamed {old} to {new} in {path}"),
+                |_| {
+                    call(
+                        step,
+                        "edit_file",
+                        json!({"path": path, "search": old, "replace": new, "token": token}),
+                    )
+                },
+            ),
             Plan::Tell { to, text } => match step {
                 0 => call(step, "send_message", json!({"to": to, "text": text})),
                 _ => done(format!("told {to}")),
@@ -186,6 +176,32 @@ impl OfflinePlanner {
                 json!({"ok": false, "summary": format!("the offline planner understands: {FORMS}")}),
             ),
         }
+    }
+}
+
+/// A file task's shape: take the path's lock (step 0), make `edits` edits (steps
+/// 1..=edits, built by `edit`), release the lock, then complete the task.
+fn under_lock(
+    step: usize,
+    path: &str,
+    token: Option<u64>,
+    edits: usize,
+    summary: String,
+    edit: impl FnOnce(usize) -> ToolCall,
+) -> ToolCall {
+    match step {
+        0 => call(
+            step,
+            "acquire_lock",
+            json!({"path": path, "mode": "exclusive"}),
+        ),
+        s if s <= edits => edit(s),
+        s if s == edits + 1 => call(step, "release_lock", json!({"token": token})),
+        _ => call(
+            step,
+            "complete_task",
+            json!({"ok": true, "summary": summary}),
+        ),
     }
 }
 

@@ -207,7 +207,7 @@ impl WorkspaceRuntime {
         use crate::agents::{
             anthropic::Messages, gemini::GenerateContent, offline::OfflinePlanner,
         };
-        use crate::agents::{openai_compat::ChatCompletions, runner};
+        use crate::agents::{openai::Responses, openai_compat::ChatCompletions, runner};
         let mut loops = Vec::new();
         for agent in self.spec.spec.agents.clone() {
             let (name, steps) = (agent.name.clone(), agent.budget.max_steps);
@@ -227,6 +227,13 @@ impl WorkspaceRuntime {
                     name.clone(),
                     steps,
                     ChatCompletions::new(provider, &base, key, &model),
+                    stop,
+                )),
+                ModelChoice::Responses(key) => tokio::spawn(runner::run(
+                    ws,
+                    name.clone(),
+                    steps,
+                    Responses::new(&base, key, &model),
                     stop,
                 )),
                 ModelChoice::Anthropic(key) => tokio::spawn(runner::run(
@@ -319,6 +326,8 @@ impl WorkspaceRuntime {
 enum ModelChoice {
     /// Chat Completions, with the provider's name and key.
     Chat(&'static str, Option<String>),
+    /// OpenAI Responses, with the key.
+    Responses(String),
     /// Anthropic Messages, with the key.
     Anthropic(String),
     /// Gemini generateContent, with the key.
@@ -330,36 +339,26 @@ enum ModelChoice {
 }
 
 /// The model for an agent: its provider's adapter when its key is set (none needed for
-/// `openai-compatible`) and its address is plain HTTP (the TLS backend is not in this
-/// build yet); else the offline planner if `offlineFallback` allows it.
+/// `openai-compatible`); else the offline planner if `offlineFallback` allows it.
 fn choose_model(agent: &coditect_specs::AgentSpec) -> ModelChoice {
     use coditect_specs::Provider;
     let env = agent.credentials.as_ref().and_then(|c| c.env.clone());
     let key = env.as_ref().and_then(|v| std::env::var(v).ok());
-    let base = agent.base_url.clone().unwrap_or_default();
-    let plain_http = base.starts_with("http://");
-    let adapter = match (agent.provider, key.clone(), plain_http) {
-        (Provider::Offline, _, _) => return ModelChoice::Offline(None),
-        (Provider::OpenaiCompatible, key, true) => {
-            Some(ModelChoice::Chat("openai-compatible", key))
-        }
-        (Provider::Moonshot, Some(k), true) => Some(ModelChoice::Chat("moonshot", Some(k))),
-        (Provider::Anthropic, Some(k), true) => Some(ModelChoice::Anthropic(k)),
-        (Provider::Google, Some(k), true) => Some(ModelChoice::Gemini(k)),
-        _ => None,
+    let adapter = match (agent.provider, key) {
+        (Provider::Offline, _) => return ModelChoice::Offline(None),
+        (Provider::OpenaiCompatible, key) => Some(ModelChoice::Chat("openai-compatible", key)),
+        (Provider::Moonshot, Some(k)) => Some(ModelChoice::Chat("moonshot", Some(k))),
+        (Provider::Openai, Some(k)) => Some(ModelChoice::Responses(k)),
+        (Provider::Anthropic, Some(k)) => Some(ModelChoice::Anthropic(k)),
+        (Provider::Google, Some(k)) => Some(ModelChoice::Gemini(k)),
+        (_, None) => None,
     };
     if let Some(choice) = adapter {
         return choice;
     }
-    let why = match key {
-        None if agent.provider.needs_credentials() => {
-            format!("{} is not set", env.unwrap_or_default())
-        }
-        _ if !plain_http => format!("{base} needs TLS, which this build does not have yet"),
-        _ => format!(
-            "the {} adapter is not in this build yet",
-            agent.provider.as_str()
-        ),
+    let why = match env {
+        Some(var) => format!("{var} is not set"),
+        None => "its credentials name no environment variable".to_string(),
     };
     if agent.offline_fallback {
         ModelChoice::Offline(Some(why))
@@ -461,13 +460,20 @@ mod tests {
             choose_model(&agent(Provider::Google, None, false)),
             ModelChoice::Unavailable(_)
         ));
-        match choose_model(&agent(
-            Provider::OpenaiCompatible,
-            Some("https://models.example"),
-            false,
-        )) {
-            ModelChoice::Unavailable(why) => assert!(why.contains("needs TLS"), "{why}"),
-            _ => panic!("https needs TLS"),
-        }
+        // Hosted providers are HTTPS (rustls); the address no longer decides.
+        assert!(matches!(
+            choose_model(&agent(
+                Provider::OpenaiCompatible,
+                Some("https://models.example/v1"),
+                false
+            )),
+            ModelChoice::Chat("openai-compatible", None)
+        ));
+        let mut codex = agent(Provider::Openai, None, false);
+        codex.credentials = Some(Credentials {
+            env: Some("PATH".into()), // set in every environment
+            secret_ref: None,
+        });
+        assert!(matches!(choose_model(&codex), ModelChoice::Responses(_)));
     }
 }

@@ -1,5 +1,7 @@
 //! The Anthropic Messages adapter against a local server on 127.0.0.1 answering in that
-//! wire format: an overloaded answer first, then a tool-using task through the agent loop.
+//! wire format: a rate limit first, then a tool-using task through the agent loop; once
+//! answered as JSON bodies, once streamed as Messages events (where the rate limit is an
+//! `overloaded_error` event inside a 200 stream, as the API sends it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -48,6 +50,11 @@ async fn messages(
     }
     let mut s = seen.lock().unwrap();
     s.requests.push(body.clone());
+    if !s.limited && body["stream"] == true {
+        s.limited = true;
+        let err = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+        return common::sse(vec![(Some("error"), err.to_string())]);
+    }
     if !s.limited {
         s.limited = true;
         let err = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your rate limit"}});
@@ -97,11 +104,62 @@ async fn messages(
             )
         }
     };
-    Json(answer).into_response()
+    if body["stream"] == true {
+        events(&answer)
+    } else {
+        Json(answer).into_response()
+    }
+}
+
+/// A message streamed as the API streams it: `message_start`, each block started, its
+/// text or input JSON in pieces, stopped; `message_delta` with the stop reason and output
+/// tokens; `message_stop`; a `ping` along the way.
+fn events(answer: &Value) -> Response {
+    let ev = |name: &'static str, data: Value| (Some(name), data.to_string());
+    let mut start = answer.clone();
+    start["content"] = json!([]);
+    start["stop_reason"] = Value::Null;
+    start["usage"]["output_tokens"] = json!(1);
+    let mut events = vec![
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": start}),
+        ),
+        ev("ping", json!({"type": "ping"})),
+    ];
+    for (i, block) in answer["content"].as_array().unwrap().iter().enumerate() {
+        if block["type"] == "text" {
+            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
+            for piece in common::halves(block["text"].as_str().unwrap()) {
+                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": piece}})));
+            }
+        } else {
+            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})));
+            for piece in common::halves(&block["input"].to_string()) {
+                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+            }
+        }
+        events.push(ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": i}),
+        ));
+    }
+    events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": answer["stop_reason"], "stop_sequence": null}, "usage": {"output_tokens": answer["usage"]["output_tokens"]}})));
+    events.push(ev("message_stop", json!({"type": "message_stop"})));
+    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_messages_model_carries_a_task_through_tools_under_a_lock() {
+    carry(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_messages_model_carries_the_same_task() {
+    carry(true).await;
+}
+
+async fn carry(streaming: bool) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let base = common::serve(
         Router::new()
@@ -109,7 +167,8 @@ async fn a_messages_model_carries_a_task_through_tools_under_a_lock() {
             .with_state(seen.clone()),
     )
     .await;
-    let model = Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-5", 4096);
+    let model =
+        Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-5", 4096).streaming(streaming);
     let (ws, task) = common::run_task(model, "write claude.md").await;
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("claude.md")).unwrap(),
@@ -128,6 +187,8 @@ async fn a_messages_model_carries_a_task_through_tools_under_a_lock() {
             .any(|e| e["type"] == "agent_message"
                 && e["data"]["text"] == "I'll take the lock first.")
     );
+    assert_eq!(common::metric_sum(&ws, "tokens_out"), 120.0);
+    assert_eq!(common::metric_sum(&ws, "rate_limited"), 1.0);
     let s = seen.lock().unwrap();
     assert_eq!(
         s.requests.len(),

@@ -1,5 +1,6 @@
 //! The Gemini generateContent adapter against a local server on 127.0.0.1 answering in
-//! that wire format: RESOURCE_EXHAUSTED with a RetryInfo first, then a tool-using task.
+//! that wire format: RESOURCE_EXHAUSTED with a RetryInfo first, then a tool-using task;
+//! once through `generateContent`, once through `streamGenerateContent?alt=sse`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -7,7 +8,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -32,6 +33,7 @@ fn candidate(parts: Value) -> Value {
 async fn generate(
     State(seen): State<Arc<Mutex<Seen>>>,
     Path(model): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
@@ -40,7 +42,7 @@ async fn generate(
         return (StatusCode::FORBIDDEN, Json(err)).into_response();
     }
     let mut s = seen.lock().unwrap();
-    s.requests.push((model, body.clone()));
+    s.requests.push((model.clone(), body.clone()));
     if !s.limited {
         s.limited = true;
         let err = json!({"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED",
@@ -76,18 +78,62 @@ async fn generate(
             json!([{"text": "Done."}, {"functionCall": {"name": "complete_task", "args": {"ok": true, "summary": "wrote gemini.md"}}}]),
         ),
     };
-    Json(answer).into_response()
+    if model.ends_with(":streamGenerateContent") {
+        assert_eq!(query.as_deref(), Some("alt=sse"));
+        chunks(&answer)
+    } else {
+        Json(answer).into_response()
+    }
+}
+
+/// An answer streamed as the API streams it: one `GenerateContentResponse` per piece
+/// (text cut in two, each call whole), the last with the finish reason and usage.
+fn chunks(answer: &Value) -> Response {
+    let candidate = &answer["candidates"][0];
+    let mut pieces: Vec<Value> = Vec::new();
+    for part in candidate["content"]["parts"].as_array().unwrap() {
+        match part["text"].as_str() {
+            Some(text) => {
+                pieces.extend(common::halves(text).into_iter().map(|t| json!({"text": t})))
+            }
+            None => pieces.push(part.clone()),
+        }
+    }
+    let last = pieces.len() - 1;
+    let events = pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut chunk = json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}], "modelVersion": answer["modelVersion"]});
+            if i == last {
+                chunk["candidates"][0]["finishReason"] = candidate["finishReason"].clone();
+                chunk["usageMetadata"] = answer["usageMetadata"].clone();
+            }
+            (None, chunk.to_string())
+        })
+        .collect();
+    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gemini_model_carries_a_task_through_tools_under_a_lock() {
+    carry(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_gemini_model_carries_the_same_task() {
+    carry(true).await;
+}
+
+async fn carry(streaming: bool) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     // axum cannot route on the `:generateContent` suffix, so the model segment carries it.
     let app = Router::new()
         .route("/v1beta/models/{model}", post(generate))
         .with_state(seen.clone());
     let base = common::serve(app).await;
-    let model = GenerateContent::new(&base, "AIza-test".into(), "gemini-2.5-pro");
+    let model =
+        GenerateContent::new(&base, "AIza-test".into(), "gemini-2.5-pro").streaming(streaming);
     let (ws, task) = common::run_task(model, "write gemini.md").await;
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("gemini.md")).unwrap(),
@@ -104,7 +150,17 @@ async fn a_gemini_model_carries_a_task_through_tools_under_a_lock() {
         "one exhausted request, then four turns"
     );
     let (path_model, first) = &s.requests[1];
-    assert_eq!(path_model, "gemini-2.5-pro:generateContent");
+    let method = if streaming {
+        "streamGenerateContent"
+    } else {
+        "generateContent"
+    };
+    assert_eq!(path_model, &format!("gemini-2.5-pro:{method}"));
+    assert_eq!(
+        common::metric_sum(&ws, "tokens_in"),
+        1000.0,
+        "the usage of each of the four turns is counted once"
+    );
     assert!(
         first["systemInstruction"]["parts"][0]["text"]
             .as_str()

@@ -1,6 +1,7 @@
 //! The Chat Completions adapter (Moonshot, OpenAI-compatible servers) against a local
 //! server on 127.0.0.1 answering in that wire format: a rate limit first, then a
-//! multi-turn, tool-using task carried through the real agent loop.
+//! multi-turn, tool-using task carried through the real agent loop, once answered as one
+//! JSON body and once streamed as `chat.completion.chunk` events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -83,18 +84,76 @@ async fn completions(
             "usage": {"prompt_tokens": 200, "completion_tokens": 5, "total_tokens": 205}
         }),
     };
-    Json(answer).into_response()
+    if body["stream"] == true {
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        chunks(&answer)
+    } else {
+        Json(answer).into_response()
+    }
+}
+
+/// A `chat.completion` streamed as the API streams it: role first, text and each call's
+/// arguments in pieces, the finish reason, a usage chunk, then `[DONE]`.
+fn chunks(answer: &Value) -> Response {
+    let chunk = |choices: Value| {
+        let c = json!({"id": answer["id"], "object": "chat.completion.chunk", "model": answer["model"], "choices": choices});
+        (None, c.to_string())
+    };
+    let message = &answer["choices"][0]["message"];
+    let mut events = vec![chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
+    )];
+    for piece in common::halves(message["content"].as_str().unwrap_or_default()) {
+        events.push(chunk(
+            json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
+        ));
+    }
+    for (i, call) in message["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        events.push(chunk(json!([{"index": 0, "delta": {"tool_calls": [
+            {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+        ]}}])));
+        for piece in common::halves(call["function"]["arguments"].as_str().unwrap()) {
+            events.push(chunk(json!([{"index": 0, "delta": {"tool_calls": [
+                {"index": i, "function": {"arguments": piece}}
+            ]}}])));
+        }
+    }
+    events.push(chunk(
+        json!([{"index": 0, "delta": {}, "finish_reason": answer["choices"][0]["finish_reason"]}]),
+    ));
+    let mut usage = chunk(json!([]));
+    let mut with_usage: Value = serde_json::from_str(&usage.1).unwrap();
+    with_usage["usage"] = answer["usage"].clone();
+    usage.1 = with_usage.to_string();
+    events.push(usage);
+    events.push((None, "[DONE]".into()));
+    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_completions_model_carries_a_task_through_tools_under_a_lock() {
+    carry(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_chat_completions_model_carries_the_same_task() {
+    carry(true).await;
+}
+
+async fn carry(streaming: bool) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
         .with_state(seen.clone());
     let base = format!("{}/v1", common::serve(app).await);
 
-    let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6");
+    let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6")
+        .streaming(streaming);
     let (ws, task) = common::run_task(model, "write kimi.md").await;
 
     assert_eq!(
@@ -105,20 +164,9 @@ async fn a_chat_completions_model_carries_a_task_through_tools_under_a_lock() {
         (task["state"].as_str(), task["result"].as_str()),
         (Some("done"), Some("Wrote kimi.md."))
     );
-    let tokens_in: f64 = ws
-        .runtime
-        .db
-        .agent_metrics
-        .read(|c| {
-            c.query_row(
-                "SELECT sum(value) FROM samples WHERE agent = 'alpha' AND metric = 'tokens_in'",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .unwrap();
     assert_eq!(
-        tokens_in, 560.0,
+        common::metric_sum(&ws, "tokens_in"),
+        560.0,
         "token usage of every turn is in agent_metrics"
     );
     let s = seen.lock().unwrap();

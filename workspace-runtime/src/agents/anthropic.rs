@@ -4,9 +4,16 @@
 //! `stop_reason: "tool_use"`; results sent back as `tool_result` blocks, all results of one
 //! turn in one user message. A 429 (or 529, overloaded) becomes a rate limit with the
 //! server's `retry-after`.
+//!
+//! Streamed (`"stream": true`, the default): `message_start` (input tokens),
+//! `content_block_start` per block (a `tool_use` block names its id and tool),
+//! `content_block_delta`s (`text_delta`, or `input_json_delta` pieces of the call's input),
+//! `message_delta` (stop reason, output tokens), `message_stop`; an `error` event inside
+//! the stream (`overloaded_error` is a rate limit).
 
 use serde_json::{Value, json};
 
+use super::stream::{self, Assembler, Pieces};
 use super::tools::{SYSTEM_PROMPT, schemas};
 use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
 
@@ -21,18 +28,26 @@ pub struct Messages {
     api_key: String,
     model: String,
     max_tokens: u64,
+    streaming: bool,
 }
 
 impl Messages {
     /// An endpoint at `base_url` (`https://api.anthropic.com`).
     pub fn new(base_url: &str, api_key: String, model: &str, max_tokens: u64) -> Self {
         Messages {
-            http: reqwest::Client::new(),
+            http: super::http_client(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             model: model.to_string(),
             max_tokens,
+            streaming: true,
         }
+    }
+
+    /// Whether to ask for a streamed answer (the default) or one JSON body.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
     }
 
     /// The request body for a conversation.
@@ -71,7 +86,11 @@ impl Messages {
             .filter(|(name, _, _)| tools.contains(name))
             .map(|(name, description, schema)| json!({"name": name, "description": description, "input_schema": schema}))
             .collect();
-        json!({"model": self.model, "max_tokens": self.max_tokens, "system": SYSTEM_PROMPT, "messages": messages, "tools": tools})
+        let mut body = json!({"model": self.model, "max_tokens": self.max_tokens, "system": SYSTEM_PROMPT, "messages": messages, "tools": tools});
+        if self.streaming {
+            body["stream"] = json!(true);
+        }
+        body
     }
 }
 
@@ -125,7 +144,79 @@ impl Model for Messages {
             .send()
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let body = super::read_answer(resp, &[529], |_| None).await?;
-        parse(&body)
+        let resp = super::accept(resp, &[529], |_| None).await?;
+        if self.streaming {
+            stream::assemble(resp, Events::default()).await
+        } else {
+            parse(&super::json_body(resp).await?)
+        }
+    }
+}
+
+/// Assembles a Messages event stream.
+#[derive(Debug, Default)]
+pub(crate) struct Events(Pieces);
+
+impl Assembler for Events {
+    fn feed(&mut self, event: &str, data: &str) -> Result<bool, ModelError> {
+        if event == "ping" {
+            return Ok(false);
+        }
+        let e = stream::data(data)?;
+        match e["type"].as_str().unwrap_or(event) {
+            "message_start" => {
+                self.0.usage.input = e["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+            }
+            "content_block_start" => {
+                let block = &e["content_block"];
+                let call = self.0.call(e["index"].as_u64().unwrap_or(0) as usize);
+                if block["type"] == "tool_use" {
+                    call.0 = block["id"].as_str().unwrap_or_default().to_string();
+                    call.1 = block["name"].as_str().unwrap_or_default().to_string();
+                } else if let Some(text) = block["text"].as_str() {
+                    self.0.text.push_str(text);
+                }
+            }
+            "content_block_delta" => {
+                let delta = &e["delta"];
+                match delta["type"].as_str() {
+                    Some("text_delta") => self
+                        .0
+                        .text
+                        .push_str(delta["text"].as_str().unwrap_or_default()),
+                    Some("input_json_delta") => {
+                        let call = self.0.call(e["index"].as_u64().unwrap_or(0) as usize);
+                        call.2
+                            .push_str(delta["partial_json"].as_str().unwrap_or_default());
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(output) = e["usage"]["output_tokens"].as_u64() {
+                    self.0.usage.output = output;
+                }
+            }
+            "message_stop" => {
+                self.0.complete = true;
+                return Ok(true);
+            }
+            "error" => {
+                return Err(match e["error"]["type"].as_str() {
+                    Some("overloaded_error" | "rate_limit_error") => ModelError::RateLimited {
+                        retry_after_secs: 1,
+                    },
+                    _ => ModelError::Failed(
+                        e["error"]["message"].as_str().unwrap_or(data).to_string(),
+                    ),
+                });
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    fn finish(self) -> Result<ModelTurn, ModelError> {
+        self.0.turn()
     }
 }

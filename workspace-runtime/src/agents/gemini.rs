@@ -4,9 +4,14 @@
 //! `id` when the server gives one); results sent back as `functionResponse` parts, which
 //! Gemini matches by name. A 429 (`RESOURCE_EXHAUSTED`) becomes a rate limit with the delay
 //! from its `RetryInfo` detail.
+//!
+//! Streamed (the default), the call is `:streamGenerateContent?alt=sse`: each event is a
+//! whole `GenerateContentResponse` holding the next parts (text pieces, whole
+//! `functionCall`s), the last one with `finishReason` and `usageMetadata`.
 
 use serde_json::{Value, json};
 
+use super::stream::{self, Assembler};
 use super::tools::{SYSTEM_PROMPT, schemas};
 use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
 
@@ -17,17 +22,25 @@ pub struct GenerateContent {
     base_url: String,
     api_key: String,
     model: String,
+    streaming: bool,
 }
 
 impl GenerateContent {
     /// An endpoint at `base_url` (`https://generativelanguage.googleapis.com`).
     pub fn new(base_url: &str, api_key: String, model: &str) -> Self {
         GenerateContent {
-            http: reqwest::Client::new(),
+            http: super::http_client(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             model: model.to_string(),
+            streaming: true,
         }
+    }
+
+    /// Whether to ask for a streamed answer (the default) or one JSON body.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
     }
 
     /// The request body for a conversation.
@@ -114,15 +127,20 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
     Ok(ModelTurn {
         text,
         calls,
-        usage: Usage {
-            input: body["usageMetadata"]["promptTokenCount"]
-                .as_u64()
-                .unwrap_or(0),
-            output: body["usageMetadata"]["candidatesTokenCount"]
-                .as_u64()
-                .unwrap_or(0),
-        },
+        usage: usage(body),
     })
+}
+
+/// Tokens from `usageMetadata`.
+fn usage(body: &Value) -> Usage {
+    Usage {
+        input: body["usageMetadata"]["promptTokenCount"]
+            .as_u64()
+            .unwrap_or(0),
+        output: body["usageMetadata"]["candidatesTokenCount"]
+            .as_u64()
+            .unwrap_or(0),
+    }
 }
 
 /// Seconds from a `google.rpc.RetryInfo` detail (`"retryDelay": "12s"`).
@@ -147,10 +165,17 @@ impl Model for GenerateContent {
         conversation: &[Turn],
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
-        let url = format!(
-            "{}/v1beta/models/{}:generateContent",
-            self.base_url, self.model
-        );
+        let url = if self.streaming {
+            format!(
+                "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
+                self.base_url, self.model
+            )
+        } else {
+            format!(
+                "{}/v1beta/models/{}:generateContent",
+                self.base_url, self.model
+            )
+        };
         let resp = self
             .http
             .post(url)
@@ -159,7 +184,65 @@ impl Model for GenerateContent {
             .send()
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let body = super::read_answer(resp, &[], retry_delay).await?;
-        parse(&body)
+        let resp = super::accept(resp, &[], retry_delay).await?;
+        if self.streaming {
+            stream::assemble(resp, Chunks::default()).await
+        } else {
+            parse(&super::json_body(resp).await?)
+        }
+    }
+}
+
+/// Assembles streamed `GenerateContentResponse`s: each is parsed like a whole answer and
+/// its parts appended.
+#[derive(Debug, Default)]
+pub(crate) struct Chunks {
+    turn: Option<ModelTurn>,
+    finished: bool,
+}
+
+impl Assembler for Chunks {
+    fn feed(&mut self, _event: &str, data: &str) -> Result<bool, ModelError> {
+        let chunk = stream::data(data)?;
+        if let Some(message) = chunk["error"]["message"].as_str() {
+            return Err(ModelError::Failed(message.to_string()));
+        }
+        // The last event may carry only the finish reason and usage.
+        let next = if chunk["candidates"][0]["content"]["parts"].is_array() {
+            parse(&chunk)?
+        } else {
+            ModelTurn {
+                text: String::new(),
+                calls: Vec::new(),
+                usage: usage(&chunk),
+            }
+        };
+        let turn = self.turn.get_or_insert_with(|| ModelTurn {
+            text: String::new(),
+            calls: Vec::new(),
+            usage: Usage::default(),
+        });
+        turn.text.push_str(&next.text);
+        let offset = turn.calls.len();
+        turn.calls.extend(next.calls.into_iter().map(|mut c| {
+            if c.id.starts_with("gemini-") {
+                c.id = format!("gemini-{offset}-{}", &c.id["gemini-".len()..]);
+            }
+            c
+        }));
+        if next.usage != Usage::default() {
+            turn.usage = next.usage;
+        }
+        self.finished |= chunk["candidates"][0]["finishReason"].is_string();
+        Ok(false)
+    }
+
+    fn finish(self) -> Result<ModelTurn, ModelError> {
+        match self.turn {
+            Some(turn) if self.finished => Ok(turn),
+            _ => Err(ModelError::Failed(
+                "the stream ended before the answer was complete".into(),
+            )),
+        }
     }
 }

@@ -15,8 +15,10 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod offline;
+pub mod openai;
 pub mod openai_compat;
 pub mod runner;
+mod stream;
 pub mod tools;
 
 use std::future::Future;
@@ -109,31 +111,61 @@ pub trait Model: Send + Sync {
     ) -> impl Future<Output = Result<ModelTurn, ModelError>> + Send;
 }
 
-/// Reads a provider's HTTP answer: the JSON body of a success; a rate limit for 429 and the
-/// provider's own `busy` statuses, waiting the `retry-after` header or what `delay` finds
-/// in the body; otherwise a failure with the provider's error message.
-pub(crate) async fn read_answer(
+/// Accepts a provider's HTTP answer: the response itself on success (its body is then read
+/// as JSON or as a stream); a rate limit for 429 and the provider's own `busy` statuses,
+/// waiting the `retry-after` header or what `delay` finds in the body; otherwise a failure
+/// with the provider's error message.
+pub(crate) async fn accept(
     resp: reqwest::Response,
     busy: &[u16],
-    delay: impl Fn(&serde_json::Value) -> Option<u64>,
-) -> Result<serde_json::Value, ModelError> {
+    delay: impl Fn(&Value) -> Option<u64>,
+) -> Result<reqwest::Response, ModelError> {
     let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return Ok(resp);
+    }
     let retry_after: Option<u64> = resp
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
     if status == 429 || busy.contains(&status) {
         return Err(ModelError::RateLimited {
             retry_after_secs: retry_after.or_else(|| delay(&body)).unwrap_or(1),
         });
     }
-    if !(200..300).contains(&status) {
-        let why = body["error"]["message"]
-            .as_str()
-            .map_or_else(|| body.to_string(), str::to_string);
-        return Err(ModelError::Failed(format!("HTTP {status}: {why}")));
+    let why = body["error"]["message"]
+        .as_str()
+        .map_or_else(|| body.to_string(), str::to_string);
+    Err(ModelError::Failed(format!("HTTP {status}: {why}")))
+}
+
+/// The JSON body of an accepted answer.
+pub(crate) async fn json_body(resp: reqwest::Response) -> Result<Value, ModelError> {
+    resp.json()
+        .await
+        .map_err(|e| ModelError::Failed(format!("the answer is not JSON: {e}")))
+}
+
+/// A tool call's arguments: a JSON string by the OpenAI formats' spec, though some servers
+/// send an object; text that is not JSON is kept for the tool to refuse.
+pub(crate) fn arguments(raw: &Value) -> Value {
+    match raw {
+        Value::String(s) if s.trim().is_empty() => Value::Object(Default::default()),
+        Value::String(s) => {
+            serde_json::from_str(s).unwrap_or_else(|_| serde_json::json!({"_unparsed": s}))
+        }
+        other => other.clone(),
     }
-    Ok(body)
+}
+
+/// Connects to a provider: the HTTP client every adapter uses (rustls, the platform's
+/// roots; no overall timeout, since a streamed answer may take minutes, but a connect
+/// timeout so a dead address fails fast).
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
 }

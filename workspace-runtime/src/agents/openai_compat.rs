@@ -4,9 +4,16 @@
 //! `choices[0].message.tool_calls[]` with `function.arguments` as a JSON string, results
 //! sent back as `{"role":"tool","tool_call_id":…}` messages. A 429 becomes
 //! [`ModelError::RateLimited`] with the server's `retry-after`.
+//!
+//! Streamed (`"stream": true`, the default), the answer is `chat.completion.chunk` events:
+//! text in `delta.content`, calls in `delta.tool_calls[]` pieces keyed by `index` (id and
+//! name first, then argument text), `finish_reason` on the last choice, usage in a final
+//! chunk (`stream_options.include_usage`; Moonshot puts it in the choice), then
+//! `data: [DONE]`.
 
 use serde_json::{Value, json};
 
+use super::stream::{self, Assembler, Pieces};
 use super::tools::{SYSTEM_PROMPT, schemas};
 use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
 
@@ -18,6 +25,7 @@ pub struct ChatCompletions {
     base_url: String,
     api_key: Option<String>,
     model: String,
+    streaming: bool,
 }
 
 impl ChatCompletions {
@@ -29,12 +37,19 @@ impl ChatCompletions {
         model: &str,
     ) -> Self {
         ChatCompletions {
-            http: reqwest::Client::new(),
+            http: super::http_client(),
             provider,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             model: model.to_string(),
+            streaming: true,
         }
+    }
+
+    /// Whether to ask for a streamed answer (the default) or one JSON body.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
     }
 
     /// The request body for a conversation.
@@ -66,7 +81,12 @@ impl ChatCompletions {
             .filter(|(name, _, _)| tools.contains(name))
             .map(|(name, description, parameters)| json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}))
             .collect();
-        json!({"model": self.model, "messages": messages, "tools": tools})
+        let mut body = json!({"model": self.model, "messages": messages, "tools": tools});
+        if self.streaming {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
     }
 }
 
@@ -87,14 +107,7 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
         .flatten()
         .enumerate()
         .map(|(i, c)| {
-            let raw = &c["function"]["arguments"];
-            // Arguments are a JSON string by the spec; some servers send an object.
-            let arguments = match raw {
-                Value::String(s) => {
-                    serde_json::from_str(s).unwrap_or_else(|_| json!({"_unparsed": s}))
-                }
-                other => other.clone(),
-            };
+            let arguments = super::arguments(&c["function"]["arguments"]);
             ToolCall {
                 id: c["id"]
                     .as_str()
@@ -138,7 +151,61 @@ impl Model for ChatCompletions {
             .send()
             .await
             .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let body = super::read_answer(resp, &[], |_| None).await?;
-        parse(&body)
+        let resp = super::accept(resp, &[], |_| None).await?;
+        if self.streaming {
+            stream::assemble(resp, Chunks::default()).await
+        } else {
+            parse(&super::json_body(resp).await?)
+        }
+    }
+}
+
+/// Assembles `chat.completion.chunk` events.
+#[derive(Debug, Default)]
+pub(crate) struct Chunks(Pieces);
+
+impl Assembler for Chunks {
+    fn feed(&mut self, _event: &str, data: &str) -> Result<bool, ModelError> {
+        if data.trim() == "[DONE]" {
+            self.0.complete = true;
+            return Ok(true);
+        }
+        let chunk = stream::data(data)?;
+        if let Some(message) = chunk["error"]["message"].as_str() {
+            return Err(ModelError::Failed(message.to_string()));
+        }
+        let usage = if chunk["usage"].is_object() {
+            &chunk["usage"]
+        } else {
+            &chunk["choices"][0]["usage"]
+        };
+        if let Some(input) = usage["prompt_tokens"].as_u64() {
+            self.0.usage = Usage {
+                input,
+                output: usage["completion_tokens"].as_u64().unwrap_or(0),
+            };
+        }
+        let delta = &chunk["choices"][0]["delta"];
+        if let Some(text) = delta["content"].as_str() {
+            self.0.text.push_str(text);
+        }
+        for piece in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = piece["index"].as_u64().unwrap_or(0) as usize;
+            let call = self.0.call(index);
+            if let Some(id) = piece["id"].as_str() {
+                call.0 = id.to_string();
+            }
+            if let Some(name) = piece["function"]["name"].as_str() {
+                call.1.push_str(name);
+            }
+            if let Some(args) = piece["function"]["arguments"].as_str() {
+                call.2.push_str(args);
+            }
+        }
+        Ok(false)
+    }
+
+    fn finish(self) -> Result<ModelTurn, ModelError> {
+        self.0.turn()
     }
 }

@@ -129,3 +129,44 @@ pub async fn run_task<M: coditect_runtime::agents::Model + 'static>(
     let task = tasks[0].clone();
     (ws, task)
 }
+
+/// A `text/event-stream` answer of the given events (`event:` name, `data:` line).
+pub fn sse(events: Vec<(Option<&str>, String)>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut body = String::new();
+    for (name, data) in events {
+        if let Some(name) = name {
+            body.push_str(&format!("event: {name}\n"));
+        }
+        body.push_str(&format!("data: {data}\n\n"));
+    }
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// `text` cut in two (at a char boundary), as streams deliver it in pieces.
+pub fn halves(text: &str) -> Vec<String> {
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid += 1;
+    }
+    [&text[..mid], &text[mid..]]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The sum of agent `alpha`'s samples of `metric` in agent_metrics.
+pub fn metric_sum(ws: &coditect_runtime::testkit::TestWorkspace, metric: &str) -> f64 {
+    ws.runtime
+        .db
+        .agent_metrics
+        .read(|c| {
+            c.query_row(
+                "SELECT coalesce(sum(value), 0) FROM samples WHERE agent = 'alpha' AND metric = ?1",
+                [metric],
+                |r| r.get(0),
+            )
+        })
+        .unwrap()
+}

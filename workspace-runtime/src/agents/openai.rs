@@ -1,0 +1,201 @@
+//! The OpenAI Responses wire format (`POST {base}/responses`, Codex models), bearer auth:
+//! the conversation as `input` items (`{"role":"user"|"assistant","content":…}` messages,
+//! the model's `function_call` items with `call_id`, `name` and `arguments` as a JSON
+//! string, and our `function_call_output` items answering them by `call_id`); the system
+//! prompt as `instructions`; tools as `{"type":"function", name, description, parameters}`;
+//! `store: false`, so every request carries the whole conversation and nothing is kept
+//! server-side. The answer's `output` holds `message` items (`output_text` parts) and
+//! `function_call` items; usage is `input_tokens` / `output_tokens`. A 429 becomes a rate
+//! limit with the server's `retry-after`.
+//!
+//! Streamed (`"stream": true`, the default): typed events (`response.created`,
+//! `response.output_text.delta`, `response.function_call_arguments.delta`, …) ending in
+//! `response.completed`, which carries the whole response; `response.failed`,
+//! `response.incomplete` and `error` end it with a failure.
+
+use serde_json::{Value, json};
+
+use super::stream::{self, Assembler};
+use super::tools::{SYSTEM_PROMPT, schemas};
+use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+
+/// A Responses endpoint.
+#[derive(Debug, Clone)]
+pub struct Responses {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    model: String,
+    streaming: bool,
+}
+
+impl Responses {
+    /// An endpoint at `base_url` (`https://api.openai.com/v1`).
+    pub fn new(base_url: &str, api_key: String, model: &str) -> Self {
+        Responses {
+            http: super::http_client(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            model: model.to_string(),
+            streaming: true,
+        }
+    }
+
+    /// Whether to ask for a streamed answer (the default) or one JSON body.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
+    }
+
+    /// The request body for a conversation.
+    pub fn body(&self, conversation: &[Turn], tools: &[&str]) -> Value {
+        let mut input: Vec<Value> = Vec::new();
+        for turn in conversation {
+            match turn {
+                Turn::User { text } => input.push(json!({"role": "user", "content": text})),
+                Turn::Assistant { text, calls } => {
+                    if !text.is_empty() {
+                        input.push(json!({"role": "assistant", "content": text}));
+                    }
+                    input.extend(calls.iter().map(|c| {
+                        json!({"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments.to_string()})
+                    }));
+                }
+                Turn::ToolResult { id, ok, content } => {
+                    let text = content
+                        .as_str()
+                        .map_or_else(|| content.to_string(), str::to_string);
+                    let output = if *ok { text } else { format!("error: {text}") };
+                    input.push(
+                        json!({"type": "function_call_output", "call_id": id, "output": output}),
+                    );
+                }
+            }
+        }
+        let tools: Vec<Value> = schemas()
+            .into_iter()
+            .filter(|(name, _, _)| tools.contains(name))
+            .map(|(name, description, parameters)| {
+                json!({"type": "function", "name": name, "description": description, "parameters": parameters})
+            })
+            .collect();
+        let mut body = json!({
+            "model": self.model,
+            "instructions": SYSTEM_PROMPT,
+            "input": input,
+            "tools": tools,
+            "store": false,
+        });
+        if self.streaming {
+            body["stream"] = json!(true);
+        }
+        body
+    }
+}
+
+/// Parses a Responses answer (a `response` object).
+///
+/// # Errors
+/// [`ModelError::Failed`] when the response failed or has no output.
+pub fn parse(response: &Value) -> Result<ModelTurn, ModelError> {
+    if response["status"] == "failed" {
+        let why = response["error"]["message"]
+            .as_str()
+            .unwrap_or("no reason given");
+        return Err(ModelError::Failed(format!("the response failed: {why}")));
+    }
+    let output = response["output"]
+        .as_array()
+        .ok_or_else(|| ModelError::Failed(format!("no output in the answer: {response}")))?;
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for item in output {
+        match item["type"].as_str() {
+            Some("message") => {
+                for part in item["content"].as_array().into_iter().flatten() {
+                    if part["type"] == "output_text" {
+                        text.push_str(part["text"].as_str().unwrap_or_default());
+                    }
+                }
+            }
+            Some("function_call") => calls.push(ToolCall {
+                id: item["call_id"].as_str().unwrap_or_default().to_string(),
+                name: item["name"].as_str().unwrap_or_default().to_string(),
+                arguments: super::arguments(&item["arguments"]),
+            }),
+            _ => {} // reasoning items and built-in tools: nothing for the loop
+        }
+    }
+    Ok(ModelTurn {
+        text,
+        calls,
+        usage: Usage {
+            input: response["usage"]["input_tokens"].as_u64().unwrap_or(0),
+            output: response["usage"]["output_tokens"].as_u64().unwrap_or(0),
+        },
+    })
+}
+
+impl Model for Responses {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+
+    async fn next_turn(
+        &self,
+        conversation: &[Turn],
+        tools: &[&str],
+    ) -> Result<ModelTurn, ModelError> {
+        let resp = self
+            .http
+            .post(format!("{}/responses", self.base_url))
+            .bearer_auth(&self.api_key)
+            .json(&self.body(conversation, tools))
+            .send()
+            .await
+            .map_err(|e| ModelError::Failed(e.to_string()))?;
+        let resp = super::accept(resp, &[], |_| None).await?;
+        if self.streaming {
+            stream::assemble(resp, Events::default()).await
+        } else {
+            parse(&super::json_body(resp).await?)
+        }
+    }
+}
+
+/// Assembles a Responses event stream: the answer is the `response.completed` event's
+/// response; the deltas before it are progress only.
+#[derive(Debug, Default)]
+pub(crate) struct Events(Option<ModelTurn>);
+
+impl Assembler for Events {
+    fn feed(&mut self, event: &str, data: &str) -> Result<bool, ModelError> {
+        let e = stream::data(data)?;
+        match e["type"].as_str().unwrap_or(event) {
+            "response.completed" => {
+                self.0 = Some(parse(&e["response"])?);
+                Ok(true)
+            }
+            "response.failed" | "response.incomplete" => {
+                let r = &e["response"];
+                let why = r["error"]["message"]
+                    .as_str()
+                    .or_else(|| r["incomplete_details"]["reason"].as_str())
+                    .unwrap_or("no reason given");
+                Err(ModelError::Failed(format!(
+                    "the response did not complete: {why}"
+                )))
+            }
+            "error" => Err(ModelError::Failed(
+                e["message"].as_str().unwrap_or(data).to_string(),
+            )),
+            _ => Ok(false),
+        }
+    }
+
+    fn finish(self) -> Result<ModelTurn, ModelError> {
+        self.0.ok_or_else(|| {
+            ModelError::Failed("the stream ended before the response completed".into())
+        })
+    }
+}

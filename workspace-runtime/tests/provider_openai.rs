@@ -1,0 +1,226 @@
+//! The OpenAI Responses adapter (Codex models) against a local server on 127.0.0.1
+//! answering in that wire format: a 429 first, then a multi-turn, tool-using task through
+//! the real agent loop; once as JSON bodies, once streamed as typed Responses events.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use coditect_runtime::agents::openai::Responses;
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Seen {
+    requests: Vec<Value>,
+    limited: bool,
+}
+
+fn response(output: Value) -> Value {
+    json!({
+        "id": "resp_67ccd2bed1ec8190", "object": "response", "created_at": 1741476542,
+        "status": "completed", "error": null, "incomplete_details": null,
+        "model": "gpt-5-codex", "output": output, "parallel_tool_calls": true, "store": false,
+        "usage": {"input_tokens": 410, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 25, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 435}
+    })
+}
+
+fn call(call_id: &str, name: &str, args: Value) -> Value {
+    json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id, "name": name,
+           "arguments": args.to_string(), "status": "completed"})
+}
+
+async fn responses(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer sk-test") {
+        let err = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}});
+        return (StatusCode::UNAUTHORIZED, Json(err)).into_response();
+    }
+    let mut s = seen.lock().unwrap();
+    s.requests.push(body.clone());
+    if !s.limited {
+        s.limited = true;
+        let err = json!({"error": {"message": "Rate limit reached for gpt-5-codex on requests per min (RPM)", "type": "requests", "code": "rate_limit_exceeded"}});
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "0")],
+            Json(err),
+        )
+            .into_response();
+    }
+    let outputs: Vec<&Value> = body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .collect();
+    let answer = match outputs.len() {
+        0 => response(json!([
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            call("call_a", "acquire_lock", json!({"path": "codex.md"}))
+        ])),
+        1 => {
+            assert_eq!(outputs[0]["call_id"], "call_a");
+            let lease: Value =
+                serde_json::from_str(outputs[0]["output"].as_str().unwrap()).unwrap();
+            response(json!([
+                call(
+                    "call_b",
+                    "write_file",
+                    json!({"path": "codex.md", "content": "by codex\n", "token": lease["token"]})
+                ),
+                call("call_c", "release_lock", json!({"token": lease["token"]}))
+            ]))
+        }
+        _ => response(json!([{
+            "type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Wrote codex.md.", "annotations": []}]
+        }])),
+    };
+    if body["stream"] == true {
+        events(&answer)
+    } else {
+        Json(answer).into_response()
+    }
+}
+
+/// A response streamed as the API streams it: `response.created`, each output item added,
+/// its text or arguments in deltas, done; then `response.completed` with the whole response.
+fn events(answer: &Value) -> Response {
+    let mut seq = 0;
+    let mut ev = |name: &'static str, mut data: Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(seq);
+        seq += 1;
+        (Some(name), data.to_string())
+    };
+    let mut created = answer.clone();
+    created["status"] = json!("in_progress");
+    created["output"] = json!([]);
+    let mut events = vec![ev("response.created", json!({"response": created}))];
+    for (i, item) in answer["output"].as_array().unwrap().iter().enumerate() {
+        events.push(ev(
+            "response.output_item.added",
+            json!({"output_index": i, "item": item}),
+        ));
+        if item["type"] == "function_call" {
+            for piece in common::halves(item["arguments"].as_str().unwrap()) {
+                events.push(ev(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item["id"], "output_index": i, "delta": piece}),
+                ));
+            }
+            events.push(ev(
+                "response.function_call_arguments.done",
+                json!({"item_id": item["id"], "output_index": i, "arguments": item["arguments"]}),
+            ));
+        }
+        if item["type"] == "message" {
+            let text = item["content"][0]["text"].as_str().unwrap();
+            for piece in common::halves(text) {
+                events.push(ev("response.output_text.delta", json!({"item_id": item["id"], "output_index": i, "content_index": 0, "delta": piece})));
+            }
+        }
+        events.push(ev(
+            "response.output_item.done",
+            json!({"output_index": i, "item": item}),
+        ));
+    }
+    events.push(ev("response.completed", json!({"response": answer})));
+    common::sse(events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responses_model_carries_a_task_through_tools_under_a_lock() {
+    carry(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_responses_model_carries_the_same_task() {
+    carry(true).await;
+}
+
+async fn carry(streaming: bool) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let app = Router::new()
+        .route("/v1/responses", post(responses))
+        .with_state(seen.clone());
+    let base = format!("{}/v1", common::serve(app).await);
+    let model = Responses::new(&base, "sk-test".into(), "gpt-5-codex").streaming(streaming);
+    let (ws, task) = common::run_task(model, "write codex.md").await;
+
+    assert_eq!(
+        std::fs::read_to_string(ws.runtime.layout.projects().join("codex.md")).unwrap(),
+        "by codex\n"
+    );
+    assert_eq!(
+        (task["state"].as_str(), task["result"].as_str()),
+        (Some("done"), Some("Wrote codex.md."))
+    );
+    assert_eq!(common::metric_sum(&ws, "tokens_in"), 3.0 * 410.0);
+    assert_eq!(common::metric_sum(&ws, "rate_limited"), 1.0);
+
+    let s = seen.lock().unwrap();
+    assert_eq!(
+        s.requests.len(),
+        4,
+        "one rate-limited request, then three turns"
+    );
+    let first = &s.requests[1];
+    assert_eq!(
+        (
+            first["model"].as_str(),
+            first["store"].as_bool(),
+            first["stream"].as_bool()
+        ),
+        (Some("gpt-5-codex"), Some(false), streaming.then_some(true))
+    );
+    assert!(
+        first["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("acquire_lock")
+    );
+    assert_eq!(first["input"][0]["role"], "user");
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["type"] == "function"
+                && t["name"] == "write_file"
+                && t["parameters"]["type"] == "object"),
+        "tools are flat function definitions"
+    );
+    // The last request carries the whole conversation: the calls (arguments as JSON
+    // strings) and their outputs, each answered by call_id.
+    let input = s.requests[3]["input"].as_array().unwrap();
+    let kinds: Vec<&str> = input
+        .iter()
+        .map(|i| i["type"].as_str().or(i["role"].as_str()).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "user",
+            "function_call",
+            "function_call_output",
+            "function_call",
+            "function_call",
+            "function_call_output",
+            "function_call_output"
+        ]
+    );
+    assert!(input[1]["arguments"].is_string());
+    assert_eq!(input[6]["call_id"], "call_c");
+}

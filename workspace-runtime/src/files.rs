@@ -4,7 +4,7 @@
 //! never goes back to an older lock holder). Writes are atomic (temp file + rename) and
 //! recorded in the file index, the artifacts database and the event log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -30,6 +30,8 @@ pub struct FileWrite {
     pub token: u64,
     /// The `file_edit` event's seq.
     pub seq: u64,
+    /// Lines added and removed.
+    pub diff: serde_json::Value,
 }
 
 /// Why a write or read failed.
@@ -115,6 +117,8 @@ impl ProjectFiles {
                 .await
                 .map_err(StorageError::io("create folder", parent))?;
         }
+        let before = tokio::fs::read(&target).await.unwrap_or_default();
+        let diff = diff_summary(&before, content);
         let tmp = target.with_extension(format!("coditect-tmp-{token}"));
         tokio::fs::write(&tmp, content)
             .await
@@ -143,7 +147,7 @@ impl ProjectFiles {
             .append(EventDraft::new(
                 agent,
                 EventType::FileEdit,
-                json!({"path": path, "sha256": sha, "size": size, "token": token}),
+                json!({"path": path, "sha256": sha, "size": size, "token": token, "diff": diff.clone()}),
             ))
             .await?;
         Ok(FileWrite {
@@ -152,7 +156,13 @@ impl ProjectFiles {
             size,
             token,
             seq: event.seq,
+            diff,
         })
+    }
+
+    /// The folder the files live in.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Reads a project file.
@@ -165,4 +175,23 @@ impl ProjectFiles {
             .await
             .map_err(|_| FileError::NotFound(path))
     }
+}
+
+/// Lines added and removed by a write, for the `file_edit` event: what other agents read
+/// in their shared context instead of the whole file.
+fn diff_summary(before: &[u8], after: &[u8]) -> serde_json::Value {
+    let (before, after) = (
+        String::from_utf8_lossy(before),
+        String::from_utf8_lossy(after),
+    );
+    let (mut added, mut removed) = (0u64, 0u64);
+    for change in similar::TextDiff::from_lines(before.as_ref(), after.as_ref()).iter_all_changes()
+    {
+        match change.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    json!({"added": added, "removed": removed, "summary": format!("+{added} -{removed} lines")})
 }

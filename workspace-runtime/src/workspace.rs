@@ -68,6 +68,8 @@ pub struct WorkspaceRuntime {
     pub metrics: Arc<Metrics>,
     /// The API bearer token.
     pub token: String,
+    /// What the agents have read and written, shared between them.
+    pub context: crate::agents::context::SharedContext,
     _folder: FolderLock,
 }
 
@@ -172,6 +174,7 @@ impl WorkspaceRuntime {
             files,
             metrics,
             token,
+            context: Default::default(),
             _folder: folder,
         }))
     }

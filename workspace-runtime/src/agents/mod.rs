@@ -13,6 +13,7 @@
 //! modules and implement the same trait.
 
 pub mod anthropic;
+pub mod context;
 pub mod gemini;
 pub mod offline;
 pub mod openai;

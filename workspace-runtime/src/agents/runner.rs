@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::context::BYTES_PER_TOKEN;
 use super::tools::{TOOLS, Toolbox};
 use super::{Model, ModelError, Turn};
 use crate::events::{EventDraft, EventType};
@@ -27,6 +28,7 @@ pub async fn run<M: Model>(
     tokio::pin!(shutdown);
     let tools = Toolbox::new(ws.clone(), &agent);
     state(&ws, &agent, "idle", model.provider());
+    let mut last_message = 0;
     loop {
         let task = tokio::select! {
             biased;
@@ -42,7 +44,29 @@ pub async fn run<M: Model>(
             }
         };
         state(&ws, &agent, "analyzing", model.provider());
-        let (ok, summary) = work(&ws, &agent, &tools, &model, &task, max_steps).await;
+        tools.begin_task();
+        let briefing = ws.context.brief(&ws, &agent, last_message);
+        last_message = briefing.last_message;
+        let (ok, summary) = work(
+            &ws,
+            &agent,
+            &tools,
+            &model,
+            &task,
+            &briefing.text,
+            max_steps,
+        )
+        .await;
+        // Digests the agent worked from without reading the file are tokens saved.
+        let saved: usize = briefing
+            .digests
+            .iter()
+            .filter(|(path, sha, _, _)| tools.seen(path).as_deref() != Some(sha.as_str()))
+            .map(|(_, _, bytes, digest)| bytes.saturating_sub(*digest) / BYTES_PER_TOKEN)
+            .sum();
+        if saved > 0 {
+            sample(&ws, &agent, &[("tokens_saved", saved as f64)]);
+        }
         if let Err(e) = ws.tasks.finish(task.id, ok, Some(summary)).await {
             tracing::warn!(agent = %agent, task = task.id, error = %e, "finishing a task failed");
         }
@@ -65,6 +89,7 @@ async fn work<M: Model>(
     tools: &Toolbox,
     model: &M,
     task: &crate::tasks::Task,
+    briefing: &str,
     max_steps: u32,
 ) -> (bool, String) {
     let instruction = if task.prompt.trim().is_empty() {
@@ -74,7 +99,7 @@ async fn work<M: Model>(
     };
     let mut conversation = vec![Turn::User {
         text: format!(
-            "{instruction}\n\n(workspace {}, task {})",
+            "{instruction}\n\n(workspace {}, task {})\n\n{briefing}",
             ws.spec.metadata.name, task.id
         ),
     }];
@@ -156,7 +181,7 @@ async fn work<M: Model>(
 }
 
 /// Per-agent samples in agent_metrics (tokens, model latency, errors).
-fn sample(ws: &WorkspaceRuntime, agent: &str, values: &[(&str, f64)]) {
+pub(crate) fn sample(ws: &WorkspaceRuntime, agent: &str, values: &[(&str, f64)]) {
     let now = crate::clock::now_ms() as i64;
     let result = ws.db.agent_metrics.write(|tx| {
         let mut stmt = tx.prepare_cached(

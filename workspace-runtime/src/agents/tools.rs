@@ -2,7 +2,8 @@
 //! the lock table: with the fencing token of a lease the agent holds, or, when it names
 //! none, under a lease taken and released around the write.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -25,10 +26,12 @@ pub const TOOLS: [&str; 9] = [
 ];
 
 /// Runs tools for one agent.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Toolbox {
     ws: Arc<WorkspaceRuntime>,
     agent: String,
+    /// Files the agent has in its current task's conversation: path → sha256.
+    seen: Mutex<HashMap<String, String>>,
 }
 
 fn arg<'a>(call: &'a ToolCall, name: &str) -> Result<&'a str, String> {
@@ -43,6 +46,25 @@ impl Toolbox {
         Toolbox {
             ws,
             agent: agent.to_string(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a task: the agent's conversation holds no file yet.
+    pub fn begin_task(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.clear();
+        }
+    }
+
+    /// The sha256 of `path` as the agent has it in this task's conversation.
+    pub fn seen(&self, path: &str) -> Option<String> {
+        self.seen.lock().ok()?.get(path).cloned()
+    }
+
+    fn saw(&self, path: &str, sha256: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(path.to_string(), sha256.to_string());
         }
     }
 
@@ -75,11 +97,18 @@ impl Toolbox {
                 Ok(json!({"released": token}))
             }
             "read_file" => {
-                let bytes = ws
-                    .files
-                    .read(arg(call, "path")?)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                use sha2::Digest as _;
+                let path = arg(call, "path")?;
+                let bytes = ws.files.read(path).await.map_err(|e| e.to_string())?;
+                let sha = hex::encode(sha2::Sha256::digest(&bytes));
+                if self.seen(path).as_deref() == Some(sha.as_str()) {
+                    let saved = bytes.len() / super::context::BYTES_PER_TOKEN;
+                    super::runner::sample(ws, &self.agent, &[("tokens_saved", saved as f64)]);
+                    return Ok(json!({"unchanged": true, "sha256": sha,
+                        "note": "unchanged since you last read or wrote it in this task; its content is above"}));
+                }
+                self.saw(path, &sha);
+                ws.context.note_read(&self.agent, path, &bytes);
                 Ok(json!({"content": String::from_utf8_lossy(&bytes)}))
             }
             "write_file" => {
@@ -103,26 +132,10 @@ impl Toolbox {
                     .await
             }
             "list_files" => {
-                let root = ws.layout.projects();
-                let mut files = Vec::new();
-                let mut stack = vec![root.clone()];
-                while let Some(dir) = stack.pop() {
-                    for entry in std::fs::read_dir(&dir)
-                        .map_err(|e| e.to_string())?
-                        .flatten()
-                    {
-                        let p = entry.path();
-                        if p.is_dir() {
-                            stack.push(p);
-                        } else if let Ok(rel) = p.strip_prefix(&root) {
-                            files.push(rel.display().to_string());
-                        }
-                        if files.len() >= 1000 {
-                            break;
-                        }
-                    }
-                }
-                files.sort();
+                let files: Vec<String> = super::context::list_tree(ws.files.root(), 1000)
+                    .into_iter()
+                    .map(|(path, _)| path)
+                    .collect();
                 Ok(json!({"files": files}))
             }
             "search" => {
@@ -199,6 +212,11 @@ impl Toolbox {
             }
         };
         let w = result.map_err(|e| e.to_string())?;
+        let summary = w.diff["summary"].as_str().unwrap_or_default();
+        self.ws
+            .context
+            .note_edit(&self.agent, &w.path, &w.sha256, summary);
+        self.saw(&w.path, &w.sha256);
         serde_json::to_value(w).map_err(|e| e.to_string())
     }
 }

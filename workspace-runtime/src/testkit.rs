@@ -119,6 +119,13 @@ impl TestWorkspace {
         ws
     }
 
+    /// Starts `spec` in a fresh temp folder with its agents running.
+    pub async fn start_spec_with_agents(spec: Workspace) -> Self {
+        let mut ws = Self::start_in(Arc::new(TempRoot::new()), spec).await;
+        ws.agents = ws.runtime.clone().start_agents();
+        ws
+    }
+
     /// Starts `spec` under `root`.
     pub async fn start_in(root: Arc<TempRoot>, spec: Workspace) -> Self {
         let runtime = WorkspaceRuntime::open(spec, root.path())

@@ -105,48 +105,10 @@ async fn messages(
         }
     };
     if body["stream"] == true {
-        events(&answer)
+        common::wire::anthropic_events(&answer)
     } else {
         Json(answer).into_response()
     }
-}
-
-/// A message streamed as the API streams it: `message_start`, each block started, its
-/// text or input JSON in pieces, stopped; `message_delta` with the stop reason and output
-/// tokens; `message_stop`; a `ping` along the way.
-fn events(answer: &Value) -> Response {
-    let ev = |name: &'static str, data: Value| (Some(name), data.to_string());
-    let mut start = answer.clone();
-    start["content"] = json!([]);
-    start["stop_reason"] = Value::Null;
-    start["usage"]["output_tokens"] = json!(1);
-    let mut events = vec![
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": start}),
-        ),
-        ev("ping", json!({"type": "ping"})),
-    ];
-    for (i, block) in answer["content"].as_array().unwrap().iter().enumerate() {
-        if block["type"] == "text" {
-            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
-            for piece in common::halves(block["text"].as_str().unwrap()) {
-                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": piece}})));
-            }
-        } else {
-            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})));
-            for piece in common::halves(&block["input"].to_string()) {
-                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": piece}})));
-            }
-        }
-        events.push(ev(
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": i}),
-        ));
-    }
-    events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": answer["stop_reason"], "stop_sequence": null}, "usage": {"output_tokens": answer["usage"]["output_tokens"]}})));
-    events.push(ev("message_stop", json!({"type": "message_stop"})));
-    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,39 +80,10 @@ async fn generate(
     };
     if model.ends_with(":streamGenerateContent") {
         assert_eq!(query.as_deref(), Some("alt=sse"));
-        chunks(&answer)
+        common::wire::gemini_chunks(&answer)
     } else {
         Json(answer).into_response()
     }
-}
-
-/// An answer streamed as the API streams it: one `GenerateContentResponse` per piece
-/// (text cut in two, each call whole), the last with the finish reason and usage.
-fn chunks(answer: &Value) -> Response {
-    let candidate = &answer["candidates"][0];
-    let mut pieces: Vec<Value> = Vec::new();
-    for part in candidate["content"]["parts"].as_array().unwrap() {
-        match part["text"].as_str() {
-            Some(text) => {
-                pieces.extend(common::halves(text).into_iter().map(|t| json!({"text": t})))
-            }
-            None => pieces.push(part.clone()),
-        }
-    }
-    let last = pieces.len() - 1;
-    let events = pieces
-        .into_iter()
-        .enumerate()
-        .map(|(i, part)| {
-            let mut chunk = json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}], "modelVersion": answer["modelVersion"]});
-            if i == last {
-                chunk["candidates"][0]["finishReason"] = candidate["finishReason"].clone();
-                chunk["usageMetadata"] = answer["usageMetadata"].clone();
-            }
-            (None, chunk.to_string())
-        })
-        .collect();
-    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,56 +88,10 @@ async fn responses(
         }])),
     };
     if body["stream"] == true {
-        events(&answer)
+        common::wire::responses_events(&answer)
     } else {
         Json(answer).into_response()
     }
-}
-
-/// A response streamed as the API streams it: `response.created`, each output item added,
-/// its text or arguments in deltas, done; then `response.completed` with the whole response.
-fn events(answer: &Value) -> Response {
-    let mut seq = 0;
-    let mut ev = |name: &'static str, mut data: Value| {
-        data["type"] = json!(name);
-        data["sequence_number"] = json!(seq);
-        seq += 1;
-        (Some(name), data.to_string())
-    };
-    let mut created = answer.clone();
-    created["status"] = json!("in_progress");
-    created["output"] = json!([]);
-    let mut events = vec![ev("response.created", json!({"response": created}))];
-    for (i, item) in answer["output"].as_array().unwrap().iter().enumerate() {
-        events.push(ev(
-            "response.output_item.added",
-            json!({"output_index": i, "item": item}),
-        ));
-        if item["type"] == "function_call" {
-            for piece in common::halves(item["arguments"].as_str().unwrap()) {
-                events.push(ev(
-                    "response.function_call_arguments.delta",
-                    json!({"item_id": item["id"], "output_index": i, "delta": piece}),
-                ));
-            }
-            events.push(ev(
-                "response.function_call_arguments.done",
-                json!({"item_id": item["id"], "output_index": i, "arguments": item["arguments"]}),
-            ));
-        }
-        if item["type"] == "message" {
-            let text = item["content"][0]["text"].as_str().unwrap();
-            for piece in common::halves(text) {
-                events.push(ev("response.output_text.delta", json!({"item_id": item["id"], "output_index": i, "content_index": 0, "delta": piece})));
-            }
-        }
-        events.push(ev(
-            "response.output_item.done",
-            json!({"output_index": i, "item": item}),
-        ));
-    }
-    events.push(ev("response.completed", json!({"response": answer})));
-    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,53 +86,10 @@ async fn completions(
     };
     if body["stream"] == true {
         assert_eq!(body["stream_options"]["include_usage"], true);
-        chunks(&answer)
+        common::wire::chat_chunks(&answer)
     } else {
         Json(answer).into_response()
     }
-}
-
-/// A `chat.completion` streamed as the API streams it: role first, text and each call's
-/// arguments in pieces, the finish reason, a usage chunk, then `[DONE]`.
-fn chunks(answer: &Value) -> Response {
-    let chunk = |choices: Value| {
-        let c = json!({"id": answer["id"], "object": "chat.completion.chunk", "model": answer["model"], "choices": choices});
-        (None, c.to_string())
-    };
-    let message = &answer["choices"][0]["message"];
-    let mut events = vec![chunk(
-        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
-    )];
-    for piece in common::halves(message["content"].as_str().unwrap_or_default()) {
-        events.push(chunk(
-            json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
-        ));
-    }
-    for (i, call) in message["tool_calls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        events.push(chunk(json!([{"index": 0, "delta": {"tool_calls": [
-            {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
-        ]}}])));
-        for piece in common::halves(call["function"]["arguments"].as_str().unwrap()) {
-            events.push(chunk(json!([{"index": 0, "delta": {"tool_calls": [
-                {"index": i, "function": {"arguments": piece}}
-            ]}}])));
-        }
-    }
-    events.push(chunk(
-        json!([{"index": 0, "delta": {}, "finish_reason": answer["choices"][0]["finish_reason"]}]),
-    ));
-    let mut usage = chunk(json!([]));
-    let mut with_usage: Value = serde_json::from_str(&usage.1).unwrap();
-    with_usage["usage"] = answer["usage"].clone();
-    usage.1 = with_usage.to_string();
-    events.push(usage);
-    events.push((None, "[DONE]".into()));
-    common::sse(events)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Shared helpers for the runtime's integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+pub mod wire;
+
 use std::sync::Arc;
 use std::time::Duration;
 

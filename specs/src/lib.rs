@@ -51,7 +51,7 @@ pub use quantity::{Quantity, QuantityParseError};
 pub use resource::{API_VERSION, Kind, ObjectKey, Organization, Resource, Team, Workspace};
 pub use team::TeamSpec;
 pub use validate::Catalog;
-pub use workspace::WorkspaceSpec;
+pub use workspace::{SeedTask, WorkspaceSpec};
 
 /// Loads, validates (against `known` for references) and defaults the manifests at
 /// `path`: the one call behind `coditect validate` and `coditect apply`.

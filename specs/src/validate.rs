@@ -197,6 +197,30 @@ fn workspace(c: &mut Checker, spec: &FieldPath, w: &WorkspaceSpec) {
         }
     }
     agents(c, &spec.key("agents"), &w.agents);
+    let mut titles = BTreeSet::new();
+    for (i, task) in w.tasks.iter().enumerate() {
+        let t = spec.key("tasks").index(i);
+        if task.title.trim().is_empty() {
+            c.fail(t.key("title"), "must not be empty");
+        } else if !titles.insert(task.title.as_str()) {
+            c.fail(
+                t.key("title"),
+                format!(
+                    "duplicate task {:?}: titles identify seed tasks",
+                    task.title
+                ),
+            );
+        }
+        if let Some(agent) = &task.agent
+            && !w.agents.is_empty()
+            && !w.agents.iter().any(|a| &a.name == agent)
+        {
+            c.fail(
+                t.key("agent"),
+                format!("no agent {agent:?} in this workspace"),
+            );
+        }
+    }
     let locks = spec.key("locks");
     c.between(
         locks.key("leaseTtl"),

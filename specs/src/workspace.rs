@@ -40,6 +40,30 @@ pub struct WorkspaceSpec {
     /// written 0600 under the workspace folder) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<Credentials>,
+    /// Tasks queued once, when the workspace first starts (a demo, a bootstrap); a task
+    /// added later is queued at the next start, one already queued never again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<SeedTask>,
+}
+
+/// A task the spec queues (see `WorkspaceSpec::tasks`); routed like a submitted task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedTask {
+    /// Short title; it also identifies the task, so titles are unique in a spec.
+    pub title: String,
+    /// What to do, when the title does not say it all.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt: String,
+    /// The agent to run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Else the least busy agent holding this role (else the least busy agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// Session length.

@@ -121,7 +121,12 @@ impl TestWorkspace {
 
     /// Starts `spec` in a fresh temp folder with its agents running.
     pub async fn start_spec_with_agents(spec: Workspace) -> Self {
-        let mut ws = Self::start_in(Arc::new(TempRoot::new()), spec).await;
+        Self::start_in_with_agents(Arc::new(TempRoot::new()), spec).await
+    }
+
+    /// Starts `spec` under `root` with its agents running.
+    pub async fn start_in_with_agents(root: Arc<TempRoot>, spec: Workspace) -> Self {
+        let mut ws = Self::start_in(root, spec).await;
         ws.agents = ws.runtime.clone().start_agents();
         ws
     }

@@ -41,6 +41,9 @@ pub enum OpenError {
     /// The API token could not be read or written.
     #[error("api token: {0}")]
     Token(String),
+    /// The spec's projects or tasks could not be seeded.
+    #[error("seeding: {0}")]
+    Seed(#[from] crate::seed::SeedError),
 }
 
 /// A live workspace instance.
@@ -162,7 +165,7 @@ impl WorkspaceRuntime {
             ))
             .await?;
         tracing::info!(workspace = %meta.name, session = session.id, last_seq = recovery.last_seq, "workspace opened");
-        Ok(Arc::new(WorkspaceRuntime {
+        let ws = Arc::new(WorkspaceRuntime {
             spec,
             layout,
             db,
@@ -176,7 +179,10 @@ impl WorkspaceRuntime {
             token,
             context: Default::default(),
             _folder: folder,
-        }))
+        });
+        crate::seed::projects(&ws).await?;
+        crate::seed::tasks(&ws).await?;
+        Ok(ws)
     }
 
     /// Background duties (lease expiry, session rotation) until `shutdown` resolves.

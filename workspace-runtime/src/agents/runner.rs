@@ -43,10 +43,11 @@ pub async fn run<M: Model>(
                 return;
             }
         };
-        state(&ws, &agent, "analyzing", model.provider());
         tools.begin_task();
+        state(&ws, &agent, "indexing", model.provider());
         let briefing = ws.context.brief(&ws, &agent, last_message);
         last_message = briefing.last_message;
+        state(&ws, &agent, "analyzing", model.provider());
         let (ok, summary) = work(
             &ws,
             &agent,

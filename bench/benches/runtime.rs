@@ -1,5 +1,6 @@
 //! Hot paths of a workspace instance: lock acquisition (in process and through the HTTP
-//! API), durable event append (one at a time and group-committed), and task submit → started.
+//! API), durable event append (one at a time and group-committed), and task submit → started
+//! (by a long-polling client, and by the workspace's own agent loop).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,9 +181,56 @@ fn tasks(c: &mut Criterion) {
     });
 }
 
+/// Submit → running with the workspace's own agent loop (the offline planner) taking the
+/// task: the clock stops at the task's `task_started` event; the task's finish is awaited
+/// outside the clock so every iteration starts with an idle agent.
+fn agent_loop(c: &mut Criterion) {
+    use coditect_runtime::events::EventType;
+    let rt = rt();
+    let ws = Arc::new(rt.block_on(TestWorkspace::start_with_agents()));
+    let p = Percentiles::new("task_start/submit_to_agent_loop");
+    c.bench_function("task_start/submit_to_agent_loop", |b| {
+        b.to_async(&rt).iter_custom(|n| {
+            let (ws, p) = (ws.clone(), &p);
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..n {
+                    let (mut live, _) = ws.runtime.events.subscribe();
+                    let t = Instant::now();
+                    let (status, task) = ws
+                        .client
+                        .post(
+                            "/v1/tasks",
+                            &json!({"agent": "alpha", "title": "tell beta: bench"}),
+                        )
+                        .await;
+                    assert_eq!(status, 200);
+                    let id = task["id"].clone();
+                    let mut started = None;
+                    loop {
+                        let e = live.recv().await.expect("event stream");
+                        if e.data["task"] != id {
+                            continue;
+                        }
+                        match e.kind {
+                            EventType::TaskStarted => started = Some(t.elapsed()),
+                            EventType::TaskFinished => break,
+                            _ => {}
+                        }
+                    }
+                    let d = started.expect("started before finished");
+                    total += d;
+                    p.record(d);
+                }
+                total
+            }
+        });
+    });
+}
+
 criterion_group! {
     name = runtime;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_millis(500));
-    targets = locks, events, tasks
+    targets = locks, events, tasks, agent_loop
 }
 criterion_main!(runtime);

@@ -29,6 +29,7 @@ pub mod layout;
 pub mod locks;
 pub mod metrics;
 pub mod query;
+pub mod secrets;
 pub mod seed;
 mod serve;
 pub mod sessions;

@@ -354,6 +354,14 @@ impl TaskQueues {
         })?)
     }
 
+    /// A task's state (`queued`, `running`, `done`, `failed`, `cancelled`).
+    pub fn state(&self, id: i64) -> Option<String> {
+        self.db
+            .sessions
+            .read(|c| c.query_row("SELECT state FROM tasks WHERE id = ?1", [id], |r| r.get(0)))
+            .ok()
+    }
+
     /// Queued tasks of an agent.
     pub fn depth(&self, agent: &str) -> i64 {
         self.db

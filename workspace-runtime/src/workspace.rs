@@ -73,6 +73,10 @@ pub struct WorkspaceRuntime {
     pub token: String,
     /// What the agents have read and written, shared between them.
     pub context: crate::agents::context::SharedContext,
+    /// What each agent is doing now.
+    pub agents: crate::agents::AgentBoard,
+    /// Where `secretRef`s are read from.
+    secrets: PathBuf,
     _folder: FolderLock,
 }
 
@@ -156,7 +160,8 @@ impl WorkspaceRuntime {
         let tasks = TaskQueues::new(db.clone(), events.clone(), metrics.clone(), roles);
         let bus = MessageBus::new(db.clone(), events.clone(), agents);
         let files = ProjectFiles::new(layout.projects(), db.clone(), locks.clone(), events.clone());
-        let token = api_token(&spec, &layout.token_file())?;
+        let secrets = crate::secrets::folder(root);
+        let token = api_token(&spec, &layout.token_file(), &secrets)?;
         events
             .append(EventDraft::new(
                 "runtime",
@@ -178,6 +183,8 @@ impl WorkspaceRuntime {
             metrics,
             token,
             context: Default::default(),
+            agents: Default::default(),
+            secrets,
             _folder: folder,
         });
         crate::seed::projects(&ws).await?;
@@ -230,7 +237,7 @@ impl WorkspaceRuntime {
                     json!({"state": state, "reason": reason}),
                 ));
             };
-            let handle = match choose_model(&agent) {
+            let handle = match choose_model(&agent, &self.secrets) {
                 ModelChoice::Chat(provider, key) => tokio::spawn(runner::run(
                     ws,
                     name.clone(),
@@ -349,10 +356,16 @@ enum ModelChoice {
 
 /// The model for an agent: its provider's adapter when its key is set (none needed for
 /// `openai-compatible`); else the offline planner if `offlineFallback` allows it.
-fn choose_model(agent: &coditect_specs::AgentSpec) -> ModelChoice {
+fn choose_model(agent: &coditect_specs::AgentSpec, secrets: &Path) -> ModelChoice {
     use coditect_specs::Provider;
-    let env = agent.credentials.as_ref().and_then(|c| c.env.clone());
-    let key = env.as_ref().and_then(|v| std::env::var(v).ok());
+    let (key, why) = match crate::secrets::resolve(agent.credentials.as_ref(), secrets) {
+        Ok(Some(k)) => (Some(k), String::new()),
+        Ok(None) => (
+            None,
+            "its credentials name no variable or secret".to_string(),
+        ),
+        Err(why) => (None, why),
+    };
     let adapter = match (agent.provider, key) {
         (Provider::Offline, _) => return ModelChoice::Offline(None),
         (Provider::OpenaiCompatible, key) => Some(ModelChoice::Chat("openai-compatible", key)),
@@ -365,10 +378,6 @@ fn choose_model(agent: &coditect_specs::AgentSpec) -> ModelChoice {
     if let Some(choice) = adapter {
         return choice;
     }
-    let why = match env {
-        Some(var) => format!("{var} is not set"),
-        None => "its credentials name no environment variable".to_string(),
-    };
     if agent.offline_fallback {
         ModelChoice::Offline(Some(why))
     } else {
@@ -378,18 +387,11 @@ fn choose_model(agent: &coditect_specs::AgentSpec) -> ModelChoice {
 
 /// The API token: from the variable the spec names, else the token file (written 0600 on
 /// first start with 32 random bytes), so clients keep working across restarts.
-fn api_token(spec: &Workspace, file: &Path) -> Result<String, OpenError> {
-    if let Some(creds) = &spec.spec.api_token {
-        if let Some(var) = &creds.env {
-            return std::env::var(var)
-                .map_err(|_| OpenError::Token(format!("environment variable {var} is not set")));
-        }
-        if let Some(secret) = &creds.secret_ref {
-            return Err(OpenError::Token(format!(
-                "secretRef {}/{} is resolved by the control plane, which passes it as an environment variable",
-                secret.name, secret.key
-            )));
-        }
+fn api_token(spec: &Workspace, file: &Path, secrets: &Path) -> Result<String, OpenError> {
+    if let Some(token) =
+        crate::secrets::resolve(spec.spec.api_token.as_ref(), secrets).map_err(OpenError::Token)?
+    {
+        return Ok(token);
     }
     if let Ok(existing) = std::fs::read_to_string(file) {
         let t = existing.trim().to_string();
@@ -440,21 +442,25 @@ mod tests {
         }
     }
 
+    fn choose_model_here(agent: &AgentSpec) -> ModelChoice {
+        choose_model(agent, Path::new("/nonexistent"))
+    }
+
     #[test]
     fn each_agent_gets_the_model_it_can_run() {
         assert!(matches!(
-            choose_model(&agent(Provider::Offline, None, false)),
+            choose_model_here(&agent(Provider::Offline, None, false)),
             ModelChoice::Offline(None)
         ));
         assert!(matches!(
-            choose_model(&agent(
+            choose_model_here(&agent(
                 Provider::OpenaiCompatible,
                 Some("http://127.0.0.1:11434/v1"),
                 false
             )),
             ModelChoice::Chat("openai-compatible", None)
         ));
-        match choose_model(&agent(
+        match choose_model_here(&agent(
             Provider::Anthropic,
             Some("https://api.anthropic.com"),
             true,
@@ -466,12 +472,12 @@ mod tests {
             _ => panic!("a missing key with offlineFallback runs the offline planner"),
         }
         assert!(matches!(
-            choose_model(&agent(Provider::Google, None, false)),
+            choose_model_here(&agent(Provider::Google, None, false)),
             ModelChoice::Unavailable(_)
         ));
         // Hosted providers are HTTPS (rustls); the address no longer decides.
         assert!(matches!(
-            choose_model(&agent(
+            choose_model_here(&agent(
                 Provider::OpenaiCompatible,
                 Some("https://models.example/v1"),
                 false
@@ -483,6 +489,9 @@ mod tests {
             env: Some("PATH".into()), // set in every environment
             secret_ref: None,
         });
-        assert!(matches!(choose_model(&codex), ModelChoice::Responses(_)));
+        assert!(matches!(
+            choose_model_here(&codex),
+            ModelChoice::Responses(_)
+        ));
     }
 }

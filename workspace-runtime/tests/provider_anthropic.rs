@@ -132,6 +132,7 @@ async fn carry(streaming: bool) {
     let model =
         Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-5", 4096).streaming(streaming);
     let (ws, task) = common::run_task(model, "write claude.md").await;
+    common::assert_never_logged(&ws, "sk-ant-test").await;
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("claude.md")).unwrap(),
         "# by claude\n"

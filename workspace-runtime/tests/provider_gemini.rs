@@ -106,6 +106,7 @@ async fn carry(streaming: bool) {
     let model =
         GenerateContent::new(&base, "AIza-test".into(), "gemini-2.5-pro").streaming(streaming);
     let (ws, task) = common::run_task(model, "write gemini.md").await;
+    common::assert_never_logged(&ws, "AIza-test").await;
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("gemini.md")).unwrap(),
         "from gemini\n"

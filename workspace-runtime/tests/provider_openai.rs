@@ -112,6 +112,7 @@ async fn carry(streaming: bool) {
     let base = format!("{}/v1", common::serve(app).await);
     let model = Responses::new(&base, "sk-test".into(), "gpt-5-codex").streaming(streaming);
     let (ws, task) = common::run_task(model, "write codex.md").await;
+    common::assert_never_logged(&ws, "sk-test").await;
 
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("codex.md")).unwrap(),

@@ -112,6 +112,7 @@ async fn carry(streaming: bool) {
     let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6")
         .streaming(streaming);
     let (ws, task) = common::run_task(model, "write kimi.md").await;
+    common::assert_never_logged(&ws, "test-key").await;
 
     assert_eq!(
         std::fs::read_to_string(ws.runtime.layout.projects().join("kimi.md")).unwrap(),

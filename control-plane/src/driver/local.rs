@@ -179,6 +179,11 @@ impl LocalDriver {
             .arg(self.workspaces_root())
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .env(
+                "CODITECT_SECRETS_DIR",
+                std::env::var_os("CODITECT_SECRETS_DIR")
+                    .unwrap_or_else(|| self.config.data_dir.join("secrets").into_os_string()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -22,10 +22,41 @@ pub mod runner;
 mod stream;
 pub mod tools;
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// What each agent is doing now, for the API (`/v1/status`); the event log has the history.
+#[derive(Debug, Default)]
+pub struct AgentBoard(Mutex<HashMap<String, AgentNow>>);
+
+/// One agent's present state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentNow {
+    /// idle, indexing, analyzing, editing, waiting.
+    pub state: String,
+    /// The provider driving it (`offline` when it stands in for another).
+    pub provider: String,
+    /// The task it works on.
+    pub task: Option<i64>,
+}
+
+impl AgentBoard {
+    /// Records `agent`'s state.
+    pub fn set(&self, agent: &str, now: AgentNow) {
+        if let Ok(mut board) = self.0.lock() {
+            board.insert(agent.to_string(), now);
+        }
+    }
+
+    /// `agent`'s state, if its loop runs.
+    pub fn get(&self, agent: &str) -> Option<AgentNow> {
+        self.0.lock().ok()?.get(agent).cloned()
+    }
+}
 
 /// A tool call a model asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::context::BYTES_PER_TOKEN;
 use super::tools::{TOOLS, Toolbox};
-use super::{Model, ModelError, Turn};
+use super::{AgentNow, Model, ModelError, Turn};
 use crate::events::{EventDraft, EventType};
 use crate::workspace::WorkspaceRuntime;
 
@@ -27,7 +27,7 @@ pub async fn run<M: Model>(
 ) {
     tokio::pin!(shutdown);
     let tools = Toolbox::new(ws.clone(), &agent);
-    state(&ws, &agent, "idle", model.provider());
+    state(&ws, &agent, "idle", model.provider(), None);
     let mut last_message = 0;
     loop {
         let task = tokio::select! {
@@ -44,10 +44,10 @@ pub async fn run<M: Model>(
             }
         };
         tools.begin_task();
-        state(&ws, &agent, "indexing", model.provider());
+        state(&ws, &agent, "indexing", model.provider(), Some(task.id));
         let briefing = ws.context.brief(&ws, &agent, last_message);
         last_message = briefing.last_message;
-        state(&ws, &agent, "analyzing", model.provider());
+        state(&ws, &agent, "analyzing", model.provider(), Some(task.id));
         let (ok, summary) = work(
             &ws,
             &agent,
@@ -68,18 +68,28 @@ pub async fn run<M: Model>(
         if saved > 0 {
             sample(&ws, &agent, &[("tokens_saved", saved as f64)]);
         }
-        if let Err(e) = ws.tasks.finish(task.id, ok, Some(summary)).await {
+        if ws.tasks.state(task.id).as_deref() == Some("cancelled") {
+            tracing::info!(agent = %agent, task = task.id, "stopped work on a cancelled task");
+        } else if let Err(e) = ws.tasks.finish(task.id, ok, Some(summary)).await {
             tracing::warn!(agent = %agent, task = task.id, error = %e, "finishing a task failed");
         }
-        state(&ws, &agent, "idle", model.provider());
+        state(&ws, &agent, "idle", model.provider(), None);
     }
 }
 
-fn state(ws: &WorkspaceRuntime, agent: &str, state: &str, provider: &str) {
+fn state(ws: &WorkspaceRuntime, agent: &str, state: &str, provider: &str, task: Option<i64>) {
+    ws.agents.set(
+        agent,
+        AgentNow {
+            state: state.to_string(),
+            provider: provider.to_string(),
+            task,
+        },
+    );
     ws.events.append_nowait(EventDraft::new(
         agent,
         EventType::AgentStateChange,
-        json!({"state": state, "provider": provider}),
+        json!({"state": state, "provider": provider, "task": task}),
     ));
 }
 
@@ -105,6 +115,10 @@ async fn work<M: Model>(
         ),
     }];
     for _ in 0..max_steps {
+        // A task cancelled while running stops at the next step.
+        if ws.tasks.state(task.id).as_deref() == Some("cancelled") {
+            return (false, "cancelled".into());
+        }
         let asked = std::time::Instant::now();
         let answer = model.next_turn(&conversation, &TOOLS).await;
         let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
@@ -123,7 +137,7 @@ async fn work<M: Model>(
             }
             Err(ModelError::RateLimited { retry_after_secs }) => {
                 sample(ws, agent, &[("rate_limited", 1.0)]);
-                state(ws, agent, "waiting", model.provider());
+                state(ws, agent, "waiting", model.provider(), Some(task.id));
                 tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
                 continue;
             }
@@ -163,8 +177,10 @@ async fn work<M: Model>(
                 );
             }
             match call.name.as_str() {
-                "write_file" | "edit_file" => state(ws, agent, "editing", model.provider()),
-                "acquire_lock" => state(ws, agent, "waiting", model.provider()),
+                "write_file" | "edit_file" => {
+                    state(ws, agent, "editing", model.provider(), Some(task.id))
+                }
+                "acquire_lock" => state(ws, agent, "waiting", model.provider(), Some(task.id)),
                 _ => {}
             }
             let (ok, content) = match tools.run(&call).await {

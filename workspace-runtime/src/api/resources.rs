@@ -39,7 +39,14 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
         .spec
         .agents
         .iter()
-        .map(|a| json!({"name": a.name, "provider": a.provider.as_str(), "model": a.model, "role": a.role.as_str(), "queued": rt.tasks.depth(&a.name)}))
+        .map(|a| {
+            let now = rt.agents.get(&a.name);
+            json!({"name": a.name, "provider": a.provider.as_str(), "model": a.model, "role": a.role.as_str(),
+                "queued": rt.tasks.depth(&a.name),
+                "state": now.as_ref().map_or("not running", |n| n.state.as_str()),
+                "runningAs": now.as_ref().map(|n| n.provider.clone()),
+                "task": now.and_then(|n| n.task)})
+        })
         .collect();
     Json(json!({
         "workspace": spec.metadata.name,

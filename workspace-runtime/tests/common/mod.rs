@@ -172,3 +172,14 @@ pub fn metric_sum(ws: &coditect_runtime::testkit::TestWorkspace, metric: &str) -
         })
         .unwrap()
 }
+
+/// Asserts that `secret` appears in no event of the workspace's log.
+pub async fn assert_never_logged(ws: &coditect_runtime::testkit::TestWorkspace, secret: &str) {
+    let (_, events) = ws.client.get("/v1/events?since=0&limit=100000").await;
+    let text = events.to_string();
+    assert!(text.len() > 100, "the log has events: {text}");
+    assert!(
+        !text.contains(secret),
+        "the key {secret:?} was written to an event"
+    );
+}

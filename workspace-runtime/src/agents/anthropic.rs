@@ -135,21 +135,13 @@ impl Model for Messages {
         conversation: &[Turn],
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/v1/messages", self.base_url))
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", API_VERSION)
-            .json(&self.body(conversation, tools))
-            .send()
-            .await
-            .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let resp = super::accept(resp, &[529], |_| None).await?;
-        if self.streaming {
-            stream::assemble(resp, Events::default()).await
-        } else {
-            parse(&super::json_body(resp).await?)
-        }
+            .json(&self.body(conversation, tools));
+        super::exchange::<Events>(req, self.streaming, &[529], |_| None, parse).await
     }
 }
 

@@ -176,20 +176,12 @@ impl Model for GenerateContent {
                 self.base_url, self.model
             )
         };
-        let resp = self
+        let req = self
             .http
             .post(url)
             .header("x-goog-api-key", &self.api_key)
-            .json(&self.body(conversation, tools))
-            .send()
-            .await
-            .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let resp = super::accept(resp, &[], retry_delay).await?;
-        if self.streaming {
-            stream::assemble(resp, Chunks::default()).await
-        } else {
-            parse(&super::json_body(resp).await?)
-        }
+            .json(&self.body(conversation, tools));
+        super::exchange::<Chunks>(req, self.streaming, &[], retry_delay, parse).await
     }
 }
 

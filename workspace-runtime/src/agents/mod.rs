@@ -173,6 +173,27 @@ pub(crate) async fn accept(
     Err(ModelError::Failed(format!("HTTP {status}: {why}")))
 }
 
+/// Sends a model request and reads the answer: streamed into an `A`, or one JSON body
+/// read by `parse`; errors and rate limits as [`accept`] reads them.
+pub(crate) async fn exchange<A: stream::Assembler + Default>(
+    req: reqwest::RequestBuilder,
+    streaming: bool,
+    busy: &[u16],
+    delay: impl Fn(&Value) -> Option<u64>,
+    parse: fn(&Value) -> Result<ModelTurn, ModelError>,
+) -> Result<ModelTurn, ModelError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ModelError::Failed(e.to_string()))?;
+    let resp = accept(resp, busy, delay).await?;
+    if streaming {
+        stream::assemble(resp, A::default()).await
+    } else {
+        parse(&json_body(resp).await?)
+    }
+}
+
 /// The JSON body of an accepted answer.
 pub(crate) async fn json_body(resp: reqwest::Response) -> Result<Value, ModelError> {
     resp.json()

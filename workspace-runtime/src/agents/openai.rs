@@ -146,20 +146,12 @@ impl Model for Responses {
         conversation: &[Turn],
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/responses", self.base_url))
             .bearer_auth(&self.api_key)
-            .json(&self.body(conversation, tools))
-            .send()
-            .await
-            .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let resp = super::accept(resp, &[], |_| None).await?;
-        if self.streaming {
-            stream::assemble(resp, Events::default()).await
-        } else {
-            parse(&super::json_body(resp).await?)
-        }
+            .json(&self.body(conversation, tools));
+        super::exchange::<Events>(req, self.streaming, &[], |_| None, parse).await
     }
 }
 

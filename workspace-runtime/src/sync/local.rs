@@ -1,0 +1,216 @@
+//! The local-folder bucket (`file:///PATH`, the embedded default): objects are files under
+//! the folder, named as in GCS. A write goes to a temporary file, is fsynced and renamed
+//! into place, so a reader never sees half an object. Generations are the files'
+//! modification times in nanoseconds, forced to grow with every write, and preconditions
+//! are checked under an exclusive lock on the folder's lock file, so two processes sharing
+//! the folder get the same guarantees GCS gives.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::store::{ObjectMeta, Precondition, StoreError};
+
+/// The folder's lock file (not an object).
+const LOCK: &str = ".coditect-bucket.lock";
+
+/// A bucket in a local folder.
+#[derive(Debug, Clone)]
+pub struct LocalFolder {
+    root: PathBuf,
+}
+
+fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let at = format!("{what} {}", path.display());
+    move |e| StoreError::Unavailable(format!("{at}: {e}"))
+}
+
+fn generation(path: &Path) -> Option<i64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(modified.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64)
+}
+
+fn joined(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Unavailable(format!("bucket worker: {e}"))
+}
+
+impl LocalFolder {
+    /// The bucket at `root` (created on first write).
+    pub fn new(root: PathBuf) -> Self {
+        LocalFolder { root }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        if name.is_empty()
+            || name
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(StoreError::BadUrl {
+                url: name.into(),
+                reason: "not a valid object name".into(),
+            });
+        }
+        Ok(self.root.join(name))
+    }
+
+    /// See [`super::store::Bucket::put`].
+    pub async fn put(
+        &self,
+        name: &str,
+        data: Bytes,
+        pre: Precondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        let (root, path, name) = (self.root.clone(), self.path(name)?, name.to_string());
+        tokio::task::spawn_blocking(move || put_blocking(&root, &path, &name, &data, pre))
+            .await
+            .map_err(joined)?
+    }
+
+    /// See [`super::store::Bucket::get`].
+    pub async fn get(&self, name: &str) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        let (path, name) = (self.path(name)?, name.to_string());
+        tokio::task::spawn_blocking(move || {
+            let data = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io("read", &path)(e)),
+            };
+            let meta = ObjectMeta {
+                name,
+                generation: generation(&path).unwrap_or_default(),
+                size: data.len() as u64,
+            };
+            Ok(Some((Bytes::from(data), meta)))
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    /// See [`super::store::Bucket::list`].
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let (root, prefix) = (self.root.clone(), prefix.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            // Start at the deepest folder the prefix names, not at the bucket's root.
+            let start = match prefix.rfind('/') {
+                Some(i) => root.join(&prefix[..i]),
+                None => root.clone(),
+            };
+            let mut stack = vec![start];
+            while let Some(dir) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io("list", &dir)(e)),
+                };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let file = entry.file_name().to_string_lossy().to_string();
+                    if path.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    if file.starts_with('.') {
+                        continue; // the lock file and writes in flight
+                    }
+                    let Ok(rel) = path.strip_prefix(&root) else {
+                        continue;
+                    };
+                    let name = rel.to_string_lossy().to_string();
+                    if name.starts_with(&prefix) {
+                        let size = entry.metadata().map(|m| m.len()).unwrap_or_default();
+                        let generation = generation(&path).unwrap_or_default();
+                        out.push(ObjectMeta {
+                            name,
+                            generation,
+                            size,
+                        });
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    /// See [`super::store::Bucket::delete`].
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.path(name)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("delete", &path)(e)),
+        }
+    }
+}
+
+fn put_blocking(
+    root: &Path,
+    path: &Path,
+    name: &str,
+    data: &[u8],
+    pre: Precondition,
+) -> Result<ObjectMeta, StoreError> {
+    let parent = path.parent().unwrap_or(root);
+    std::fs::create_dir_all(parent).map_err(io("create folder", parent))?;
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{file}.{:016x}.tmp", rand::random::<u64>()));
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(data).map_err(io("write", &tmp))?;
+        f.sync_all().map_err(io("fsync", &tmp))?;
+        std::fs::create_dir_all(root).map_err(io("create folder", root))?;
+        let lock_path = root.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open", &lock_path))?;
+        lock.lock().map_err(io("lock", &lock_path))?;
+        let current = generation(path);
+        let holds = match pre {
+            Precondition::None => true,
+            Precondition::DoesNotExist => current.is_none(),
+            Precondition::GenerationMatches(g) => current == Some(g),
+        };
+        if !holds {
+            return Err(StoreError::PreconditionFailed { name: name.into() });
+        }
+        // The new generation: now, but always past the one it replaces.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as i64;
+        let next = now.max(current.unwrap_or(0) + 1);
+        f.set_modified(UNIX_EPOCH + Duration::from_nanos(next as u64))
+            .map_err(io("set time", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io("rename", path))?;
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io("fsync", parent))?;
+        Ok(ObjectMeta {
+            name: name.into(),
+            generation: generation(path).unwrap_or(next),
+            size: data.len() as u64,
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,9 @@
+//! Object-store sync: everything a workspace holds, shipped to its organization's bucket
+//! so it survives the loss of the machine it runs on, and restored from there on a fresh
+//! machine.
+
+pub mod gcs;
+pub mod local;
+pub mod store;
+
+pub use store::{Bucket, ObjectMeta, Precondition, StoreError};

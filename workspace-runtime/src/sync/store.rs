@@ -1,0 +1,177 @@
+//! The object store a workspace syncs to: a Google Cloud Storage bucket, or a local folder
+//! (the embedded default), behind one [`Bucket`] with the operations sync and restore
+//! need. Writes that publish state take a [`Precondition`] (create-only, or the generation
+//! the writer last saw), so two instances can never both believe they own a workspace.
+
+use bytes::Bytes;
+
+use super::gcs::GcsBucket;
+use super::local::LocalFolder;
+
+/// What an object write requires of the object's present state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Nothing: overwrite or create.
+    None,
+    /// The object must not exist (create-only).
+    DoesNotExist,
+    /// The object must exist at this generation.
+    GenerationMatches(i64),
+}
+
+/// An object's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Its full name in the bucket.
+    pub name: String,
+    /// Its generation: changes with every write.
+    pub generation: i64,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Why an object-store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The precondition did not hold: someone else wrote the object.
+    #[error(
+        "precondition failed for {name}: the object changed (or exists) since it was last read"
+    )]
+    PreconditionFailed {
+        /// The object.
+        name: String,
+    },
+    /// The store could not be reached or refused the call.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+    /// The bytes read back are not the bytes written.
+    #[error("object {name} is corrupt: {reason}")]
+    Corrupt {
+        /// The object.
+        name: String,
+        /// What did not match.
+        reason: String,
+    },
+    /// The bucket URL is not one this build can use.
+    #[error("bucket {url:?}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A bucket: `gs://BUCKET[/PREFIX]` or `file:///PATH`.
+#[derive(Debug, Clone)]
+pub enum Bucket {
+    /// A local folder.
+    Local(LocalFolder),
+    /// A GCS bucket.
+    Gcs(Box<GcsBucket>),
+}
+
+impl Bucket {
+    /// Opens the bucket at `url` (`file:///abs/path` or `gs://bucket[/prefix]`). A GCS
+    /// bucket talks to `$STORAGE_EMULATOR_HOST` with anonymous credentials when that is
+    /// set, else to Google with application-default credentials.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`]; [`StoreError::Unavailable`] when credentials cannot be found.
+    pub async fn open(url: &str) -> Result<Bucket, StoreError> {
+        let emulator = std::env::var("STORAGE_EMULATOR_HOST")
+            .ok()
+            .filter(|h| !h.is_empty());
+        Bucket::open_at(url, emulator).await
+    }
+
+    /// Opens the bucket at `url`; a GCS bucket talks to `emulator` (`host:port` or a URL)
+    /// with anonymous credentials when given, else to Google.
+    ///
+    /// # Errors
+    /// As [`Bucket::open`].
+    pub async fn open_at(url: &str, emulator: Option<String>) -> Result<Bucket, StoreError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(StoreError::BadUrl {
+                    url: url.into(),
+                    reason: "a file:// bucket needs an absolute path".into(),
+                });
+            }
+            return Ok(Bucket::Local(LocalFolder::new(path.into())));
+        }
+        if let Some(rest) = url.strip_prefix("gs://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StoreError::BadUrl {
+                    url: url.into(),
+                    reason: "no bucket name".into(),
+                });
+            }
+            return Ok(Bucket::Gcs(
+                GcsBucket::open(bucket, prefix, emulator).await?,
+            ));
+        }
+        Err(StoreError::BadUrl {
+            url: url.into(),
+            reason: "expected gs://BUCKET[/PREFIX] or file:///ABSOLUTE/PATH".into(),
+        })
+    }
+
+    /// Writes `data` to `name` if `pre` holds.
+    ///
+    /// # Errors
+    /// [`StoreError::PreconditionFailed`]; [`StoreError::Unavailable`].
+    pub async fn put(
+        &self,
+        name: &str,
+        data: Bytes,
+        pre: Precondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        match self {
+            Bucket::Local(b) => b.put(name, data, pre).await,
+            Bucket::Gcs(b) => b.put(name, data, pre).await,
+        }
+    }
+
+    /// The object's bytes and metadata, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn get(&self, name: &str) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        match self {
+            Bucket::Local(b) => b.get(name).await,
+            Bucket::Gcs(b) => b.get(name).await,
+        }
+    }
+
+    /// The objects whose names start with `prefix`, by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        match self {
+            Bucket::Local(b) => b.list(prefix).await,
+            Bucket::Gcs(b) => b.list(prefix).await,
+        }
+    }
+
+    /// Deletes `name` (nothing when it does not exist).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        match self {
+            Bucket::Local(b) => b.delete(name).await,
+            Bucket::Gcs(b) => b.delete(name).await,
+        }
+    }
+
+    /// Where the bucket is, for messages.
+    pub fn url(&self) -> String {
+        match self {
+            Bucket::Local(b) => format!("file://{}", b.root().display()),
+            Bucket::Gcs(b) => b.url(),
+        }
+    }
+}

@@ -108,9 +108,8 @@ impl Bucket {
                     reason: "no bucket name".into(),
                 });
             }
-            return Ok(Bucket::Gcs(
-                GcsBucket::open(bucket, prefix, emulator).await?,
-            ));
+            let gcs = GcsBucket::open(bucket, prefix, emulator).await?;
+            return Ok(Bucket::Gcs(Box::new(gcs)));
         }
         Err(StoreError::BadUrl {
             url: url.into(),

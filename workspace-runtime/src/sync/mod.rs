@@ -5,5 +5,6 @@
 pub mod gcs;
 pub mod local;
 pub mod store;
+pub mod wal;
 
 pub use store::{Bucket, ObjectMeta, Precondition, StoreError};

@@ -217,6 +217,10 @@ pub struct WorkspaceRuntimeArgs {
     /// The API address; port 0 picks a free port (printed on stdout when ready).
     #[arg(long, env = "CODITECT_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// The bucket to sync to and restore from (`file:///PATH` or `gs://BUCKET[/PREFIX]`;
+    /// `$STORAGE_EMULATOR_HOST` points gs:// at an emulator). Without it nothing syncs.
+    #[arg(long, env = "CODITECT_BUCKET")]
+    pub bucket: Option<String>,
 }
 
 #[derive(Debug, Args)]

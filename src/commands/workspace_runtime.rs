@@ -15,6 +15,7 @@ pub fn run(args: &WorkspaceRuntimeArgs) -> Result<(), Failure> {
         spec: args.spec.clone(),
         root: args.root.clone(),
         listen: args.listen,
+        bucket: args.bucket.clone(),
     };
     runtime
         .block_on(serve(opts))

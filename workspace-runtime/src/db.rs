@@ -158,6 +158,20 @@ impl Database {
         &self.path
     }
 
+    /// Its write-ahead log.
+    pub fn wal_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push("-wal");
+        PathBuf::from(p)
+    }
+
+    /// Runs `f` with the writer connection held, so no write transaction runs meanwhile
+    /// (sync reads the WAL and checkpoints this way).
+    pub fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn)
+    }
+
     /// Runs `f` in one write transaction and commits it.
     ///
     /// # Errors

@@ -27,6 +27,12 @@ pub struct Metrics {
     pub event_append: Histogram,
     /// Tasks queued per agent.
     pub queue_depth: Family<AgentLabel, Gauge>,
+    /// Seconds the bucket is behind the workspace (0 when everything is shipped).
+    pub sync_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Objects uploaded.
+    pub sync_uploads: prometheus_client::metrics::counter::Counter,
+    /// Bytes uploaded.
+    pub sync_bytes: prometheus_client::metrics::counter::Counter,
 }
 
 impl Default for Metrics {
@@ -40,6 +46,9 @@ impl Default for Metrics {
             task_start: buckets(),
             event_append: buckets(),
             queue_depth: Family::default(),
+            sync_lag: Gauge::default(),
+            sync_uploads: Default::default(),
+            sync_bytes: Default::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -66,6 +75,21 @@ impl Default for Metrics {
             "task_queue_depth",
             "Tasks queued per agent",
             m.queue_depth.clone(),
+        );
+        r.register(
+            "sync_lag_seconds",
+            "Seconds the bucket is behind the workspace (0 when all is shipped)",
+            m.sync_lag.clone(),
+        );
+        r.register(
+            "sync_uploads",
+            "Objects uploaded to the bucket",
+            m.sync_uploads.clone(),
+        );
+        r.register(
+            "sync_upload_bytes",
+            "Bytes uploaded to the bucket",
+            m.sync_bytes.clone(),
         );
         m
     }

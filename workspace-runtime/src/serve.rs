@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::layout::Layout;
+use crate::sync::Bucket;
+use crate::sync::replicator::{Replicator, SyncError, SyncTarget};
 use crate::workspace::{OpenError, WorkspaceRuntime, load_spec};
 
 /// Where and what to serve.
@@ -18,6 +21,8 @@ pub struct ServeOptions {
     pub root: PathBuf,
     /// The API address; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// The organization's bucket (`file:///…` or `gs://…`); none: no sync.
+    pub bucket: Option<String>,
 }
 
 /// Why serving failed.
@@ -46,7 +51,26 @@ pub enum ServeError {
 /// [`ServeError`].
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let spec = load_spec(&opts.spec)?;
-    let ws = WorkspaceRuntime::open(spec, &opts.root).await?;
+    let target = match &opts.bucket {
+        Some(url) => {
+            let bucket = Bucket::open(url)
+                .await
+                .map_err(|e| OpenError::Restore(e.to_string()))?;
+            let m = &spec.metadata;
+            let prefix = Layout::relative(
+                m.organization.as_deref().unwrap_or_default(),
+                m.team.as_deref().unwrap_or_default(),
+                &spec.spec.owner,
+                &m.name,
+            );
+            Some(SyncTarget {
+                bucket,
+                prefix: prefix.display().to_string(),
+            })
+        }
+        None => None,
+    };
+    let ws = WorkspaceRuntime::open_synced(spec, &opts.root, target).await?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -66,6 +90,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(ws.clone().run_background(wait_for(stop_rx.clone())));
     let agents = ws.clone().start_agents();
+    let (sync_tx, sync_rx) = tokio::sync::watch::channel(false);
+    let sync = ws
+        .sync_target
+        .clone()
+        .map(|t| tokio::spawn(replicate(ws.clone(), t, wait_for(sync_rx))));
     let app = crate::api::router(ws.clone());
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
@@ -81,12 +110,48 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     for a in agents {
         let _ = a.await;
     }
-    if let Err(e) = ws.stop().await {
+    // The stop event first, then the final sync round ships it, then the checkpoints.
+    if let Err(e) = ws.mark_stopped().await {
         tracing::error!(error = %e, "clean stop failed");
     }
+    let _ = sync_tx.send(true);
+    if let Some(sync) = sync {
+        let _ = sync.await;
+    }
+    ws.checkpoint_databases();
     let _ = std::fs::remove_file(ws.layout.endpoint_file());
     tracing::info!("workspace runtime stopped");
     Ok(())
+}
+
+/// Keeps the workspace synced until `shutdown`: takes ownership in the bucket (retrying
+/// while the bucket cannot be reached; the lag says so meanwhile), then runs rounds.
+async fn replicate(
+    ws: std::sync::Arc<WorkspaceRuntime>,
+    target: SyncTarget,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let since = crate::clock::now_ms();
+    let replicator = loop {
+        match Replicator::start(ws.clone(), target.clone(), ws.sync.clone()).await {
+            Ok(r) => break r,
+            Err(e @ SyncError::Fenced(_)) => {
+                tracing::error!(error = %e, "not syncing: the workspace belongs to another instance");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sync cannot start yet; retrying");
+                let text = e.to_string();
+                ws.sync.fail_to_start(since, text);
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    replicator.run(shutdown).await;
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -24,6 +24,7 @@ use crate::layout::{FolderLock, Layout};
 use crate::locks::LockTable;
 use crate::metrics::Metrics;
 use crate::sessions::Sessions;
+use crate::sync::replicator::SyncTarget;
 use crate::tasks::TaskQueues;
 
 /// Why a workspace could not start.
@@ -41,6 +42,9 @@ pub enum OpenError {
     /// The API token could not be read or written.
     #[error("api token: {0}")]
     Token(String),
+    /// The workspace could not be restored from its bucket.
+    #[error("restore from the bucket: {0}")]
+    Restore(String),
     /// The spec's projects or tasks could not be seeded.
     #[error("seeding: {0}")]
     Seed(#[from] crate::seed::SeedError),
@@ -77,6 +81,10 @@ pub struct WorkspaceRuntime {
     pub agents: crate::agents::AgentBoard,
     /// Where `secretRef`s are read from.
     secrets: PathBuf,
+    /// Where it syncs to, if anywhere.
+    pub sync_target: Option<SyncTarget>,
+    /// How sync stands.
+    pub sync: Arc<crate::sync::replicator::SyncStatus>,
     _folder: FolderLock,
 }
 
@@ -130,11 +138,43 @@ impl WorkspaceRuntime {
     /// [`OpenError`]; notably a second instance on the same folder fails with
     /// [`StorageError::FolderInUse`].
     pub async fn open(spec: Workspace, root: &Path) -> Result<Arc<Self>, OpenError> {
+        Self::open_synced(spec, root, None).await
+    }
+
+    /// [`WorkspaceRuntime::open`], syncing to `target`: a workspace whose folder holds no
+    /// databases yet is first restored from the bucket (when the bucket has it), so an
+    /// instance on a fresh machine starts with everything the bucket kept.
+    ///
+    /// # Errors
+    /// As [`WorkspaceRuntime::open`]; [`OpenError::Restore`] when the folder is empty
+    /// and the bucket cannot be read (starting empty would lose the workspace).
+    pub async fn open_synced(
+        spec: Workspace,
+        root: &Path,
+        target: Option<SyncTarget>,
+    ) -> Result<Arc<Self>, OpenError> {
         let meta = &spec.metadata;
         let org = meta.organization.clone().unwrap_or_default();
         let team = meta.team.clone().unwrap_or_default();
         let layout = Layout::new(root, &org, &team, &spec.spec.owner, &meta.name);
         let folder = layout.claim()?;
+        let mut restored = None;
+        if let Some(t) = &target
+            && !layout.databases().join("sessions.db").exists()
+        {
+            restored = crate::sync::restore::restore(t, layout.root(), None, &|_, _, _| {})
+                .await
+                .map_err(|e| OpenError::Restore(e.to_string()))?;
+            if let Some(r) = &restored {
+                tracing::info!(
+                    generation = r.generation,
+                    last_seq = r.last_seq,
+                    files = r.files,
+                    bytes = r.bytes,
+                    "restored the workspace from the bucket"
+                );
+            }
+        }
         let db = Arc::new(Databases::open(&layout.databases())?);
         let s = &spec.spec;
         let sessions = Sessions::open(
@@ -166,7 +206,7 @@ impl WorkspaceRuntime {
             .append(EventDraft::new(
                 "runtime",
                 EventType::Checkpoint,
-                json!({"started": true, "session": session.id, "recovered_seq": recovery.last_seq, "truncated_bytes": recovery.truncated_bytes}),
+                json!({"started": true, "session": session.id, "recovered_seq": recovery.last_seq, "truncated_bytes": recovery.truncated_bytes, "restored": restored}),
             ))
             .await?;
         tracing::info!(workspace = %meta.name, session = session.id, last_seq = recovery.last_seq, "workspace opened");
@@ -185,6 +225,8 @@ impl WorkspaceRuntime {
             context: Default::default(),
             agents: Default::default(),
             secrets,
+            sync_target: target,
+            sync: Default::default(),
             _folder: folder,
         });
         crate::seed::projects(&ws).await?;
@@ -319,6 +361,16 @@ impl WorkspaceRuntime {
     /// # Errors
     /// When the checkpoint cannot be written.
     pub async fn stop(&self) -> Result<(), StorageError> {
+        self.mark_stopped().await?;
+        self.checkpoint_databases();
+        Ok(())
+    }
+
+    /// Appends the clean-stop checkpoint event.
+    ///
+    /// # Errors
+    /// When it cannot be written.
+    pub async fn mark_stopped(&self) -> Result<(), StorageError> {
         self.events
             .append(EventDraft::new(
                 "runtime",
@@ -326,10 +378,14 @@ impl WorkspaceRuntime {
                 json!({"stopped": true}),
             ))
             .await?;
+        Ok(())
+    }
+
+    /// Folds every WAL into its database (after the last sync round).
+    pub fn checkpoint_databases(&self) {
         for db in self.db.all() {
             let _ = db.read(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"));
         }
-        Ok(())
     }
 
     /// The workspace folder.

@@ -60,6 +60,15 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
         "locks": rt.locks.list().len(),
         "lockWaiters": rt.locks.waiting(),
         "activeTasks": rt.tasks.active(),
+        "sync": match &rt.sync_target {
+            Some(_) => {
+                let mut v = serde_json::to_value(rt.sync.get()).unwrap_or_default();
+                v["enabled"] = json!(true);
+                v["lagSeconds"] = json!(rt.sync.lag_seconds());
+                v
+            }
+            None => json!({"enabled": false}),
+        },
     }))
 }
 

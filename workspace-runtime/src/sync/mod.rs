@@ -4,6 +4,10 @@
 
 pub mod gcs;
 pub mod local;
+pub mod manifest;
+pub mod replicator;
+pub mod restore;
+pub mod segment;
 pub mod store;
 pub mod wal;
 

@@ -51,7 +51,11 @@ fn checksum(big_endian: bool, data: &[u8], s: (u32, u32)) -> (u32, u32) {
     for pair in data.chunks_exact(8) {
         let word = |b: &[u8]| {
             let a = [b[0], b[1], b[2], b[3]];
-            if big_endian { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+            if big_endian {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
         };
         s0 = s0.wrapping_add(word(&pair[..4])).wrapping_add(s1);
         s1 = s1.wrapping_add(word(&pair[4..])).wrapping_add(s0);
@@ -99,7 +103,10 @@ impl WalCursor {
         file.read_exact(&mut header)?;
         let magic = be(&header, 0);
         if magic & !1 != 0x377f_0682 {
-            return Err(std::io::Error::other(format!("{}: not a WAL file", wal.display())));
+            return Err(std::io::Error::other(format!(
+                "{}: not a WAL file",
+                wal.display()
+            )));
         }
         let salt = (be(&header, 16), be(&header, 20));
         if self.salt != Some(salt) || self.offset < HEADER {
@@ -117,7 +124,8 @@ impl WalCursor {
         let frame_len = FRAME_HEADER + u64::from(self.page_size);
         let mut buf = Vec::new();
         file.seek(SeekFrom::Start(self.offset))?;
-        file.take(len.saturating_sub(self.offset)).read_to_end(&mut buf)?;
+        file.take(len.saturating_sub(self.offset))
+            .read_to_end(&mut buf)?;
         let mut out = Frames {
             page_size: self.page_size,
             ..Frames::default()
@@ -183,7 +191,10 @@ mod tests {
     fn rows(path: &Path) -> Vec<(i64, String)> {
         let c = Connection::open(path).unwrap();
         let mut s = c.prepare("SELECT id, v FROM t ORDER BY id").unwrap();
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// A snapshot plus the shipped frames rebuild the database exactly, across a
@@ -194,20 +205,29 @@ mod tests {
         let (live, copy) = (dir.path().join("live.db"), dir.path().join("copy.db"));
         let wal = dir.path().join("live.db-wal");
         let c = writer(&live);
-        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .unwrap();
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
         // The snapshot: the database with an empty WAL.
         {
             let mut dst = Connection::open(&copy).unwrap();
-            rusqlite::backup::Backup::new(&c, &mut dst).unwrap().run_to_completion(64, std::time::Duration::ZERO, None).unwrap();
+            rusqlite::backup::Backup::new(&c, &mut dst)
+                .unwrap()
+                .run_to_completion(64, std::time::Duration::ZERO, None)
+                .unwrap();
         }
         let mut cursor = WalCursor::new();
         let mut shipped = Vec::new();
         for round in 0..4 {
             for i in 0..50 {
-                c.execute("INSERT INTO t (v) VALUES (?1)", [format!("r{round}-{i}-{}", "x".repeat(200))]).unwrap();
+                c.execute(
+                    "INSERT INTO t (v) VALUES (?1)",
+                    [format!("r{round}-{i}-{}", "x".repeat(200))],
+                )
+                .unwrap();
             }
-            c.execute("UPDATE t SET v = 'changed' WHERE id % 7 = 0", []).unwrap();
+            c.execute("UPDATE t SET v = 'changed' WHERE id % 7 = 0", [])
+                .unwrap();
             assert!(cursor.behind(&wal));
             let frames = cursor.read(&wal).unwrap();
             assert!(!frames.pages.is_empty());
@@ -224,7 +244,10 @@ mod tests {
         for frames in &shipped {
             apply(&copy, frames).unwrap();
         }
-        let check: String = Connection::open(&copy).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let check: String = Connection::open(&copy)
+            .unwrap()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(check, "ok");
         assert_eq!(rows(&copy), rows(&live));
         assert_eq!(rows(&copy).len(), 150);
@@ -236,17 +259,29 @@ mod tests {
         let live = dir.path().join("live.db");
         let wal = dir.path().join("live.db-wal");
         let c = writer(&live);
-        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('a');").unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('a');",
+        )
+        .unwrap();
         let mut cursor = WalCursor::new();
         let first = cursor.read(&wal).unwrap();
         assert!(first.db_pages > 0);
         // Garbage appended after the last commit (a torn write) is not a frame.
         let len = std::fs::metadata(&wal).unwrap().len();
         let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
-        f.write_all(&vec![0xAB; 24 + first.page_size as usize]).unwrap();
+        f.write_all(&vec![0xAB; 24 + first.page_size as usize])
+            .unwrap();
         assert!(cursor.read(&wal).unwrap().pages.is_empty());
-        std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&wal)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
         c.execute("INSERT INTO t (v) VALUES ('b')", []).unwrap();
-        assert!(!cursor.read(&wal).unwrap().pages.is_empty(), "the next commit is read");
+        assert!(
+            !cursor.read(&wal).unwrap().pages.is_empty(),
+            "the next commit is read"
+        );
     }
 }

@@ -1,0 +1,643 @@
+//! The replicator: ships a running workspace to its bucket, round by round.
+//!
+//! * At start it takes ownership of the workspace in the bucket (the manifest, written
+//!   with a generation precondition) and opens a new database *generation*: a consistent
+//!   snapshot of each database through SQLite's online backup API, with SQLite's own
+//!   checkpoints turned off from then on.
+//! * Every `databasesInterval` it reads the frames committed to the six WALs since the last
+//!   round (holding each database's writer while it reads, so no transaction is half
+//!   seen), and ships them as one batch object; nothing when nothing changed. A WAL past
+//!   4 MiB is checkpointed right after its frames were read.
+//! * Every `eventsInterval` it ships the event log's new durable lines as one immutable
+//!   segment named by its first and last seq, and the project files that changed, by
+//!   content.
+//! * Then it writes the manifest, naming only objects already uploaded and checked; a
+//!   failed precondition means another instance took the workspace over: this one stops
+//!   shipping and says so (`fenced`).
+//! * After 256 batches (or 256 MiB of them) it rolls to a new generation, keeping the
+//!   previous one for `--to-time` restores and deleting older ones.
+//!
+//! Anything that fails is kept and retried next round; the lag reports how far the
+//! bucket is behind meanwhile.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::manifest::{EventsRef, MANIFEST, Manifest, ObjectRef, Owner, ProjectFile, WalRef};
+use super::store::{Bucket, Precondition, StoreError};
+use super::wal::{Frames, WalCursor};
+use crate::workspace::WorkspaceRuntime;
+
+/// Checkpoint a WAL once it is this large (after its frames were read).
+const CHECKPOINT_BYTES: u64 = 4 << 20;
+/// Roll to a new generation after this many batches…
+const ROLL_BATCHES: usize = 256;
+/// …or this many bytes of them.
+const ROLL_BYTES: u64 = 256 << 20;
+
+/// Where a workspace syncs to.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    /// The bucket.
+    pub bucket: Bucket,
+    /// The workspace's path in it (`organizations/…/workspaces/NAME`).
+    pub prefix: String,
+}
+
+impl SyncTarget {
+    /// The full name of `object` under the workspace's prefix.
+    pub fn name(&self, object: &str) -> String {
+        format!("{}/{object}", self.prefix)
+    }
+}
+
+/// Why syncing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The bucket.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another instance owns the workspace.
+    #[error("fenced: another instance ({0}) owns this workspace in the bucket")]
+    Fenced(String),
+    /// Local files.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// How sync stands, for the API, status and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    /// The bucket and prefix.
+    pub bucket: String,
+    /// The database generation.
+    pub generation: u64,
+    /// The last round that left nothing behind (ms since the epoch).
+    pub last_synced_ms: Option<u64>,
+    /// Since when something is waiting to be shipped (ms since the epoch).
+    pub pending_since_ms: Option<u64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Another instance took the workspace over.
+    pub fenced: bool,
+    /// Objects uploaded.
+    pub uploads: u64,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// The last event seq in the bucket.
+    pub shipped_seq: u64,
+}
+
+/// The shared view of [`SyncState`].
+#[derive(Debug, Default)]
+pub struct SyncStatus(Mutex<SyncState>);
+
+impl SyncStatus {
+    /// A copy of the state.
+    pub fn get(&self) -> SyncState {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Records that sync could not start (the bucket is out of reach): everything since
+    /// `since_ms` is pending.
+    pub fn fail_to_start(&self, since_ms: u64, error: String) {
+        self.update(|s| {
+            s.pending_since_ms.get_or_insert(since_ms);
+            s.last_error = Some(error);
+        });
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SyncState)) {
+        if let Ok(mut s) = self.0.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Seconds the bucket is behind: since the oldest change not yet shipped, 0 when
+    /// everything is.
+    pub fn lag_seconds(&self) -> f64 {
+        let s = self.get();
+        s.pending_since_ms.map_or(0.0, |since| {
+            (now_ms().saturating_sub(since)) as f64 / 1000.0
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    crate::clock::now_ms()
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Ships one workspace.
+pub struct Replicator {
+    ws: Arc<WorkspaceRuntime>,
+    target: SyncTarget,
+    manifest: Manifest,
+    manifest_generation: i64,
+    cursors: Vec<WalCursor>,
+    queue: VecDeque<(WalRef, Bytes)>,
+    next_index: u64,
+    files: HashMap<String, (i64, u64, String)>,
+    status: Arc<SyncStatus>,
+    scratch: PathBuf,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Replicator({})", self.target.bucket.url())
+    }
+}
+
+impl Replicator {
+    /// Takes ownership of the workspace in the bucket and opens a new generation.
+    ///
+    /// # Errors
+    /// [`SyncError::Fenced`] when another instance wrote the manifest meanwhile;
+    /// [`SyncError::Store`] when the bucket cannot be reached.
+    pub async fn start(
+        ws: Arc<WorkspaceRuntime>,
+        target: SyncTarget,
+        status: Arc<SyncStatus>,
+    ) -> Result<Self, SyncError> {
+        let (old, old_generation) = match target.bucket.get(&target.name(MANIFEST)).await? {
+            Some((bytes, meta)) => (
+                serde_json::from_slice::<Manifest>(&bytes).ok(),
+                Some(meta.generation),
+            ),
+            None => (None, None),
+        };
+        let scratch = ws.root().join(".sync");
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| SyncError::Local(format!("create {}: {e}", scratch.display())))?;
+        let owner = Owner {
+            instance: hex::encode(rand::random::<[u8; 8]>()),
+            host: std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            pid: std::process::id(),
+            since_ms: now_ms(),
+        };
+        let generation = old.as_ref().map_or(0, |m| m.generation) + 1;
+        let mut r = Replicator {
+            manifest: Manifest {
+                format: 1,
+                workspace: target.prefix.clone(),
+                owner,
+                generation,
+                snapshot_ms: 0,
+                snapshots: BTreeMap::new(),
+                wal: Vec::new(),
+                previous: None,
+                events: old.as_ref().map(|m| m.events.clone()).unwrap_or_default(),
+                projects: old.as_ref().map(|m| m.projects.clone()).unwrap_or_default(),
+                updated_ms: 0,
+            },
+            manifest_generation: old_generation.unwrap_or(0),
+            cursors: vec![WalCursor::new(); 6],
+            queue: VecDeque::new(),
+            next_index: 1,
+            files: HashMap::new(),
+            ws,
+            target,
+            status,
+            scratch,
+        };
+        r.status.update(|s| {
+            s.bucket = format!("{}/{}", r.target.bucket.url(), r.target.prefix);
+            s.shipped_seq = r.manifest.last_seq();
+        });
+        if let Some(old) = old {
+            r.manifest.previous = Some(old.current_generation());
+        }
+        r.snapshot().await?;
+        r.publish(old_generation.is_none()).await?;
+        r.prune().await;
+        Ok(r)
+    }
+
+    /// A new generation: each database checkpointed and copied through the backup API
+    /// while its writer is held; the WAL cursors start after what the copies hold.
+    async fn snapshot(&mut self) -> Result<(), SyncError> {
+        let generation = self.manifest.generation;
+        let mut snapshots = BTreeMap::new();
+        for (i, db) in self.ws.db.all().into_iter().enumerate() {
+            let file = self.scratch.join(format!("{}.snapshot", db.name()));
+            let _ = std::fs::remove_file(&file);
+            let cursor = &mut self.cursors[i];
+            db.with_writer(|c| -> Result<(), String> {
+                c.pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(|e| e.to_string())?;
+                let _ = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+                let mut dst = rusqlite::Connection::open(&file).map_err(|e| e.to_string())?;
+                rusqlite::backup::Backup::new(c, &mut dst)
+                    .and_then(|b| b.run_to_completion(1024, Duration::ZERO, None))
+                    .map_err(|e| e.to_string())?;
+                cursor.reset();
+                // Whatever a partial checkpoint left in the WAL is in the copy already.
+                cursor.read(&db.wal_path()).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .map_err(|e| SyncError::Local(format!("snapshot {}: {e}", db.name())))?;
+            let data = tokio::fs::read(&file)
+                .await
+                .map_err(|e| SyncError::Local(format!("read {}: {e}", file.display())))?;
+            let _ = std::fs::remove_file(&file);
+            let object = format!("databases/{generation:06}/snapshot/{}.sqlite", db.name());
+            let r = self
+                .upload(&object, Bytes::from(data), Precondition::None)
+                .await?;
+            snapshots.insert(db.name().to_string(), r);
+        }
+        self.manifest.snapshots = snapshots;
+        self.manifest.snapshot_ms = now_ms();
+        self.manifest.wal.clear();
+        self.next_index = 1;
+        self.status.update(|s| s.generation = generation);
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        object: &str,
+        data: Bytes,
+        pre: Precondition,
+    ) -> Result<ObjectRef, StoreError> {
+        let (sha256, size) = (sha(&data), data.len() as u64);
+        self.target
+            .bucket
+            .put(&self.target.name(object), data, pre)
+            .await?;
+        self.ws.metrics.sync_uploads.inc();
+        self.ws.metrics.sync_bytes.inc_by(size);
+        self.status.update(|s| {
+            s.uploads += 1;
+            s.uploaded_bytes += size;
+        });
+        Ok(ObjectRef {
+            object: object.to_string(),
+            sha256,
+            size,
+        })
+    }
+
+    /// Writes the manifest, if it is still ours.
+    async fn publish(&mut self, first: bool) -> Result<(), SyncError> {
+        self.manifest.updated_ms = now_ms();
+        let bytes = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| SyncError::Local(e.to_string()))?;
+        let pre = if first {
+            Precondition::DoesNotExist
+        } else {
+            Precondition::GenerationMatches(self.manifest_generation)
+        };
+        match self
+            .target
+            .bucket
+            .put(&self.target.name(MANIFEST), Bytes::from(bytes), pre)
+            .await
+        {
+            Ok(meta) => {
+                self.manifest_generation = meta.generation;
+                Ok(())
+            }
+            Err(StoreError::PreconditionFailed { .. }) => {
+                let who = match self.target.bucket.get(&self.target.name(MANIFEST)).await {
+                    Ok(Some((b, _))) => serde_json::from_slice::<Manifest>(&b)
+                        .map(|m| {
+                            format!(
+                                "{} on {}, pid {}",
+                                m.owner.instance, m.owner.host, m.owner.pid
+                            )
+                        })
+                        .unwrap_or_else(|_| "unknown".into()),
+                    _ => "unknown".into(),
+                };
+                self.status.update(|s| s.fenced = true);
+                Err(SyncError::Fenced(who))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes database generations older than the two the manifest keeps.
+    async fn prune(&self) {
+        let keep: HashSet<u64> = std::iter::once(self.manifest.generation)
+            .chain(self.manifest.previous.as_ref().map(|p| p.generation))
+            .collect();
+        let Ok(objects) = self
+            .target
+            .bucket
+            .list(&self.target.name("databases/"))
+            .await
+        else {
+            return;
+        };
+        for o in objects {
+            let rel = o
+                .name
+                .strip_prefix(&self.target.name("databases/"))
+                .unwrap_or_default();
+            let generation: Option<u64> = rel.split('/').next().and_then(|g| g.parse().ok());
+            if generation.is_some_and(|g| !keep.contains(&g))
+                && let Err(e) = self.target.bucket.delete(&o.name).await
+            {
+                tracing::warn!(object = %o.name, error = %e, "pruning an old generation failed");
+            }
+        }
+    }
+
+    /// Whether anything is waiting to be shipped (cheap: sizes and counters only).
+    fn behind(&self) -> bool {
+        !self.queue.is_empty()
+            || self.ws.events.durable_seq() > self.manifest.last_seq()
+            || self
+                .ws
+                .db
+                .all()
+                .iter()
+                .zip(&self.cursors)
+                .any(|(db, c)| c.behind(&db.wal_path()))
+    }
+
+    /// Cuts a batch of every database's newly committed frames (none when idle).
+    fn cut_batch(&mut self) -> Result<(), SyncError> {
+        let mut parts: Vec<(String, Frames)> = Vec::new();
+        for (i, db) in self.ws.db.all().into_iter().enumerate() {
+            let cursor = &mut self.cursors[i];
+            let frames = db
+                .with_writer(|c| -> std::io::Result<Frames> {
+                    let frames = cursor.read(&db.wal_path())?;
+                    let size = std::fs::metadata(db.wal_path())
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    if size > CHECKPOINT_BYTES
+                        && c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").is_ok()
+                        && std::fs::metadata(db.wal_path())
+                            .map(|m| m.len())
+                            .unwrap_or(0)
+                            == 0
+                    {
+                        cursor.reset();
+                    }
+                    Ok(frames)
+                })
+                .map_err(|e| SyncError::Local(format!("read {} WAL: {e}", db.name())))?;
+            if !frames.pages.is_empty() {
+                parts.push((db.name().to_string(), frames));
+            }
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let data = Bytes::from(super::segment::encode(&parts));
+        let (index, ts_ms) = (self.next_index, now_ms());
+        self.next_index += 1;
+        let object = format!(
+            "databases/{:06}/wal/{index:012}.batch",
+            self.manifest.generation
+        );
+        let r = WalRef {
+            object: ObjectRef {
+                object,
+                sha256: sha(&data),
+                size: data.len() as u64,
+            },
+            index,
+            ts_ms,
+        };
+        self.queue.push_back((r, data));
+        Ok(())
+    }
+
+    /// Uploads the cut batches, in order.
+    async fn ship_batches(&mut self) -> Result<bool, SyncError> {
+        let mut shipped = false;
+        while let Some((r, data)) = self.queue.front().cloned() {
+            self.upload(&r.object.object, data, Precondition::None)
+                .await?;
+            self.queue.pop_front();
+            self.manifest.wal.push(r);
+            shipped = true;
+        }
+        Ok(shipped)
+    }
+
+    /// Ships the durable events past the last shipped seq as one segment.
+    async fn ship_events(&mut self) -> Result<bool, SyncError> {
+        let (from, until) = (self.manifest.last_seq() + 1, self.ws.events.durable_seq());
+        if until < from {
+            return Ok(false);
+        }
+        let events = self.ws.events.clone();
+        let lines = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+            let mut out = Vec::new();
+            for e in events.replay_until(from, until) {
+                let e = e.map_err(|e| e.to_string())?;
+                out.extend(serde_json::to_vec(&e).map_err(|e| e.to_string())?);
+                out.push(b'\n');
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| SyncError::Local(e.to_string()))?
+        .map_err(SyncError::Local)?;
+        let object = format!("sessions/{from:012}-{until:012}.jsonl");
+        let r = match self
+            .upload(&object, Bytes::from(lines), Precondition::DoesNotExist)
+            .await
+        {
+            Ok(r) => r,
+            // Uploaded before a crash that kept it out of the manifest: same seqs, same bytes.
+            Err(StoreError::PreconditionFailed { .. }) => {
+                self.upload(&object, self.reread(from, until).await?, Precondition::None)
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.manifest.events.push(EventsRef {
+            object: r,
+            first: from,
+            last: until,
+        });
+        self.status.update(|s| s.shipped_seq = until);
+        Ok(true)
+    }
+
+    async fn reread(&self, from: u64, until: u64) -> Result<Bytes, SyncError> {
+        let events = self.ws.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for e in events.replay_until(from, until).flatten() {
+                out.extend(serde_json::to_vec(&e).unwrap_or_default());
+                out.push(b'\n');
+            }
+            Bytes::from(out)
+        })
+        .await
+        .map_err(|e| SyncError::Local(e.to_string()))
+    }
+
+    /// Ships changed project files by content; returns whether the file list changed.
+    async fn ship_projects(&mut self) -> Result<bool, SyncError> {
+        let root = self.ws.files.root().to_path_buf();
+        let listed = crate::agents::context::list_tree(&root, usize::MAX);
+        let mut seen = HashSet::new();
+        let mut changed = false;
+        for (path, _) in listed {
+            if path.contains("coditect-tmp") {
+                continue; // a write in flight
+            }
+            let full = root.join(&path);
+            let Ok(meta) = std::fs::metadata(&full) else {
+                continue;
+            };
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i64);
+            seen.insert(path.clone());
+            if let Some((m, s, _)) = self.files.get(&path)
+                && (*m, *s) == (mtime, meta.len())
+            {
+                continue;
+            }
+            let Ok(data) = tokio::fs::read(&full).await else {
+                continue;
+            };
+            let digest = sha(&data);
+            if self.manifest.projects.get(&path).map(|p| &p.sha256) != Some(&digest) {
+                match self
+                    .upload(
+                        &format!("projects/blobs/{digest}"),
+                        Bytes::from(data),
+                        Precondition::DoesNotExist,
+                    )
+                    .await
+                {
+                    Ok(_) | Err(StoreError::PreconditionFailed { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.manifest.projects.insert(
+                    path.clone(),
+                    ProjectFile {
+                        sha256: digest.clone(),
+                        size: meta.len(),
+                    },
+                );
+                changed = true;
+            }
+            self.files.insert(path, (mtime, meta.len(), digest));
+        }
+        let before = self.manifest.projects.len();
+        self.manifest.projects.retain(|p, _| seen.contains(p));
+        self.files.retain(|p, _| seen.contains(p));
+        Ok(changed || before != self.manifest.projects.len())
+    }
+
+    /// One round: databases (when `databases` is due), events and projects (when
+    /// `events` is due), then the manifest if anything moved.
+    ///
+    /// # Errors
+    /// The first failure; what was not shipped stays queued for the next round.
+    pub async fn round(&mut self, databases: bool, events: bool) -> Result<(), SyncError> {
+        if self.status.get().fenced {
+            return Err(SyncError::Fenced("see the last error".into()));
+        }
+        if self.behind() && self.status.get().pending_since_ms.is_none() {
+            let now = now_ms();
+            self.status.update(|s| s.pending_since_ms = Some(now));
+        }
+        let mut moved = false;
+        if databases {
+            let wal_bytes: u64 = self.manifest.wal.iter().map(|w| w.object.size).sum();
+            if self.queue.is_empty()
+                && (self.manifest.wal.len() >= ROLL_BATCHES || wal_bytes >= ROLL_BYTES)
+            {
+                self.manifest.previous = Some(self.manifest.current_generation());
+                self.manifest.generation += 1;
+                self.snapshot().await?;
+                moved = true;
+            }
+            self.cut_batch()?;
+            moved |= self.ship_batches().await?;
+        }
+        if events {
+            moved |= self.ship_events().await?;
+            moved |= self.ship_projects().await?;
+        }
+        if moved {
+            self.publish(false).await?;
+        }
+        let rolled = self
+            .manifest
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.generation + 1 == self.manifest.generation)
+            && moved;
+        if rolled && self.manifest.wal.is_empty() {
+            self.prune().await;
+        }
+        if !self.behind() {
+            let now = now_ms();
+            self.status.update(|s| {
+                s.pending_since_ms = None;
+                s.last_synced_ms = Some(now);
+                s.last_error = None;
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs rounds on the policy's intervals until `shutdown`, then a final flush.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let policy = &self.ws.spec.spec.sync;
+        let (db_every, ev_every) = (
+            policy.databases_interval.to_std(),
+            policy.events_interval.to_std(),
+        );
+        let tick = db_every
+            .min(ev_every)
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(50));
+        let (mut last_db, mut last_ev) = (Instant::now(), Instant::now());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(tick) => {}
+            }
+            let (db_due, ev_due) = (last_db.elapsed() >= db_every, last_ev.elapsed() >= ev_every);
+            if let Err(e) = self.round(db_due, ev_due).await {
+                self.failed(&e);
+            }
+            if db_due {
+                last_db = Instant::now();
+            }
+            if ev_due {
+                last_ev = Instant::now();
+            }
+            self.ws.metrics.sync_lag.set(self.status.lag_seconds());
+        }
+        if let Err(e) = self.round(true, true).await {
+            self.failed(&e);
+        }
+    }
+
+    fn failed(&self, e: &SyncError) {
+        tracing::warn!(error = %e, "sync round failed; retrying next round");
+        let text = e.to_string();
+        self.status.update(|s| s.last_error = Some(text));
+    }
+}

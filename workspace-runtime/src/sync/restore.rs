@@ -1,0 +1,246 @@
+//! Restore: rebuilds a workspace folder from its bucket, reading the manifest first and
+//! then only what it names — each database's snapshot with the WAL batches after it,
+//! the event log segments (rewritten into their session files), the project files by
+//! content — checking every object's SHA-256 on the way. With a time, batches and events
+//! after it are left out (and an older generation is used when the current one starts
+//! later).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::manifest::{Generation, MANIFEST, Manifest, ObjectRef};
+use super::replicator::SyncTarget;
+use super::store::StoreError;
+use super::wal::apply;
+use crate::events::Event;
+
+/// Why a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The bucket.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An object the manifest names is missing or does not match its checksum.
+    #[error("{object}: {reason}")]
+    Bad {
+        /// The object.
+        object: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The destination.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// What a restore brought back.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreReport {
+    /// The database generation used.
+    pub generation: u64,
+    /// WAL batches applied.
+    pub batches: usize,
+    /// The last event restored.
+    pub last_seq: u64,
+    /// Its time.
+    pub last_event_ts: Option<String>,
+    /// Project files.
+    pub files: usize,
+    /// Bytes read from the bucket.
+    pub bytes: u64,
+    /// Objects read.
+    pub objects: usize,
+}
+
+fn local(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let at = format!("{what} {}", path.display());
+    move |e| RestoreError::Local(format!("{at}: {e}"))
+}
+
+/// Reads the manifest, if the workspace has one.
+///
+/// # Errors
+/// When the bucket cannot be read or the manifest cannot be parsed.
+pub async fn manifest(target: &SyncTarget) -> Result<Option<Manifest>, RestoreError> {
+    match target.bucket.get(&target.name(MANIFEST)).await? {
+        None => Ok(None),
+        Some((bytes, _)) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RestoreError::Bad {
+                    object: MANIFEST.into(),
+                    reason: format!("not a manifest: {e}"),
+                })
+        }
+    }
+}
+
+/// Fetches an object and checks it against its reference.
+///
+/// # Errors
+/// [`RestoreError::Bad`] when it is missing or its checksum differs.
+pub async fn fetch(target: &SyncTarget, r: &ObjectRef) -> Result<Bytes, RestoreError> {
+    let Some((data, _)) = target.bucket.get(&target.name(&r.object)).await? else {
+        return Err(RestoreError::Bad {
+            object: r.object.clone(),
+            reason: "missing from the bucket".into(),
+        });
+    };
+    let digest = hex::encode(Sha256::digest(&data));
+    if digest != r.sha256 {
+        return Err(RestoreError::Bad {
+            object: r.object.clone(),
+            reason: format!(
+                "SHA-256 {digest} does not match the manifest's {}",
+                r.sha256
+            ),
+        });
+    }
+    Ok(data)
+}
+
+/// The generation to restore for `to_time_ms`.
+fn generation(m: &Manifest, to_time_ms: Option<u64>) -> Result<Generation, RestoreError> {
+    let current = m.current_generation();
+    match to_time_ms {
+        Some(t) if t < current.snapshot_ms => match &m.previous {
+            Some(p) if p.snapshot_ms <= t => Ok(p.clone()),
+            _ => Err(RestoreError::Local(format!(
+                "no database generation in the bucket is older than the requested time (the oldest starts at {} ms)",
+                m.previous
+                    .as_ref()
+                    .map_or(current.snapshot_ms, |p| p.snapshot_ms)
+            ))),
+        },
+        _ => Ok(current),
+    }
+}
+
+/// Restores the workspace into `dest` (its folder: `databases/`, `sessions/`,
+/// `projects/` are created; they must not hold anything yet). `progress` is told each
+/// object as it arrives (name, objects done, objects in all). `Ok(None)` when the bucket
+/// has no manifest for the workspace.
+///
+/// # Errors
+/// [`RestoreError`]; what was written so far is left for inspection.
+pub async fn restore(
+    target: &SyncTarget,
+    dest: &Path,
+    to_time_ms: Option<u64>,
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> Result<Option<RestoreReport>, RestoreError> {
+    let Some(m) = manifest(target).await? else {
+        return Ok(None);
+    };
+    let g = generation(&m, to_time_ms)?;
+    let batches: Vec<_> = g
+        .wal
+        .iter()
+        .filter(|w| to_time_ms.is_none_or(|t| w.ts_ms <= t))
+        .collect();
+    let total = g.snapshots.len() + batches.len() + m.events.len() + m.projects.len();
+    let mut report = RestoreReport {
+        generation: g.generation,
+        ..RestoreReport::default()
+    };
+    let mut done = 0;
+    let mut step = |name: &str, report: &mut RestoreReport, bytes: usize| {
+        done += 1;
+        report.objects += 1;
+        report.bytes += bytes as u64;
+        progress(name, done, total);
+    };
+
+    let databases = dest.join("databases");
+    std::fs::create_dir_all(&databases).map_err(local("create", &databases))?;
+    for (name, r) in &g.snapshots {
+        let data = fetch(target, r).await?;
+        let file = databases.join(format!("{name}.db"));
+        std::fs::write(&file, &data).map_err(local("write", &file))?;
+        step(&r.object, &mut report, data.len());
+    }
+    for w in &batches {
+        let data = fetch(target, &w.object).await?;
+        let parts = super::segment::decode(&data).map_err(|reason| RestoreError::Bad {
+            object: w.object.object.clone(),
+            reason,
+        })?;
+        for (name, frames) in parts {
+            let file = databases.join(format!("{name}.db"));
+            apply(&file, &frames).map_err(local("apply WAL batch to", &file))?;
+        }
+        report.batches += 1;
+        step(&w.object.object, &mut report, data.len());
+    }
+
+    let sessions = dest.join("sessions");
+    std::fs::create_dir_all(&sessions).map_err(local("create", &sessions))?;
+    let mut files: BTreeMap<u64, std::fs::File> = BTreeMap::new();
+    'segments: for e in &m.events {
+        let data = fetch(target, &e.object).await?;
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event: Event = serde_json::from_slice(line).map_err(|err| RestoreError::Bad {
+                object: e.object.object.clone(),
+                reason: format!("not an event line: {err}"),
+            })?;
+            if let Some(t) = to_time_ms {
+                let at = humantime::parse_rfc3339(&event.ts)
+                    .ok()
+                    .and_then(|s| s.duration_since(std::time::UNIX_EPOCH).ok());
+                if at.is_some_and(|d| d.as_millis() as u64 > t) {
+                    break 'segments;
+                }
+            }
+            let file = match files.entry(event.session) {
+                std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let path = sessions.join(format!("{:06}.jsonl", event.session));
+                    v.insert(
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .map_err(local("open", &path))?,
+                    )
+                }
+            };
+            file.write_all(line)
+                .and_then(|()| file.write_all(b"\n"))
+                .map_err(|err| {
+                    RestoreError::Local(format!("write session {}: {err}", event.session))
+                })?;
+            report.last_seq = event.seq;
+            report.last_event_ts = Some(event.ts.clone());
+        }
+        step(&e.object.object, &mut report, data.len());
+    }
+    for f in files.values() {
+        f.sync_all()
+            .map_err(|e| RestoreError::Local(format!("fsync session file: {e}")))?;
+    }
+
+    let projects = dest.join("projects");
+    std::fs::create_dir_all(&projects).map_err(local("create", &projects))?;
+    for (path, p) in &m.projects {
+        let r = ObjectRef {
+            object: format!("projects/blobs/{}", p.sha256),
+            sha256: p.sha256.clone(),
+            size: p.size,
+        };
+        let data = fetch(target, &r).await?;
+        let file = projects.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(local("create", parent))?;
+        }
+        std::fs::write(&file, &data).map_err(local("write", &file))?;
+        report.files += 1;
+        step(&r.object, &mut report, data.len());
+    }
+    Ok(Some(report))
+}

@@ -133,7 +133,17 @@ impl TestWorkspace {
 
     /// Starts `spec` under `root`.
     pub async fn start_in(root: Arc<TempRoot>, spec: Workspace) -> Self {
-        let runtime = WorkspaceRuntime::open(spec, root.path())
+        Self::start_synced(root, spec, None).await
+    }
+
+    /// Starts `spec` under `root`, syncing to `target` (an empty folder is restored from
+    /// it first); the test drives the replicator's rounds itself.
+    pub async fn start_synced(
+        root: Arc<TempRoot>,
+        spec: Workspace,
+        target: Option<crate::sync::replicator::SyncTarget>,
+    ) -> Self {
+        let runtime = WorkspaceRuntime::open_synced(spec, root.path(), target)
             .await
             .expect("open workspace");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

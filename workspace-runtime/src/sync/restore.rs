@@ -244,3 +244,25 @@ pub async fn restore(
     }
     Ok(Some(report))
 }
+
+/// Verifies the hash chain of the event log in a restored `sessions/` folder.
+///
+/// # Errors
+/// The first broken link, or a file that cannot be read.
+pub fn verify_chain(sessions: &Path) -> Result<crate::events::ChainReport, String> {
+    let mut files: Vec<_> = std::fs::read_dir(sessions)
+        .map_err(|e| format!("read {}: {e}", sessions.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let mut events = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("read {}: {e}", f.display()))?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            events.push(serde_json::from_str::<Event>(line).map_err(|e| format!("{}: {e}", f.display()))?);
+        }
+    }
+    crate::events::verify_events(events.into_iter().map(Ok)).map_err(|b| format!("{b:?}"))
+}

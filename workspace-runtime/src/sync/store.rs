@@ -108,7 +108,7 @@ impl Bucket {
                     reason: "no bucket name".into(),
                 });
             }
-            let gcs = GcsBucket::open(bucket, prefix, emulator).await?;
+            let gcs = Box::pin(GcsBucket::open(bucket, prefix, emulator)).await?;
             return Ok(Bucket::Gcs(Box::new(gcs)));
         }
         Err(StoreError::BadUrl {
@@ -129,7 +129,7 @@ impl Bucket {
     ) -> Result<ObjectMeta, StoreError> {
         match self {
             Bucket::Local(b) => b.put(name, data, pre).await,
-            Bucket::Gcs(b) => b.put(name, data, pre).await,
+            Bucket::Gcs(b) => Box::pin(b.put(name, data, pre)).await,
         }
     }
 
@@ -140,7 +140,7 @@ impl Bucket {
     pub async fn get(&self, name: &str) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
         match self {
             Bucket::Local(b) => b.get(name).await,
-            Bucket::Gcs(b) => b.get(name).await,
+            Bucket::Gcs(b) => Box::pin(b.get(name)).await,
         }
     }
 
@@ -151,7 +151,7 @@ impl Bucket {
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         match self {
             Bucket::Local(b) => b.list(prefix).await,
-            Bucket::Gcs(b) => b.list(prefix).await,
+            Bucket::Gcs(b) => Box::pin(b.list(prefix)).await,
         }
     }
 
@@ -162,7 +162,7 @@ impl Bucket {
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         match self {
             Bucket::Local(b) => b.delete(name).await,
-            Bucket::Gcs(b) => b.delete(name).await,
+            Bucket::Gcs(b) => Box::pin(b.delete(name)).await,
         }
     }
 

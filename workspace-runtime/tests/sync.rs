@@ -30,37 +30,57 @@ async fn write_some(ws: &TestWorkspace, round: usize) -> Vec<i64> {
         let (status, t) = ws.client.post("/v1/tasks", &body).await;
         assert_eq!(status, 200, "{t}");
         ids.push(t["id"].as_i64().unwrap());
-        let e = json!({"agent": "alpha", "type": "agent_message", "data": {"round": round, "i": i}});
+        let e =
+            json!({"agent": "alpha", "type": "agent_message", "data": {"round": round, "i": i}});
         assert_eq!(ws.client.post("/v1/events", &e).await.0, 200);
     }
     let dir = ws.runtime.layout.projects().join("src");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("r{round}.rs")), format!("// round {round}\n").repeat(100)).unwrap();
+    std::fs::write(
+        dir.join(format!("r{round}.rs")),
+        format!("// round {round}\n").repeat(100),
+    )
+    .unwrap();
     ids
 }
 
 fn task_titles(db: &std::path::Path) -> Vec<String> {
     let c = rusqlite::Connection::open(db.join("databases/sessions.db")).unwrap();
-    let check: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     let mut s = c.prepare("SELECT title FROM tasks ORDER BY id").unwrap();
-    s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 async fn suite(url: String, emulator: Option<String>) {
     let t = target(&url, emulator.clone()).await;
     let ws = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
-    let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone()).await.unwrap();
+    let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone())
+        .await
+        .unwrap();
     write_some(&ws, 1).await;
     r.round(true, true).await.unwrap();
     let first = manifest(&t).await.unwrap().unwrap();
-    assert_eq!((first.generation, first.wal.len()), (1, 1), "one batch for all six databases");
+    assert_eq!(
+        (first.generation, first.wal.len()),
+        (1, 1),
+        "one batch for all six databases"
+    );
     assert!(ws.runtime.sync.get().pending_since_ms.is_none());
     assert_eq!(ws.runtime.sync.lag_seconds(), 0.0);
     // Nothing changed: no object, no manifest write.
     let uploads = ws.runtime.sync.get().uploads;
     r.round(true, true).await.unwrap();
-    assert_eq!(ws.runtime.sync.get().uploads, uploads, "an idle round ships nothing");
+    assert_eq!(
+        ws.runtime.sync.get().uploads,
+        uploads,
+        "an idle round ships nothing"
+    );
 
     let between = coditect_runtime::clock::now_ms();
     write_some(&ws, 2).await;
@@ -68,10 +88,16 @@ async fn suite(url: String, emulator: Option<String>) {
 
     // A full restore into an empty folder equals the live workspace.
     let dest = tempfile::tempdir().unwrap();
-    let report = restore(&t, dest.path(), None, &|_, _, _| {}).await.unwrap().unwrap();
+    let report = restore(&t, dest.path(), None, &|_, _, _| {})
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(report.batches, 2);
     assert_eq!(report.last_seq, ws.runtime.events.durable_seq());
-    assert_eq!(task_titles(dest.path()), task_titles(ws.runtime.layout.root()));
+    assert_eq!(
+        task_titles(dest.path()),
+        task_titles(ws.runtime.layout.root())
+    );
     assert_eq!(task_titles(dest.path()).len(), 10);
     for f in ["src/r1.rs", "src/r2.rs"] {
         assert_eq!(
@@ -79,28 +105,47 @@ async fn suite(url: String, emulator: Option<String>) {
             std::fs::read(ws.runtime.layout.projects().join(f)).unwrap()
         );
     }
-    let chain = coditect_runtime::sync::restore::verify_chain(&dest.path().join("sessions")).unwrap();
+    let chain =
+        coditect_runtime::sync::restore::verify_chain(&dest.path().join("sessions")).unwrap();
     assert_eq!(chain.events, report.last_seq);
 
     // To a time between the rounds: the first round only.
     let earlier = tempfile::tempdir().unwrap();
-    restore(&t, earlier.path(), Some(between), &|_, _, _| {}).await.unwrap().unwrap();
+    restore(&t, earlier.path(), Some(between), &|_, _, _| {})
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(task_titles(earlier.path()).len(), 5);
-    let rewound = coditect_runtime::sync::restore::verify_chain(&earlier.path().join("sessions")).unwrap();
-    assert!(rewound.events < report.last_seq, "events after the time are left out");
+    let rewound =
+        coditect_runtime::sync::restore::verify_chain(&earlier.path().join("sessions")).unwrap();
+    assert!(
+        rewound.events < report.last_seq,
+        "events after the time are left out"
+    );
 
     // An instance on an empty folder restores before it serves.
-    let again = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
+    let again =
+        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
     let (_, tasks) = again.client.get("/v1/tasks").await;
     assert_eq!(tasks.as_array().unwrap().len(), 10);
     let (_, events) = again.client.get("/v1/events?since=0&limit=10000").await;
-    let restored: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["data"]["round"].is_u64()).collect();
+    let restored: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["round"].is_u64())
+        .collect();
     assert_eq!(restored.len(), 10, "every acknowledged event came back");
 
     // It takes the workspace over: the first instance is fenced from then on.
-    let _second = Replicator::start(again.runtime.clone(), t.clone(), again.runtime.sync.clone()).await.unwrap();
+    let _second = Replicator::start(again.runtime.clone(), t.clone(), again.runtime.sync.clone())
+        .await
+        .unwrap();
     write_some(&ws, 3).await;
-    assert!(matches!(r.round(true, true).await, Err(SyncError::Fenced(_))));
+    assert!(matches!(
+        r.round(true, true).await,
+        Err(SyncError::Fenced(_))
+    ));
     assert!(ws.runtime.sync.get().fenced);
     assert_eq!(manifest(&t).await.unwrap().unwrap().generation, 2);
 }
@@ -115,4 +160,75 @@ async fn a_workspace_syncs_to_a_local_folder_and_comes_back_whole() {
 async fn a_workspace_syncs_to_gcs_and_comes_back_whole() {
     let emulator = GcsEmulator::start();
     Box::pin(suite(emulator.url(""), Some(emulator.host.clone()))).await;
+}
+
+/// The emulator stops mid-sync: the workspace keeps taking writes, sync reports the lag
+/// and the error, and when the emulator returns the next round catches up; everything
+/// the manifest names restores and checks out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_mid_sync_is_caught_up_when_it_returns() {
+    Box::pin(async {
+        let mut emulator = GcsEmulator::start();
+        let t = target(&emulator.url(""), Some(emulator.host.clone())).await;
+        let ws =
+            TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
+        let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone())
+            .await
+            .unwrap();
+        write_some(&ws, 1).await;
+        r.round(true, true).await.unwrap();
+
+        emulator.kill();
+        write_some(&ws, 2).await; // the workspace does not notice
+        assert!(matches!(
+            r.round(true, true).await,
+            Err(SyncError::Store(_))
+        ));
+        let state = ws.runtime.sync.get();
+        assert!(
+            state.pending_since_ms.is_some() && state.last_error.is_some(),
+            "{state:?}"
+        );
+        let (_, status) = ws.client.get("/v1/status").await;
+        assert!(status["sync"]["pendingSinceMs"].is_u64(), "{status}");
+        let metrics = reqwest::Client::new()
+            .get(format!("http://{}/metrics", ws.addr))
+            .bearer_auth(&ws.runtime.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lag = metrics
+            .lines()
+            .find(|l| l.starts_with("coditect_sync_lag_seconds "))
+            .unwrap();
+        assert!(
+            lag.trim_start_matches("coditect_sync_lag_seconds ")
+                .parse::<f64>()
+                .unwrap()
+                >= 0.0,
+            "{lag}"
+        );
+        write_some(&ws, 3).await;
+        assert!(r.round(true, true).await.is_err());
+
+        emulator.restart();
+        r.round(true, true).await.unwrap();
+        assert_eq!(ws.runtime.sync.lag_seconds(), 0.0, "caught up");
+        let dest = tempfile::tempdir().unwrap();
+        let report = restore(&t, dest.path(), None, &|_, _, _| {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            task_titles(dest.path()).len(),
+            15,
+            "all three rounds' tasks"
+        );
+        assert_eq!(report.last_seq, ws.runtime.events.durable_seq());
+        coditect_runtime::sync::restore::verify_chain(&dest.path().join("sessions")).unwrap();
+    })
+    .await;
 }

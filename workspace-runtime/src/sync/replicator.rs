@@ -551,6 +551,15 @@ impl Replicator {
     /// # Errors
     /// The first failure; what was not shipped stays queued for the next round.
     pub async fn round(&mut self, databases: bool, events: bool) -> Result<(), SyncError> {
+        let result = self.try_round(databases, events).await;
+        if let Err(e) = &result {
+            self.failed(e);
+        }
+        self.ws.metrics.sync_lag.set(self.status.lag_seconds());
+        result
+    }
+
+    async fn try_round(&mut self, databases: bool, events: bool) -> Result<(), SyncError> {
         if self.status.get().fenced {
             return Err(SyncError::Fenced("see the last error".into()));
         }
@@ -619,20 +628,15 @@ impl Replicator {
                 () = tokio::time::sleep(tick) => {}
             }
             let (db_due, ev_due) = (last_db.elapsed() >= db_every, last_ev.elapsed() >= ev_every);
-            if let Err(e) = self.round(db_due, ev_due).await {
-                self.failed(&e);
-            }
+            let _ = self.round(db_due, ev_due).await;
             if db_due {
                 last_db = Instant::now();
             }
             if ev_due {
                 last_ev = Instant::now();
             }
-            self.ws.metrics.sync_lag.set(self.status.lag_seconds());
         }
-        if let Err(e) = self.round(true, true).await {
-            self.failed(&e);
-        }
+        let _ = self.round(true, true).await;
     }
 
     fn failed(&self, e: &SyncError) {

@@ -261,7 +261,9 @@ pub fn verify_chain(sessions: &Path) -> Result<crate::events::ChainReport, Strin
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| format!("read {}: {e}", f.display()))?;
         for line in text.lines().filter(|l| !l.is_empty()) {
-            events.push(serde_json::from_str::<Event>(line).map_err(|e| format!("{}: {e}", f.display()))?);
+            events.push(
+                serde_json::from_str::<Event>(line).map_err(|e| format!("{}: {e}", f.display()))?,
+            );
         }
     }
     crate::events::verify_events(events.into_iter().map(Ok)).map_err(|b| format!("{b:?}"))

@@ -124,7 +124,14 @@ async fn reconcile_workspace<D: Driver>(
         })?;
         ctx.store.record_event(key, "Normal", reason, message);
     }
-    let instance = match ctx.driver.ensure(key, &ws, &hash).await {
+    // The instance syncs to its organization's bucket; the driver resolves a relative
+    // `file:` bucket against its data dir.
+    let mut placed = ws.clone();
+    placed
+        .metadata
+        .annotations
+        .insert(BUCKET_ANNOTATION.into(), organization_bucket(ctx, key));
+    let instance = match ctx.driver.ensure(key, &placed, &hash).await {
         Ok(i) => i,
         Err(e) => {
             let message = e.to_string();
@@ -217,6 +224,22 @@ fn write_status<D>(
         }
     })?;
     Ok(())
+}
+
+/// The annotation that carries a workspace's bucket to its driver.
+pub const BUCKET_ANNOTATION: &str = "coditect.io/bucket";
+
+/// The bucket of the workspace's organization (the default when it names none).
+fn organization_bucket<D>(ctx: &Context<D>, key: &ObjectKey) -> String {
+    let org = ObjectKey {
+        kind: Kind::Organization,
+        organization: None,
+        name: key.organization.clone().unwrap_or_default(),
+    };
+    match ctx.store.get(&org) {
+        Ok(Some(Resource::Organization(o))) => o.spec.storage.bucket.clone(),
+        _ => coditect_specs::defaults::bucket(),
+    }
 }
 
 /// Organization and Team status: how many of their workspaces are Ready.

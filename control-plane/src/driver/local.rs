@@ -79,6 +79,26 @@ impl LocalDriver {
         )
     }
 
+    /// The workspace's bucket as the instance opens it: the organization's
+    /// (`coditect.io/bucket` annotation), with `file:relative` resolved against the data
+    /// dir.
+    pub fn bucket_url(&self, ws: &Workspace) -> String {
+        let raw = ws
+            .metadata
+            .annotations
+            .get(crate::reconcile::BUCKET_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(coditect_specs::defaults::bucket);
+        match raw.strip_prefix("file:") {
+            Some(rest) if !rest.starts_with("//") => {
+                let path = self.config.data_dir.join(rest);
+                let path = std::path::absolute(&path).unwrap_or(path);
+                format!("file://{}", path.display())
+            }
+            _ => raw,
+        }
+    }
+
     /// Where instances keep their folders.
     pub fn workspaces_root(&self) -> PathBuf {
         self.config.data_dir.join("workspaces")
@@ -179,6 +199,8 @@ impl LocalDriver {
             .arg(self.workspaces_root())
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .arg("--bucket")
+            .arg(self.bucket_url(ws))
             .env(
                 "CODITECT_SECRETS_DIR",
                 std::env::var_os("CODITECT_SECRETS_DIR")

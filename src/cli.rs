@@ -58,6 +58,47 @@ pub enum Command {
     Wait(WaitArgs),
     /// Load-test a control plane against KPI thresholds (exit 99 when one fails).
     Loadtest(LoadtestArgs),
+    /// A workspace's backups in its bucket: list, verify, restore.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// What the bucket holds for a workspace: generations, WAL batches, event segments,
+    /// project files, and who owns it.
+    List(BackupArgs),
+    /// Restore into a scratch folder and check everything: every object's SHA-256,
+    /// `PRAGMA integrity_check` of each database, the event hash chain (exit 1 if not).
+    Verify(BackupArgs),
+    /// Restore a workspace from its bucket into a folder (the workspace itself restores
+    /// on its own when it starts on an empty folder).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The workspace's name.
+    pub workspace: String,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The bucket (`file:///…`, `gs://…`); by default the one in the workspace's status.
+    #[arg(long)]
+    pub bucket: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub backup: BackupArgs,
+    /// The folder to restore into (must be empty or absent).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// Restore as of this time (RFC 3339, e.g. 2026-11-24T10:00:00Z): later database
+    /// changes and events are left out.
+    #[arg(long)]
+    pub to_time: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -185,6 +185,10 @@ async fn reconcile_workspace<D: Driver>(
         s.endpoint = Some(instance.endpoint.clone());
         s.spec_hash = Some(instance.spec_hash.clone());
         s.session_expires_at = instance.session_expires_at.clone();
+        s.sync_lag_seconds = instance.sync_lag_seconds;
+        if instance.bucket.is_some() {
+            s.bucket = instance.bucket.clone();
+        }
         conditions::set(
             &mut s.conditions,
             "Ready",

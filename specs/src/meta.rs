@@ -122,7 +122,12 @@ pub struct WorkspaceStatus {
     /// Hash of the spec the running instance was started with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_hash: Option<String>,
-    /// Seconds since the last durable upload to the bucket.
+    /// Seconds the bucket is behind the instance: since the oldest change not yet
+    /// durable in the bucket, 0 when everything is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_lag_seconds: Option<f64>,
+    /// The bucket the instance syncs to (`file:///…` or `gs://…`); `coditect backup`
+    /// reads it from here when the instance is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
 }

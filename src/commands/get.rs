@@ -86,7 +86,15 @@ fn table(kind: Kind, objects: &[Resource], wide: bool) {
                         spec["agents"].as_array().map_or(0, Vec::len).to_string(),
                     ];
                     if wide {
-                        row.extend([s(&st["endpoint"]), generation, s(&st["sessionExpiresAt"])]);
+                        let lag = st["syncLagSeconds"]
+                            .as_f64()
+                            .map_or("-".into(), |l| format!("{l:.1}s"));
+                        row.extend([
+                            s(&st["endpoint"]),
+                            generation,
+                            s(&st["sessionExpiresAt"]),
+                            lag,
+                        ]);
                     }
                     row
                 }
@@ -135,7 +143,7 @@ fn table(kind: Kind, objects: &[Resource], wide: bool) {
                 "PHASE",
                 "AGENTS",
             ],
-            &["ENDPOINT", "GENERATION", "SESSION-EXPIRES"],
+            &["ENDPOINT", "GENERATION", "SESSION-EXPIRES", "SYNC-LAG"],
         ),
         Kind::Team => (
             &["NAME", "ORGANIZATION", "MEMBERS", "WORKSPACES-READY"],

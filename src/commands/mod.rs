@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns library results into output.
 
 mod apply;
+mod backup;
 mod delete;
 mod describe;
 mod diff;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Delete(args) => block_on(delete::run(format, &server, &args)),
         Command::Wait(args) => block_on(wait::run(format, &server, &args)),
         Command::Loadtest(args) => block_on(loadtest::run(format, &server, &args)),
+        Command::Backup(cmd) => block_on(backup::run(format, &server, &cmd)),
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Instance {
     pub spec_hash: String,
     /// RFC 3339 time its session expires.
     pub session_expires_at: Option<String>,
+    /// Seconds its bucket is behind (None when it does not sync).
+    pub sync_lag_seconds: Option<f64>,
+    /// The bucket it syncs to.
+    pub bucket: Option<String>,
 }
 
 /// Starts, stops and observes instances.

@@ -75,8 +75,10 @@ pub enum SyncError {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncState {
-    /// The bucket and prefix.
+    /// The bucket.
     pub bucket: String,
+    /// The workspace's path in it.
+    pub prefix: String,
     /// The database generation.
     pub generation: u64,
     /// The last round that left nothing behind (ms since the epoch).
@@ -213,7 +215,8 @@ impl Replicator {
             scratch,
         };
         r.status.update(|s| {
-            s.bucket = format!("{}/{}", r.target.bucket.url(), r.target.prefix);
+            s.bucket = r.target.bucket.url();
+            s.prefix = r.target.prefix.clone();
             s.shipped_seq = r.manifest.last_seq();
         });
         if let Some(old) = old {

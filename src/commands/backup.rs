@@ -1,0 +1,247 @@
+//! `coditect backup list|verify|restore WORKSPACE`: what a workspace's bucket holds, a
+//! full check of it, and a restore into a folder — for operators, and for the day the
+//! machine is gone (the bucket is found in the workspace's status; `--bucket` when the
+//! control plane is gone too).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use coditect_control_plane::client::Client;
+use coditect_runtime::layout::Layout;
+use coditect_runtime::sync::Bucket;
+use coditect_runtime::sync::replicator::SyncTarget;
+use coditect_runtime::sync::restore::{RestoreReport, manifest, restore, verify_chain};
+use coditect_specs::Kind;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::cli::{BackupArgs, BackupCommand};
+use crate::exit::Failure;
+use crate::output::{OutputFormat, print_structured, print_table};
+
+pub async fn run(format: OutputFormat, server: &str, cmd: &BackupCommand) -> Result<(), Failure> {
+    match cmd {
+        BackupCommand::List(args) => list(format, &target(server, args).await?).await,
+        BackupCommand::Verify(args) => verify(format, &target(server, args).await?).await,
+        BackupCommand::Restore(args) => {
+            let to_time = match &args.to_time {
+                Some(t) => Some(
+                    humantime::parse_rfc3339_weak(t)
+                        .map_err(|e| Failure::Refused(format!("--to-time {t:?}: {e} (expected RFC 3339, e.g. 2026-11-24T10:00:00Z)")))?
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                ),
+                None => None,
+            };
+            let t = target(server, &args.backup).await?;
+            let report = restore_into(&t, &args.to, to_time).await?;
+            if matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
+                return Ok(print_structured(format, &report)?);
+            }
+            println!(
+                "restored {} into {}: generation {}, {} WAL batch(es), events up to seq {} ({}), {} project file(s), {} object(s), {} bytes",
+                t.prefix,
+                args.to.display(),
+                report.generation,
+                report.batches,
+                report.last_seq,
+                report.last_event_ts.as_deref().unwrap_or("-"),
+                report.files,
+                report.objects,
+                report.bytes
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The workspace's bucket and prefix: from the flags, else from its status.
+async fn target(server: &str, args: &BackupArgs) -> Result<SyncTarget, Failure> {
+    let ws = Client::new(server)
+        .find(Kind::Workspace, &args.workspace, args.org.as_deref())
+        .await?;
+    let m = ws.metadata();
+    let status = ws.status_json();
+    let url = match (&args.bucket, status["bucket"].as_str()) {
+        (Some(b), _) => b.clone(),
+        (None, Some(b)) => b.to_string(),
+        (None, None) => {
+            return Err(Failure::Refused(format!(
+                "workspace {} has not reported a bucket yet (it has never synced); pass --bucket",
+                m.name
+            )));
+        }
+    };
+    let spec = ws.spec_json();
+    let prefix = Layout::relative(
+        m.organization.as_deref().unwrap_or_default(),
+        m.team.as_deref().unwrap_or_default(),
+        spec["owner"].as_str().unwrap_or_default(),
+        &m.name,
+    );
+    let bucket = Bucket::open(&url)
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))?;
+    Ok(SyncTarget {
+        bucket,
+        prefix: prefix.display().to_string(),
+    })
+}
+
+async fn list(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {
+    let m = manifest(t)
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            Failure::Refused(format!(
+                "{}/{} holds no backup of this workspace",
+                t.bucket.url(),
+                t.prefix
+            ))
+        })?;
+    if matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
+        return Ok(print_structured(format, &m)?);
+    }
+    let at = |ms: u64| coditect_runtime::clock::rfc3339(ms);
+    println!("Bucket:     {}/{}", t.bucket.url(), t.prefix);
+    println!(
+        "Owner:      instance {} on {} (pid {}), since {}",
+        m.owner.instance,
+        m.owner.host,
+        m.owner.pid,
+        at(m.owner.since_ms)
+    );
+    println!("Updated:    {}", at(m.updated_ms));
+    let mut rows = Vec::new();
+    for g in std::iter::once(m.current_generation()).chain(m.previous.clone()) {
+        let bytes: u64 = g.snapshots.values().map(|s| s.size).sum::<u64>()
+            + g.wal.iter().map(|w| w.object.size).sum::<u64>();
+        rows.push(vec![
+            g.generation.to_string(),
+            at(g.snapshot_ms),
+            g.snapshots.len().to_string(),
+            g.wal.len().to_string(),
+            g.wal.last().map_or("-".into(), |w| at(w.ts_ms)),
+            bytes.to_string(),
+        ]);
+    }
+    print_table(
+        &[
+            "GENERATION",
+            "SNAPSHOT",
+            "DATABASES",
+            "WAL BATCHES",
+            "LAST BATCH",
+            "BYTES",
+        ],
+        &rows,
+    );
+    println!(
+        "Events:     {} segment(s), seq 1..{}",
+        m.events.len(),
+        m.last_seq()
+    );
+    println!(
+        "Projects:   {} file(s), {} bytes",
+        m.projects.len(),
+        m.projects.values().map(|p| p.size).sum::<u64>()
+    );
+    Ok(())
+}
+
+async fn verify(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {
+    let scratch = tempfile::tempdir().map_err(anyhow::Error::from)?;
+    let dest = scratch.path().join("workspace");
+    let report = restore_into(t, &dest, None).await?;
+    let mut databases = Vec::new();
+    for name in coditect_runtime::db::NAMES {
+        let file = dest.join("databases").join(format!("{name}.db"));
+        let check = rusqlite::Connection::open(&file)
+            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)))
+            .unwrap_or_else(|e| e.to_string());
+        databases.push((name.to_string(), check));
+    }
+    let chain = verify_chain(&dest.join("sessions"));
+    let ok = databases.iter().all(|(_, c)| c == "ok") && chain.is_ok();
+    if matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
+        print_structured(
+            format,
+            &json!({"ok": ok, "restore": report, "databases": databases, "chain": chain.as_ref().map(|c| json!({"events": c.events, "head": c.head})).map_err(|e| e.to_string())}),
+        )?;
+    } else {
+        println!(
+            "objects:  {} read, every SHA-256 matches the manifest ({} bytes)",
+            report.objects, report.bytes
+        );
+        for (name, check) in &databases {
+            println!("database: {name:<16} integrity_check {check}");
+        }
+        match &chain {
+            Ok(c) => println!(
+                "events:   {} events, hash chain intact (head {})",
+                c.events,
+                &c.head[..16.min(c.head.len())]
+            ),
+            Err(e) => println!("events:   hash chain BROKEN: {e}"),
+        }
+        println!(
+            "{}",
+            if ok {
+                "backup verified"
+            } else {
+                "backup FAILED verification"
+            }
+        );
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::InvalidInput)
+    }
+}
+
+/// Restores with a progress bar on a terminal.
+async fn restore_into(
+    t: &SyncTarget,
+    dest: &Path,
+    to_time: Option<u64>,
+) -> Result<RestoreReport, Failure> {
+    if dest.exists()
+        && std::fs::read_dir(dest)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(Failure::Refused(format!(
+            "{} is not empty; restore into an empty folder",
+            dest.display()
+        )));
+    }
+    let bar = if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template("restoring [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let progress = |name: &str, done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(name.to_string());
+        tracing::debug!(object = name, done, total, "restored");
+    };
+    let report = restore(t, dest, to_time, &progress)
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            Failure::Refused(format!(
+                "{}/{} holds no backup of this workspace",
+                t.bucket.url(),
+                t.prefix
+            ))
+        })?;
+    bar.finish_and_clear();
+    Ok(report)
+}

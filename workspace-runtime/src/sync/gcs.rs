@@ -93,6 +93,9 @@ impl GcsBucket {
             .with_endpoint(endpoint.clone())
             .with_credentials(credentials.clone())
             .with_retry_policy(retry)
+            // One request per object: sync rounds hold their objects in memory anyway, and
+            // a resumable session's extra round trips (and its second address) buy nothing.
+            .with_resumable_upload_threshold(usize::MAX)
             .build()
             .await
             .map_err(unavailable)?;

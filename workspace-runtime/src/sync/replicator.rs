@@ -618,26 +618,40 @@ impl Replicator {
             policy.databases_interval.to_std(),
             policy.events_interval.to_std(),
         );
-        let tick = db_every
-            .min(ev_every)
-            .min(Duration::from_secs(1))
-            .max(Duration::from_millis(50));
+        let tick = db_every.min(ev_every).min(Duration::from_secs(1));
+        // The interval bounds what a lost machine loses: a change made just after a round
+        // cut its batch must be in the bucket within the interval, so each round starts
+        // early by what the recent rounds took to cut, upload and publish.
+        let mut recent: VecDeque<Duration> = VecDeque::with_capacity(8);
         let (mut last_db, mut last_ev) = (Instant::now(), Instant::now());
+        let mut next = Instant::now() + tick;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(tick) => {}
+                () = tokio::time::sleep_until(next.into()) => {}
             }
-            let (db_due, ev_due) = (last_db.elapsed() >= db_every, last_ev.elapsed() >= ev_every);
+            let budget = recent.iter().max().copied().unwrap_or_default();
+            let (db_due, ev_due) = (
+                last_db.elapsed() + budget + tick / 4 >= db_every,
+                last_ev.elapsed() + budget + tick / 4 >= ev_every,
+            );
+            let started = Instant::now();
             let _ = self.round(db_due, ev_due).await;
+            let took = started.elapsed();
+            if recent.len() == 8 {
+                recent.pop_front();
+            }
+            recent.push_back(took);
             if db_due {
-                last_db = Instant::now();
+                last_db = started;
             }
             if ev_due {
-                last_ev = Instant::now();
+                last_ev = started;
             }
+            let budget = recent.iter().max().copied().unwrap_or_default();
+            next = started + tick.saturating_sub(budget).max(Duration::from_millis(50));
         }
         let _ = self.round(true, true).await;
     }

@@ -150,6 +150,69 @@ async fn suite(url: String, emulator: Option<String>) {
     assert_eq!(manifest(&t).await.unwrap().unwrap().generation, 2);
 }
 
+/// Old generations are compacted away: after rolls the bucket keeps the current and the
+/// previous generation only, and a restore still brings back everything.
+async fn retention(url: String, emulator: Option<String>) {
+    let t = target(&url, emulator).await;
+    let ws = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
+    let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone())
+        .await
+        .unwrap()
+        .roll_after(2);
+    for round in 1..=7 {
+        write_some(&ws, round).await;
+        r.round(true, true).await.unwrap();
+    }
+    let m = manifest(&t).await.unwrap().unwrap();
+    // Rolls at rounds 3 and 6 (a roll's snapshot holds that round's writes, so the
+    // generation starts with no batch).
+    assert_eq!(m.generation, 3, "rolled after every two batches");
+    let generations: std::collections::BTreeSet<String> = t
+        .bucket
+        .list(&t.name("databases/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            o.name
+                .trim_start_matches(&t.name("databases/"))
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        generations.into_iter().collect::<Vec<_>>(),
+        ["000002", "000003"]
+    );
+    let dest = tempfile::tempdir().unwrap();
+    restore(&t, dest.path(), None, &|_, _, _| {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task_titles(dest.path()).len(), 35);
+    let too_early = tempfile::tempdir().unwrap();
+    assert!(
+        restore(&t, too_early.path(), Some(1), &|_, _, _| {})
+            .await
+            .is_err(),
+        "no generation that old is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_generations_are_pruned_from_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    Box::pin(retention(format!("file://{}", dir.path().display()), None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_generations_are_pruned_from_gcs() {
+    let emulator = GcsEmulator::start();
+    Box::pin(retention(emulator.url(""), Some(emulator.host.clone()))).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_syncs_to_a_local_folder_and_comes_back_whole() {
     let dir = tempfile::tempdir().unwrap();

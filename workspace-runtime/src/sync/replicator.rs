@@ -152,6 +152,7 @@ pub struct Replicator {
     files: HashMap<String, (i64, u64, String)>,
     status: Arc<SyncStatus>,
     scratch: PathBuf,
+    roll_batches: usize,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -213,6 +214,7 @@ impl Replicator {
             target,
             status,
             scratch,
+            roll_batches: ROLL_BATCHES,
         };
         r.status.update(|s| {
             s.bucket = r.target.bucket.url();
@@ -226,6 +228,12 @@ impl Replicator {
         r.publish(old_generation.is_none()).await?;
         r.prune().await;
         Ok(r)
+    }
+
+    /// Rolls to a new generation after `batches` WAL batches (256 by default).
+    pub fn roll_after(mut self, batches: usize) -> Self {
+        self.roll_batches = batches.max(1);
+        self
     }
 
     /// A new generation: each database checkpointed and copied through the backup API
@@ -574,7 +582,7 @@ impl Replicator {
         if databases {
             let wal_bytes: u64 = self.manifest.wal.iter().map(|w| w.object.size).sum();
             if self.queue.is_empty()
-                && (self.manifest.wal.len() >= ROLL_BATCHES || wal_bytes >= ROLL_BYTES)
+                && (self.manifest.wal.len() >= self.roll_batches || wal_bytes >= ROLL_BYTES)
             {
                 self.manifest.previous = Some(self.manifest.current_generation());
                 self.manifest.generation += 1;

@@ -228,6 +228,7 @@ fn serve_instance(args: &[String]) {
         listen: flag("--listen")
             .parse()
             .unwrap_or_else(|_| "127.0.0.1:0".parse().expect("addr")),
+        bucket: Some(flag("--bucket")).filter(|b| !b.is_empty()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

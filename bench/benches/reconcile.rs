@@ -26,6 +26,8 @@ impl Converged {
             pid: None,
             spec_hash: coditect_specs::spec_hash(&Resource::Workspace(ws.clone())),
             session_expires_at: None,
+            sync_lag_seconds: None,
+            bucket: None,
         }
     }
 }

@@ -499,7 +499,12 @@ impl Replicator {
     }
 
     /// Ships changed project files by content; returns whether the file list changed.
+    /// Skipped when `projects/` is a gcsfuse mount of the bucket
+    /// (`CODITECT_PROJECTS_ON_GCSFUSE` set): the mount already is the bucket.
     async fn ship_projects(&mut self) -> Result<bool, SyncError> {
+        if std::env::var_os("CODITECT_PROJECTS_ON_GCSFUSE").is_some() {
+            return Ok(false);
+        }
         let root = self.ws.files.root().to_path_buf();
         let listed = crate::agents::context::list_tree(&root, usize::MAX);
         let mut seen = HashSet::new();

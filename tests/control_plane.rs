@@ -335,6 +335,73 @@ async fn the_demo_runs_the_offline_agents_on_its_sample_tasks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_lists_verifies_and_restores_a_workspace_from_its_bucket() {
+    let tmp = TempRoot::new();
+    let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    ready(&cp, "alice-main").await;
+    // The instance reports its bucket once it owns the workspace there.
+    let synced = cp
+        .client()
+        .watch_until(&ws_key("alice-main"), MINUTE, |r| {
+            r.status_json()["bucket"].is_string()
+        })
+        .await
+        .unwrap();
+    let bucket = synced.status_json()["bucket"].as_str().unwrap().to_string();
+    assert!(
+        bucket.starts_with("file:///") && bucket.ends_with("/bucket/acme"),
+        "{bucket}"
+    );
+
+    let list = cp.cli(&["-o", "json", "backup", "list", "alice-main"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let manifest: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(manifest["generation"], 1);
+    assert_eq!(manifest["snapshots"].as_object().unwrap().len(), 6);
+
+    let verify = cp.cli(&["backup", "verify", "alice-main"]);
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && text.contains("backup verified"),
+        "{text}"
+    );
+    assert_eq!(text.matches("integrity_check ok").count(), 6, "{text}");
+
+    let dest = tmp.path().join("restored");
+    let restore = cp.cli(&[
+        "-o",
+        "json",
+        "backup",
+        "restore",
+        "alice-main",
+        "--to",
+        dest.to_str().unwrap(),
+    ]);
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    let report: Value = serde_json::from_slice(&restore.stdout).unwrap();
+    assert!(report["lastSeq"].as_u64().unwrap() > 0, "{report}");
+    assert!(dest.join("databases/sessions.db").exists());
+    // Into a folder that is not empty: refused, nothing touched.
+    let again = cp.cli(&[
+        "backup",
+        "restore",
+        "alice-main",
+        "--to",
+        dest.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_comes_back_ready_with_nothing_acknowledged_lost() {
     let tmp = TempRoot::new();
     let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);

@@ -140,7 +140,10 @@ impl LocalDriver {
             spec_hash: status["specHash"].as_str().unwrap_or_default().to_string(),
             session_expires_at: status["session"]["expiresAt"].as_str().map(str::to_string),
             sync_lag_seconds: status["sync"]["lagSeconds"].as_f64(),
-            bucket: status["sync"]["bucket"].as_str().map(str::to_string),
+            bucket: status["sync"]["bucket"]
+                .as_str()
+                .filter(|b| !b.is_empty())
+                .map(str::to_string),
         })
     }
 

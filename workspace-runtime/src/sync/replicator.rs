@@ -216,16 +216,18 @@ impl Replicator {
             scratch,
             roll_batches: ROLL_BATCHES,
         };
-        r.status.update(|s| {
-            s.bucket = r.target.bucket.url();
-            s.prefix = r.target.prefix.clone();
-            s.shipped_seq = r.manifest.last_seq();
-        });
+
         if let Some(old) = old {
             r.manifest.previous = Some(old.current_generation());
         }
         r.snapshot().await?;
         r.publish(old_generation.is_none()).await?;
+        // Reported only once the workspace is ours in the bucket and a restore would work.
+        r.status.update(|s| {
+            s.bucket = r.target.bucket.url();
+            s.prefix = r.target.prefix.clone();
+            s.shipped_seq = r.manifest.last_seq();
+        });
         r.prune().await;
         Ok(r)
     }

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,7 +13,7 @@ use coditect_runtime::testkit::{ApiClient, SPEC, TempRoot};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::{RngExt, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 
 struct Instance {
     child: Child,
@@ -33,19 +31,8 @@ fn start(spec: &Path, root: &Path) -> Instance {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value =
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("no ready line: {line:?}"));
-    let addr: SocketAddr = ready["addr"].as_str().unwrap().parse().unwrap();
-    let token_file = Path::new(ready["root"].as_str().unwrap()).join("api-token");
-    let token = std::fs::read_to_string(token_file).unwrap();
-    Instance {
-        child,
-        client: ApiClient::new(addr, Some(token)),
-    }
+    let client = coditect_runtime::testkit::ready_client(&mut child);
+    Instance { child, client }
 }
 
 #[derive(Default, Clone)]

@@ -8,8 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,7 +17,7 @@ use coditect_runtime::testkit::{ApiClient, GcsEmulator, TempRoot};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::RngExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SPEC: &str = r#"
 apiVersion: coditect.io/v1
@@ -54,20 +52,8 @@ fn start(spec: &Path, root: &Path, bucket: &str, emulator: Option<&str>) -> Inst
         cmd.env("STORAGE_EMULATOR_HOST", host);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value =
-        serde_json::from_str(&line).unwrap_or_else(|_| panic!("no ready line: {line:?}"));
-    let addr: SocketAddr = ready["addr"].as_str().unwrap().parse().unwrap();
-    let token =
-        std::fs::read_to_string(Path::new(ready["root"].as_str().unwrap()).join("api-token"))
-            .unwrap();
-    Instance {
-        child,
-        client: ApiClient::new(addr, Some(token)),
-    }
+    let client = coditect_runtime::testkit::ready_client(&mut child);
+    Instance { child, client }
 }
 
 /// Acknowledged writes: (unique name, acknowledged at ms).

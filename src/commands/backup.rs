@@ -92,13 +92,7 @@ async fn list(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {
     let m = manifest(t)
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?
-        .ok_or_else(|| {
-            Failure::Refused(format!(
-                "{}/{} holds no backup of this workspace",
-                t.bucket.url(),
-                t.prefix
-            ))
-        })?;
+        .ok_or_else(|| no_backup(t))?;
     if matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
         return Ok(print_structured(format, &m)?);
     }
@@ -235,13 +229,15 @@ async fn restore_into(
     let report = restore(t, dest, to_time, &progress)
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?
-        .ok_or_else(|| {
-            Failure::Refused(format!(
-                "{}/{} holds no backup of this workspace",
-                t.bucket.url(),
-                t.prefix
-            ))
-        })?;
+        .ok_or_else(|| no_backup(t))?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+fn no_backup(t: &SyncTarget) -> Failure {
+    Failure::Refused(format!(
+        "{}/{} holds no backup of this workspace",
+        t.bucket.url(),
+        t.prefix
+    ))
 }

@@ -407,3 +407,22 @@ fn emulator_binary() -> PathBuf {
         .status();
     path
 }
+
+/// Reads the ready line a `coditect workspace-runtime` child prints on stdout and
+/// returns a client for it (with the token from its folder).
+pub fn ready_client(child: &mut std::process::Child) -> ApiClient {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the ready line");
+    let ready: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("no ready line: {line:?}"));
+    let addr: SocketAddr = ready["addr"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("addr");
+    let root = ready["root"].as_str().expect("root");
+    let token = std::fs::read_to_string(Path::new(root).join("api-token")).expect("api token");
+    ApiClient::new(addr, Some(token))
+}

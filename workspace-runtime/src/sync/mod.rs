@@ -9,6 +9,7 @@ pub mod replicator;
 pub mod restore;
 pub mod segment;
 pub mod store;
+pub mod tail;
 pub mod wal;
 
 pub use store::{Bucket, ObjectMeta, Precondition, StoreError};

@@ -153,6 +153,7 @@ pub struct Replicator {
     status: Arc<SyncStatus>,
     scratch: PathBuf,
     roll_batches: usize,
+    tail: super::tail::EventTail,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -215,6 +216,7 @@ impl Replicator {
             status,
             scratch,
             roll_batches: ROLL_BATCHES,
+            tail: super::tail::EventTail::new(),
         };
 
         if let Some(old) = old {
@@ -451,29 +453,26 @@ impl Replicator {
         if until < from {
             return Ok(false);
         }
-        let events = self.ws.events.clone();
-        let lines = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-            let mut out = Vec::new();
-            for e in events.replay_until(from, until) {
-                let e = e.map_err(|e| e.to_string())?;
-                out.extend(serde_json::to_vec(&e).map_err(|e| e.to_string())?);
-                out.push(b'\n');
-            }
-            Ok(out)
+        let (mut tail, dir) = (std::mem::take(&mut self.tail), self.ws.layout.sessions());
+        let (tail, lines) = tokio::task::spawn_blocking(move || {
+            let lines = tail.read(&dir, from, until);
+            (tail, lines)
         })
         .await
-        .map_err(|e| SyncError::Local(e.to_string()))?
-        .map_err(SyncError::Local)?;
+        .map_err(|e| SyncError::Local(e.to_string()))?;
+        self.tail = tail;
+        let data =
+            Bytes::from(lines.map_err(|e| SyncError::Local(format!("read the event log: {e}")))?);
         let object = format!("sessions/{from:012}-{until:012}.jsonl");
         let r = match self
-            .upload(&object, Bytes::from(lines), Precondition::DoesNotExist)
+            .upload(&object, data.clone(), Precondition::DoesNotExist)
             .await
         {
             Ok(r) => r,
-            // Uploaded before a crash that kept it out of the manifest: same seqs, same bytes.
+            // Uploaded before a crash kept it out of the manifest: the same seqs, the
+            // same lines.
             Err(StoreError::PreconditionFailed { .. }) => {
-                self.upload(&object, self.reread(from, until).await?, Precondition::None)
-                    .await?
+                self.upload(&object, data, Precondition::None).await?
             }
             Err(e) => return Err(e.into()),
         };
@@ -484,20 +483,6 @@ impl Replicator {
         });
         self.status.update(|s| s.shipped_seq = until);
         Ok(true)
-    }
-
-    async fn reread(&self, from: u64, until: u64) -> Result<Bytes, SyncError> {
-        let events = self.ws.events.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            for e in events.replay_until(from, until).flatten() {
-                out.extend(serde_json::to_vec(&e).unwrap_or_default());
-                out.push(b'\n');
-            }
-            Bytes::from(out)
-        })
-        .await
-        .map_err(|e| SyncError::Local(e.to_string()))
     }
 
     /// Ships changed project files by content; returns whether the file list changed.

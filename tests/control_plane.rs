@@ -399,6 +399,32 @@ async fn backup_lists_verifies_and_restores_a_workspace_from_its_bucket() {
     ]);
     assert_eq!(again.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // A purge takes the bucket's copy too (a workspace created again under the name must
+    // not restore the purged one).
+    let prefix = bucket.trim_start_matches("file://").to_string()
+        + "/organizations/acme/teams/platform/users/alice/workspaces/alice-main";
+    assert!(Path::new(&prefix).join("manifest.json").exists());
+    let out = cp.cli(&["delete", "workspace", "alice-main", "--purge"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = walk(Path::new(&prefix));
+    assert!(left.is_empty(), "objects left after a purge: {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,13 @@ async fn reconcile_workspace<D: Driver>(
     ctx: &Context<D>,
 ) -> Result<Action, ReconcileError> {
     let generation = ws.metadata.generation;
+    // The instance syncs to its organization's bucket; the driver resolves a relative
+    // `file:` bucket against its data dir (and purges the workspace's objects there).
+    let mut placed = ws.clone();
+    placed
+        .metadata
+        .annotations
+        .insert(BUCKET_ANNOTATION.into(), organization_bucket(ctx, key));
     if ws.metadata.deletion_timestamp.is_some() {
         let purge = ws
             .metadata
@@ -89,7 +96,7 @@ async fn reconcile_workspace<D: Driver>(
                 generation,
             );
         })?;
-        ctx.driver.stop(key, &ws, purge).await?;
+        ctx.driver.stop(key, &placed, purge).await?;
         ctx.store.record_event(
             key,
             "Normal",
@@ -124,13 +131,6 @@ async fn reconcile_workspace<D: Driver>(
         })?;
         ctx.store.record_event(key, "Normal", reason, message);
     }
-    // The instance syncs to its organization's bucket; the driver resolves a relative
-    // `file:` bucket against its data dir.
-    let mut placed = ws.clone();
-    placed
-        .metadata
-        .annotations
-        .insert(BUCKET_ANNOTATION.into(), organization_bucket(ctx, key));
     let instance = match ctx.driver.ensure(key, &placed, &hash).await {
         Ok(i) => i,
         Err(e) => {

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coditect_runtime::layout::Layout;
+use coditect_runtime::sync::Bucket;
 use coditect_specs::{Kind, ObjectKey, Resource, Workspace};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -97,6 +98,36 @@ impl LocalDriver {
             }
             _ => raw,
         }
+    }
+
+    /// Deletes the workspace's objects from its bucket.
+    async fn purge_bucket(&self, key: &ObjectKey, ws: &Workspace) -> Result<(), DriverError> {
+        let failed = |reason: String| DriverError::StopFailed {
+            workspace: key.to_string(),
+            reason,
+        };
+        let bucket = Bucket::open(&self.bucket_url(ws))
+            .await
+            .map_err(|e| failed(format!("purge the bucket: {e}")))?;
+        let m = &ws.metadata;
+        let prefix = Layout::relative(
+            m.organization.as_deref().unwrap_or_default(),
+            m.team.as_deref().unwrap_or_default(),
+            &ws.spec.owner,
+            &m.name,
+        );
+        let prefix = format!("{}/", prefix.display());
+        let objects = bucket
+            .list(&prefix)
+            .await
+            .map_err(|e| failed(format!("purge the bucket: {e}")))?;
+        for o in objects {
+            bucket
+                .delete(&o.name)
+                .await
+                .map_err(|e| failed(format!("purge {}: {e}", o.name)))?;
+        }
+        Ok(())
     }
 
     /// Where instances keep their folders.
@@ -368,6 +399,9 @@ impl Driver for LocalDriver {
                     reason: format!("purge {}: {e}", folder.display()),
                 })?;
             }
+            // The bucket's copy too, or a workspace created again under the name would
+            // restore the purged one.
+            self.purge_bucket(key, ws).await?;
         }
         Ok(())
     }

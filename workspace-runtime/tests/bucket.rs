@@ -129,6 +129,32 @@ async fn suite(bucket: Bucket) {
             .as_ref(),
         &big[..]
     );
+
+    // Files stream both ways, with their checksums.
+    let dir = tempfile::tempdir().unwrap();
+    let (src, back) = (dir.path().join("src.bin"), dir.path().join("back.bin"));
+    std::fs::write(&src, &big).unwrap();
+    let put = b
+        .put_file("ws/databases/file.bin", &src, Precondition::DoesNotExist)
+        .await
+        .unwrap();
+    assert_eq!(put.size, big.len() as u64);
+    assert!(matches!(
+        b.put_file("ws/databases/file.bin", &src, Precondition::DoesNotExist)
+            .await,
+        Err(StoreError::PreconditionFailed { .. })
+    ));
+    let digest = b
+        .get_to_file("ws/databases/file.bin", &back)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), big);
+    assert_eq!(
+        digest,
+        coditect_runtime::sync::store::digest_file(&src).unwrap()
+    );
+    assert!(b.get_to_file("ws/none", &back).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

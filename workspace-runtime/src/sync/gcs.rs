@@ -57,6 +57,21 @@ async fn bounded<T>(
         })
 }
 
+/// A failed write: a precondition that did not hold, or the store out of reach.
+fn classify(name: &str, e: &google_cloud_storage::Error) -> StoreError {
+    let text = e.to_string();
+    if e.http_status_code() == Some(412)
+        || text.contains("Precondition")
+        || text.contains("FAILED_PRECONDITION")
+    {
+        StoreError::PreconditionFailed {
+            name: name.to_string(),
+        }
+    } else {
+        unavailable(format!("write {name}: {text}"))
+    }
+}
+
 impl GcsBucket {
     /// Connects to `bucket`: at `emulator` with anonymous credentials, else at Google.
     ///
@@ -186,6 +201,96 @@ impl GcsBucket {
             })
         })
         .await
+    }
+
+    /// See [`super::store::Bucket::put_file`].
+    pub async fn put_file(
+        &self,
+        name: &str,
+        src: &std::path::Path,
+        pre: Precondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        let path = src.to_path_buf();
+        let digest = tokio::task::spawn_blocking(move || super::store::digest_file(&path))
+            .await
+            .map_err(unavailable)?
+            .map_err(|e| unavailable(format!("read {}: {e}", src.display())))?;
+        let file = tokio::fs::File::open(src)
+            .await
+            .map_err(|e| unavailable(format!("open {}: {e}", src.display())))?;
+        // A large object takes longer than one small call's bound: allow for 10 MB/s.
+        let limit = CALL_TIMEOUT + Duration::from_secs(digest.size / 10_000_000);
+        tokio::time::timeout(
+            limit,
+            Box::pin(async {
+                let mut write = self
+                    .storage
+                    .write_object(self.resource(), self.full(name), file)
+                    .with_known_crc32c(digest.crc32c);
+                write = match pre {
+                    Precondition::None => write,
+                    Precondition::DoesNotExist => write.set_if_generation_match(0),
+                    Precondition::GenerationMatches(g) => write.set_if_generation_match(g),
+                };
+                let object = write
+                    .send_unbuffered()
+                    .await
+                    .map_err(|e| classify(name, &e))?;
+                Ok(ObjectMeta {
+                    name: name.to_string(),
+                    generation: object.generation,
+                    size: digest.size,
+                })
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "write {name}: no answer in {limit:?}"
+            )))
+        })
+    }
+
+    /// See [`super::store::Bucket::get_to_file`].
+    pub async fn get_to_file(
+        &self,
+        name: &str,
+        dest: &std::path::Path,
+    ) -> Result<Option<super::store::FileDigest>, StoreError> {
+        use sha2::Digest as _;
+        use tokio::io::AsyncWriteExt as _;
+        let mut resp = match Box::pin(
+            self.storage
+                .read_object(self.resource(), self.full(name))
+                .send(),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) if e.http_status_code() == Some(404) => return Ok(None),
+            Err(e) => return Err(unavailable(format!("read {name}: {e}"))),
+        };
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| unavailable(format!("create {}: {e}", dest.display())))?;
+        let (mut sha, mut crc, mut size) = (sha2::Sha256::new(), 0u32, 0u64);
+        while let Some(chunk) = resp.next().await {
+            let chunk = chunk.map_err(|e| unavailable(format!("read {name}: {e}")))?;
+            sha.update(&chunk);
+            crc = crc32c::crc32c_append(crc, &chunk);
+            size += chunk.len() as u64;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| unavailable(format!("write {}: {e}", dest.display())))?;
+        }
+        out.sync_all()
+            .await
+            .map_err(|e| unavailable(format!("fsync {}: {e}", dest.display())))?;
+        Ok(Some(super::store::FileDigest {
+            sha256: hex::encode(sha.finalize()),
+            crc32c: crc,
+            size,
+        }))
     }
 
     /// See [`super::store::Bucket::get`].

@@ -70,9 +70,53 @@ impl LocalFolder {
         pre: Precondition,
     ) -> Result<ObjectMeta, StoreError> {
         let (root, path, name) = (self.root.clone(), self.path(name)?, name.to_string());
-        tokio::task::spawn_blocking(move || put_blocking(&root, &path, &name, &data, pre))
-            .await
-            .map_err(joined)?
+        tokio::task::spawn_blocking(move || {
+            put_blocking(&root, &path, &name, Source::Bytes(&data), pre)
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    /// See [`super::store::Bucket::put_file`].
+    pub async fn put_file(
+        &self,
+        name: &str,
+        src: &Path,
+        pre: Precondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        let (root, path, name, src) = (
+            self.root.clone(),
+            self.path(name)?,
+            name.to_string(),
+            src.to_path_buf(),
+        );
+        tokio::task::spawn_blocking(move || {
+            put_blocking(&root, &path, &name, Source::File(&src), pre)
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    /// See [`super::store::Bucket::get_to_file`].
+    pub async fn get_to_file(
+        &self,
+        name: &str,
+        dest: &Path,
+    ) -> Result<Option<super::store::FileDigest>, StoreError> {
+        let (path, dest) = (self.path(name)?, dest.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let src = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io("read", &path)(e)),
+            };
+            let out = File::create(&dest).map_err(io("create", &dest))?;
+            super::store::copy_digest(src, out)
+                .map(Some)
+                .map_err(io("copy", &dest))
+        })
+        .await
+        .map_err(joined)?
     }
 
     /// See [`super::store::Bucket::get`].
@@ -155,11 +199,17 @@ impl LocalFolder {
     }
 }
 
+/// What a write stores: bytes in memory, or a file's content.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
 fn put_blocking(
     root: &Path,
     path: &Path,
     name: &str,
-    data: &[u8],
+    source: Source<'_>,
     pre: Precondition,
 ) -> Result<ObjectMeta, StoreError> {
     let parent = path.parent().unwrap_or(root);
@@ -170,8 +220,23 @@ fn put_blocking(
         .unwrap_or_default();
     let tmp = parent.join(format!(".{file}.{:016x}.tmp", rand::random::<u64>()));
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(data).map_err(io("write", &tmp))?;
+        let (f, size) = match source {
+            Source::Bytes(data) => {
+                let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+                f.write_all(data).map_err(io("write", &tmp))?;
+                (f, data.len() as u64)
+            }
+            Source::File(src) => {
+                let size = std::fs::copy(src, &tmp).map_err(io("copy", src))?;
+                (
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&tmp)
+                        .map_err(io("open", &tmp))?,
+                    size,
+                )
+            }
+        };
         f.sync_all().map_err(io("fsync", &tmp))?;
         std::fs::create_dir_all(root).map_err(io("create folder", root))?;
         let lock_path = root.join(LOCK);
@@ -206,7 +271,7 @@ fn put_blocking(
         Ok(ObjectMeta {
             name: name.into(),
             generation: generation(path).unwrap_or(next),
-            size: data.len() as u64,
+            size,
         })
     })();
     if result.is_err() {

@@ -263,15 +263,10 @@ impl Replicator {
                 Ok(())
             })
             .map_err(|e| SyncError::Local(format!("snapshot {}: {e}", db.name())))?;
-            let data = tokio::fs::read(&file)
-                .await
-                .map_err(|e| SyncError::Local(format!("read {}: {e}", file.display())))?;
-            let _ = std::fs::remove_file(&file);
             let object = format!("databases/{generation:06}/snapshot/{}.sqlite", db.name());
-            let r = self
-                .upload(&object, Bytes::from(data), Precondition::None)
-                .await?;
-            snapshots.insert(db.name().to_string(), r);
+            let r = self.upload_file(&object, &file).await;
+            let _ = std::fs::remove_file(&file);
+            snapshots.insert(db.name().to_string(), r?);
         }
         self.manifest.snapshots = snapshots;
         self.manifest.snapshot_ms = now_ms();
@@ -279,6 +274,38 @@ impl Replicator {
         self.next_index = 1;
         self.status.update(|s| s.generation = generation);
         Ok(())
+    }
+
+    /// Uploads a file, streaming it (snapshots need not fit in memory).
+    async fn upload_file(
+        &self,
+        object: &str,
+        file: &std::path::Path,
+    ) -> Result<ObjectRef, SyncError> {
+        let path = file.to_path_buf();
+        let digest = tokio::task::spawn_blocking(move || super::store::digest_file(&path))
+            .await
+            .map_err(|e| SyncError::Local(e.to_string()))?
+            .map_err(|e| SyncError::Local(format!("read {}: {e}", file.display())))?;
+        self.target
+            .bucket
+            .put_file(&self.target.name(object), file, Precondition::None)
+            .await?;
+        self.counted(digest.size);
+        Ok(ObjectRef {
+            object: object.to_string(),
+            sha256: digest.sha256,
+            size: digest.size,
+        })
+    }
+
+    fn counted(&self, size: u64) {
+        self.ws.metrics.sync_uploads.inc();
+        self.ws.metrics.sync_bytes.inc_by(size);
+        self.status.update(|s| {
+            s.uploads += 1;
+            s.uploaded_bytes += size;
+        });
     }
 
     async fn upload(
@@ -292,12 +319,7 @@ impl Replicator {
             .bucket
             .put(&self.target.name(object), data, pre)
             .await?;
-        self.ws.metrics.sync_uploads.inc();
-        self.ws.metrics.sync_bytes.inc_by(size);
-        self.status.update(|s| {
-            s.uploads += 1;
-            s.uploaded_bytes += size;
-        });
+        self.counted(size);
         Ok(ObjectRef {
             object: object.to_string(),
             sha256,

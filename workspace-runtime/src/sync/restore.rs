@@ -160,10 +160,26 @@ pub async fn restore(
     let databases = dest.join("databases");
     std::fs::create_dir_all(&databases).map_err(local("create", &databases))?;
     for (name, r) in &g.snapshots {
-        let data = fetch(target, r).await?;
+        // Streamed to disk: a snapshot need not fit in memory.
         let file = databases.join(format!("{name}.db"));
-        std::fs::write(&file, &data).map_err(local("write", &file))?;
-        step(&r.object, &mut report, data.len());
+        let digest = target
+            .bucket
+            .get_to_file(&target.name(&r.object), &file)
+            .await?
+            .ok_or_else(|| RestoreError::Bad {
+                object: r.object.clone(),
+                reason: "missing from the bucket".into(),
+            })?;
+        if digest.sha256 != r.sha256 {
+            return Err(RestoreError::Bad {
+                object: r.object.clone(),
+                reason: format!(
+                    "SHA-256 {} does not match the manifest's {}",
+                    digest.sha256, r.sha256
+                ),
+            });
+        }
+        step(&r.object, &mut report, digest.size as usize);
     }
     for w in &batches {
         let data = fetch(target, &w.object).await?;

@@ -133,6 +133,39 @@ impl Bucket {
         }
     }
 
+    /// Writes the content of the file `src` to `name` if `pre` holds, streaming it (a
+    /// database snapshot need not fit in memory).
+    ///
+    /// # Errors
+    /// As [`Bucket::put`].
+    pub async fn put_file(
+        &self,
+        name: &str,
+        src: &std::path::Path,
+        pre: Precondition,
+    ) -> Result<ObjectMeta, StoreError> {
+        match self {
+            Bucket::Local(b) => b.put_file(name, src, pre).await,
+            Bucket::Gcs(b) => Box::pin(b.put_file(name, src, pre)).await,
+        }
+    }
+
+    /// Streams the object into the file `dest`; its SHA-256 and size, or `None` when it
+    /// does not exist.
+    ///
+    /// # Errors
+    /// As [`Bucket::get`], and when `dest` cannot be written.
+    pub async fn get_to_file(
+        &self,
+        name: &str,
+        dest: &std::path::Path,
+    ) -> Result<Option<FileDigest>, StoreError> {
+        match self {
+            Bucket::Local(b) => b.get_to_file(name, dest).await,
+            Bucket::Gcs(b) => Box::pin(b.get_to_file(name, dest)).await,
+        }
+    }
+
     /// The object's bytes and metadata, or `None` when it does not exist.
     ///
     /// # Errors
@@ -173,4 +206,71 @@ impl Bucket {
             Bucket::Gcs(b) => b.url(),
         }
     }
+}
+
+/// A file's checksums, computed as it streams by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// CRC32C (what GCS checks).
+    pub crc32c: u32,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// Copies `from` to `to` (then fsyncs `to`), computing the checksums on the way.
+///
+/// # Errors
+/// When reading or writing fails.
+pub fn copy_digest(
+    mut from: impl std::io::Read,
+    mut to: std::fs::File,
+) -> std::io::Result<FileDigest> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let (mut sha, mut crc, mut size) = (sha2::Sha256::new(), 0u32, 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        size += n as u64;
+        to.write_all(&buf[..n])?;
+    }
+    to.sync_all()?;
+    Ok(FileDigest {
+        sha256: hex::encode(sha.finalize()),
+        crc32c: crc,
+        size,
+    })
+}
+
+/// The checksums of the file at `path`.
+///
+/// # Errors
+/// When it cannot be read.
+pub fn digest_file(path: &std::path::Path) -> std::io::Result<FileDigest> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path)?;
+    let (mut sha, mut crc, mut size) = (sha2::Sha256::new(), 0u32, 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        size += n as u64;
+    }
+    Ok(FileDigest {
+        sha256: hex::encode(sha.finalize()),
+        crc32c: crc,
+        size,
+    })
 }

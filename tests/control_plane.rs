@@ -65,6 +65,22 @@ impl ControlPlane {
             .unwrap()
     }
 
+    /// alice-main's event stream through the gateway's WebSocket, after `since`.
+    async fn alice_events(
+        &self,
+        since: u64,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
+        let token =
+            std::fs::read_to_string(self.folder("alice", "alice-main").join("api-token")).unwrap();
+        let base = self.server.replacen("http://", "ws://", 1);
+        let url = format!(
+            "{base}/w/acme/alice-main/v1/events/ws?since={since}&access_token={}",
+            token.trim()
+        );
+        tokio_tungstenite::connect_async(url).await.unwrap().0
+    }
+
     fn folder(&self, owner: &str, ws: &str) -> PathBuf {
         self.data.join(format!(
             "workspaces/organizations/acme/teams/platform/users/{owner}/workspaces/{ws}"
@@ -283,14 +299,7 @@ async fn the_demo_runs_the_offline_agents_on_its_sample_tasks() {
     let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
     ready(&cp, "alice-main").await;
     // Follow the event log through the gateway until the four seed tasks have finished.
-    let token =
-        std::fs::read_to_string(cp.folder("alice", "alice-main").join("api-token")).unwrap();
-    let base = cp.server.replacen("http://", "ws://", 1);
-    let url = format!(
-        "{base}/w/acme/alice-main/v1/events/ws?since=0&access_token={}",
-        token.trim()
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut socket = cp.alice_events(0).await;
     let mut events: Vec<Value> = Vec::new();
     while events
         .iter()
@@ -632,15 +641,7 @@ async fn the_gateway_carries_websocket_streams_and_refuses_bad_tokens() {
     let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
     ready(&cp, "alice-main").await;
     let acked = append_events(&cp, "alice", "alice-main", 3).await;
-    let token =
-        std::fs::read_to_string(cp.folder("alice", "alice-main").join("api-token")).unwrap();
-    let base = cp.server.replacen("http://", "ws://", 1);
-    let url = format!(
-        "{base}/w/acme/alice-main/v1/events/ws?since={}&access_token={}",
-        acked[0],
-        token.trim()
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut socket = cp.alice_events(acked[0]).await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
         if let tokio_tungstenite::tungstenite::Message::Text(t) =
@@ -658,6 +659,7 @@ async fn the_gateway_carries_websocket_streams_and_refuses_bad_tokens() {
         acked[1..].to_vec(),
         "resumed after the seq given, through the gateway"
     );
+    let base = cp.server.replacen("http://", "ws://", 1);
     let wrong = format!("{base}/w/acme/alice-main/v1/events/ws?since=0&access_token=wrong");
     let err = tokio_tungstenite::connect_async(wrong).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");

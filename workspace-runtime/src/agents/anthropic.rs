@@ -23,30 +23,24 @@ pub const API_VERSION: &str = "2023-06-01";
 /// A Messages endpoint.
 #[derive(Debug, Clone)]
 pub struct Messages {
-    http: reqwest::Client,
-    base_url: String,
+    endpoint: super::Endpoint,
     api_key: String,
-    model: String,
     max_tokens: u64,
-    streaming: bool,
 }
 
 impl Messages {
     /// An endpoint at `base_url` (`https://api.anthropic.com`).
     pub fn new(base_url: &str, api_key: String, model: &str, max_tokens: u64) -> Self {
         Messages {
-            http: super::http_client(),
-            base_url: base_url.trim_end_matches('/').to_string(),
+            endpoint: super::Endpoint::new(base_url, model),
             api_key,
-            model: model.to_string(),
             max_tokens,
-            streaming: true,
         }
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
     pub fn streaming(mut self, on: bool) -> Self {
-        self.streaming = on;
+        self.endpoint.streaming = on;
         self
     }
 
@@ -86,8 +80,8 @@ impl Messages {
             .filter(|(name, _, _)| tools.contains(name))
             .map(|(name, description, schema)| json!({"name": name, "description": description, "input_schema": schema}))
             .collect();
-        let mut body = json!({"model": self.model, "max_tokens": self.max_tokens, "system": SYSTEM_PROMPT, "messages": messages, "tools": tools});
-        if self.streaming {
+        let mut body = json!({"model": self.endpoint.model, "max_tokens": self.max_tokens, "system": SYSTEM_PROMPT, "messages": messages, "tools": tools});
+        if self.endpoint.streaming {
             body["stream"] = json!(true);
         }
         body
@@ -118,10 +112,7 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
     Ok(ModelTurn {
         text,
         calls,
-        usage: Usage {
-            input: body["usage"]["input_tokens"].as_u64().unwrap_or(0),
-            output: body["usage"]["output_tokens"].as_u64().unwrap_or(0),
-        },
+        usage: Usage::read(&body["usage"], "input_tokens", "output_tokens"),
     })
 }
 
@@ -136,12 +127,13 @@ impl Model for Messages {
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
         let req = self
+            .endpoint
             .http
-            .post(format!("{}/v1/messages", self.base_url))
+            .post(format!("{}/v1/messages", self.endpoint.base_url))
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", API_VERSION)
             .json(&self.body(conversation, tools));
-        super::exchange::<Events>(req, self.streaming, &[529], |_| None, parse).await
+        super::exchange::<Events>(req, self.endpoint.streaming, &[529], |_| None, parse).await
     }
 }
 

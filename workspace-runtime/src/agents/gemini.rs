@@ -18,28 +18,22 @@ use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
 /// A generateContent endpoint.
 #[derive(Debug, Clone)]
 pub struct GenerateContent {
-    http: reqwest::Client,
-    base_url: String,
+    endpoint: super::Endpoint,
     api_key: String,
-    model: String,
-    streaming: bool,
 }
 
 impl GenerateContent {
     /// An endpoint at `base_url` (`https://generativelanguage.googleapis.com`).
     pub fn new(base_url: &str, api_key: String, model: &str) -> Self {
         GenerateContent {
-            http: super::http_client(),
-            base_url: base_url.trim_end_matches('/').to_string(),
+            endpoint: super::Endpoint::new(base_url, model),
             api_key,
-            model: model.to_string(),
-            streaming: true,
         }
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
     pub fn streaming(mut self, on: bool) -> Self {
-        self.streaming = on;
+        self.endpoint.streaming = on;
         self
     }
 
@@ -133,14 +127,11 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
 
 /// Tokens from `usageMetadata`.
 fn usage(body: &Value) -> Usage {
-    Usage {
-        input: body["usageMetadata"]["promptTokenCount"]
-            .as_u64()
-            .unwrap_or(0),
-        output: body["usageMetadata"]["candidatesTokenCount"]
-            .as_u64()
-            .unwrap_or(0),
-    }
+    Usage::read(
+        &body["usageMetadata"],
+        "promptTokenCount",
+        "candidatesTokenCount",
+    )
 }
 
 /// Seconds from a `google.rpc.RetryInfo` detail (`"retryDelay": "12s"`).
@@ -165,23 +156,24 @@ impl Model for GenerateContent {
         conversation: &[Turn],
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
-        let url = if self.streaming {
+        let url = if self.endpoint.streaming {
             format!(
                 "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
-                self.base_url, self.model
+                self.endpoint.base_url, self.endpoint.model
             )
         } else {
             format!(
                 "{}/v1beta/models/{}:generateContent",
-                self.base_url, self.model
+                self.endpoint.base_url, self.endpoint.model
             )
         };
         let req = self
+            .endpoint
             .http
             .post(url)
             .header("x-goog-api-key", &self.api_key)
             .json(&self.body(conversation, tools));
-        super::exchange::<Chunks>(req, self.streaming, &[], retry_delay, parse).await
+        super::exchange::<Chunks>(req, self.endpoint.streaming, &[], retry_delay, parse).await
     }
 }
 

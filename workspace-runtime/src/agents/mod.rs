@@ -105,6 +105,38 @@ pub struct Usage {
     pub output: u64,
 }
 
+impl Usage {
+    /// Reads a provider's usage object, whose two counts go by `input` and `output`.
+    pub(crate) fn read(usage: &Value, input: &str, output: &str) -> Usage {
+        Usage {
+            input: usage[input].as_u64().unwrap_or(0),
+            output: usage[output].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+/// What every network adapter holds: the HTTP client, the provider's address, the model,
+/// and whether to ask for streamed answers (the default).
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub model: String,
+    pub streaming: bool,
+}
+
+impl Endpoint {
+    /// An endpoint at `base_url` for `model`, streaming.
+    pub fn new(base_url: &str, model: &str) -> Self {
+        Endpoint {
+            http: http_client(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            streaming: true,
+        }
+    }
+}
+
 /// A model's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelTurn {

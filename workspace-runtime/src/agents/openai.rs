@@ -22,28 +22,22 @@ use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
 /// A Responses endpoint.
 #[derive(Debug, Clone)]
 pub struct Responses {
-    http: reqwest::Client,
-    base_url: String,
+    endpoint: super::Endpoint,
     api_key: String,
-    model: String,
-    streaming: bool,
 }
 
 impl Responses {
     /// An endpoint at `base_url` (`https://api.openai.com/v1`).
     pub fn new(base_url: &str, api_key: String, model: &str) -> Self {
         Responses {
-            http: super::http_client(),
-            base_url: base_url.trim_end_matches('/').to_string(),
+            endpoint: super::Endpoint::new(base_url, model),
             api_key,
-            model: model.to_string(),
-            streaming: true,
         }
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
     pub fn streaming(mut self, on: bool) -> Self {
-        self.streaming = on;
+        self.endpoint.streaming = on;
         self
     }
 
@@ -80,13 +74,13 @@ impl Responses {
             })
             .collect();
         let mut body = json!({
-            "model": self.model,
+            "model": self.endpoint.model,
             "instructions": SYSTEM_PROMPT,
             "input": input,
             "tools": tools,
             "store": false,
         });
-        if self.streaming {
+        if self.endpoint.streaming {
             body["stream"] = json!(true);
         }
         body
@@ -129,10 +123,7 @@ pub fn parse(response: &Value) -> Result<ModelTurn, ModelError> {
     Ok(ModelTurn {
         text,
         calls,
-        usage: Usage {
-            input: response["usage"]["input_tokens"].as_u64().unwrap_or(0),
-            output: response["usage"]["output_tokens"].as_u64().unwrap_or(0),
-        },
+        usage: Usage::read(&response["usage"], "input_tokens", "output_tokens"),
     })
 }
 
@@ -147,11 +138,12 @@ impl Model for Responses {
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
         let req = self
+            .endpoint
             .http
-            .post(format!("{}/responses", self.base_url))
+            .post(format!("{}/responses", self.endpoint.base_url))
             .bearer_auth(&self.api_key)
             .json(&self.body(conversation, tools));
-        super::exchange::<Events>(req, self.streaming, &[], |_| None, parse).await
+        super::exchange::<Events>(req, self.endpoint.streaming, &[], |_| None, parse).await
     }
 }
 

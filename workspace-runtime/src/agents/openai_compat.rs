@@ -20,12 +20,9 @@ use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
 /// A Chat Completions endpoint.
 #[derive(Debug, Clone)]
 pub struct ChatCompletions {
-    http: reqwest::Client,
+    endpoint: super::Endpoint,
     provider: &'static str,
-    base_url: String,
     api_key: Option<String>,
-    model: String,
-    streaming: bool,
 }
 
 impl ChatCompletions {
@@ -37,18 +34,15 @@ impl ChatCompletions {
         model: &str,
     ) -> Self {
         ChatCompletions {
-            http: super::http_client(),
+            endpoint: super::Endpoint::new(base_url, model),
             provider,
-            base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
-            model: model.to_string(),
-            streaming: true,
         }
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
     pub fn streaming(mut self, on: bool) -> Self {
-        self.streaming = on;
+        self.endpoint.streaming = on;
         self
     }
 
@@ -81,8 +75,8 @@ impl ChatCompletions {
             .filter(|(name, _, _)| tools.contains(name))
             .map(|(name, description, parameters)| json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}))
             .collect();
-        let mut body = json!({"model": self.model, "messages": messages, "tools": tools});
-        if self.streaming {
+        let mut body = json!({"model": self.endpoint.model, "messages": messages, "tools": tools});
+        if self.endpoint.streaming {
             body["stream"] = json!(true);
             body["stream_options"] = json!({"include_usage": true});
         }
@@ -123,10 +117,7 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
     Ok(ModelTurn {
         text: message["content"].as_str().unwrap_or_default().to_string(),
         calls,
-        usage: Usage {
-            input: body["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-            output: body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
-        },
+        usage: Usage::read(&body["usage"], "prompt_tokens", "completion_tokens"),
     })
 }
 
@@ -141,13 +132,14 @@ impl Model for ChatCompletions {
         tools: &[&str],
     ) -> Result<ModelTurn, ModelError> {
         let mut req = self
+            .endpoint
             .http
-            .post(format!("{}/chat/completions", self.base_url))
+            .post(format!("{}/chat/completions", self.endpoint.base_url))
             .json(&self.body(conversation, tools));
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
-        super::exchange::<Chunks>(req, self.streaming, &[], |_| None, parse).await
+        super::exchange::<Chunks>(req, self.endpoint.streaming, &[], |_| None, parse).await
     }
 }
 
@@ -170,11 +162,8 @@ impl Assembler for Chunks {
         } else {
             &chunk["choices"][0]["usage"]
         };
-        if let Some(input) = usage["prompt_tokens"].as_u64() {
-            self.0.usage = Usage {
-                input,
-                output: usage["completion_tokens"].as_u64().unwrap_or(0),
-            };
+        if usage["prompt_tokens"].is_u64() {
+            self.0.usage = Usage::read(usage, "prompt_tokens", "completion_tokens");
         }
         let delta = &chunk["choices"][0]["delta"];
         if let Some(text) = delta["content"].as_str() {

@@ -57,6 +57,15 @@ async fn bounded<T>(
         })
 }
 
+/// The generation a write must match: 0 for create-only, none for no precondition.
+fn generation_match(pre: Precondition) -> Option<i64> {
+    match pre {
+        Precondition::None => None,
+        Precondition::DoesNotExist => Some(0),
+        Precondition::GenerationMatches(g) => Some(g),
+    }
+}
+
 /// A failed write: a precondition that did not hold, or the store out of reach.
 fn classify(name: &str, e: &google_cloud_storage::Error) -> StoreError {
     let text = e.to_string();
@@ -169,23 +178,13 @@ impl GcsBucket {
             let mut write = self
                 .storage
                 .write_object(self.resource(), self.full(name), data);
-            write = match pre {
-                Precondition::None => write,
-                Precondition::DoesNotExist => write.set_if_generation_match(0),
-                Precondition::GenerationMatches(g) => write.set_if_generation_match(g),
-            };
-            let object = write.send_buffered().await.map_err(|e| {
-                let precondition = e.http_status_code() == Some(412)
-                    || e.to_string().contains("Precondition")
-                    || e.to_string().contains("FAILED_PRECONDITION");
-                if precondition {
-                    StoreError::PreconditionFailed {
-                        name: name.to_string(),
-                    }
-                } else {
-                    unavailable(format!("write {name}: {e}"))
-                }
-            })?;
+            if let Some(g) = generation_match(pre) {
+                write = write.set_if_generation_match(g);
+            }
+            let object = write
+                .send_buffered()
+                .await
+                .map_err(|e| classify(name, &e))?;
             if let Some(stored) = object.checksums.as_ref().and_then(|c| c.crc32c)
                 && stored != crc
             {
@@ -227,11 +226,9 @@ impl GcsBucket {
                     .storage
                     .write_object(self.resource(), self.full(name), file)
                     .with_known_crc32c(digest.crc32c);
-                write = match pre {
-                    Precondition::None => write,
-                    Precondition::DoesNotExist => write.set_if_generation_match(0),
-                    Precondition::GenerationMatches(g) => write.set_if_generation_match(g),
-                };
+                if let Some(g) = generation_match(pre) {
+                    write = write.set_if_generation_match(g);
+                }
                 let object = write
                     .send_unbuffered()
                     .await
@@ -257,7 +254,6 @@ impl GcsBucket {
         name: &str,
         dest: &std::path::Path,
     ) -> Result<Option<super::store::FileDigest>, StoreError> {
-        use sha2::Digest as _;
         use tokio::io::AsyncWriteExt as _;
         let mut resp = match Box::pin(
             self.storage
@@ -273,12 +269,10 @@ impl GcsBucket {
         let mut out = tokio::fs::File::create(dest)
             .await
             .map_err(|e| unavailable(format!("create {}: {e}", dest.display())))?;
-        let (mut sha, mut crc, mut size) = (sha2::Sha256::new(), 0u32, 0u64);
+        let mut digest = super::store::Digester::default();
         while let Some(chunk) = resp.next().await {
             let chunk = chunk.map_err(|e| unavailable(format!("read {name}: {e}")))?;
-            sha.update(&chunk);
-            crc = crc32c::crc32c_append(crc, &chunk);
-            size += chunk.len() as u64;
+            digest.update(&chunk);
             out.write_all(&chunk)
                 .await
                 .map_err(|e| unavailable(format!("write {}: {e}", dest.display())))?;
@@ -286,11 +280,7 @@ impl GcsBucket {
         out.sync_all()
             .await
             .map_err(|e| unavailable(format!("fsync {}: {e}", dest.display())))?;
-        Ok(Some(super::store::FileDigest {
-            sha256: hex::encode(sha.finalize()),
-            crc32c: crc,
-            size,
-        }))
+        Ok(Some(digest.finish()))
     }
 
     /// See [`super::store::Bucket::get`].

@@ -592,7 +592,7 @@ impl Replicator {
             let now = now_ms();
             self.status.update(|s| s.pending_since_ms = Some(now));
         }
-        let mut moved = false;
+        let (mut moved, mut rolled) = (false, false);
         if databases {
             let wal_bytes: u64 = self.manifest.wal.iter().map(|w| w.object.size).sum();
             if self.queue.is_empty()
@@ -601,7 +601,7 @@ impl Replicator {
                 self.manifest.previous = Some(self.manifest.current_generation());
                 self.manifest.generation += 1;
                 self.snapshot().await?;
-                moved = true;
+                (moved, rolled) = (true, true);
             }
             self.cut_batch()?;
             moved |= self.ship_batches().await?;
@@ -613,13 +613,8 @@ impl Replicator {
         if moved {
             self.publish(false).await?;
         }
-        let rolled = self
-            .manifest
-            .previous
-            .as_ref()
-            .is_some_and(|p| p.generation + 1 == self.manifest.generation)
-            && moved;
-        if rolled && self.manifest.wal.is_empty() {
+        // Once the manifest names the new generation, the one before the previous goes.
+        if rolled {
             self.prune().await;
         }
         if !self.behind() {

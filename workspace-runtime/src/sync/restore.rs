@@ -92,17 +92,22 @@ pub async fn fetch(target: &SyncTarget, r: &ObjectRef) -> Result<Bytes, RestoreE
             reason: "missing from the bucket".into(),
         });
     };
-    let digest = hex::encode(Sha256::digest(&data));
-    if digest != r.sha256 {
-        return Err(RestoreError::Bad {
-            object: r.object.clone(),
-            reason: format!(
-                "SHA-256 {digest} does not match the manifest's {}",
-                r.sha256
-            ),
-        });
-    }
+    matches(r, &hex::encode(Sha256::digest(&data)))?;
     Ok(data)
+}
+
+/// Whether `sha256` is the object's checksum in the manifest.
+fn matches(r: &ObjectRef, sha256: &str) -> Result<(), RestoreError> {
+    if sha256 == r.sha256 {
+        return Ok(());
+    }
+    Err(RestoreError::Bad {
+        object: r.object.clone(),
+        reason: format!(
+            "SHA-256 {sha256} does not match the manifest's {}",
+            r.sha256
+        ),
+    })
 }
 
 /// The generation to restore for `to_time_ms`.
@@ -170,15 +175,7 @@ pub async fn restore(
                 object: r.object.clone(),
                 reason: "missing from the bucket".into(),
             })?;
-        if digest.sha256 != r.sha256 {
-            return Err(RestoreError::Bad {
-                object: r.object.clone(),
-                reason: format!(
-                    "SHA-256 {} does not match the manifest's {}",
-                    digest.sha256, r.sha256
-                ),
-            });
-        }
+        matches(r, &digest.sha256)?;
         step(&r.object, &mut report, digest.size as usize);
     }
     for w in &batches {

@@ -219,34 +219,60 @@ pub struct FileDigest {
     pub size: u64,
 }
 
-/// Copies `from` to `to` (then fsyncs `to`), computing the checksums on the way.
-///
-/// # Errors
-/// When reading or writing fails.
-pub fn copy_digest(
+/// Checksums of bytes as they stream by.
+#[derive(Debug, Default)]
+pub struct Digester {
+    sha: sha2::Sha256,
+    crc: u32,
+    size: u64,
+}
+
+impl Digester {
+    /// Takes the next piece.
+    pub fn update(&mut self, piece: &[u8]) {
+        use sha2::Digest as _;
+        self.sha.update(piece);
+        self.crc = crc32c::crc32c_append(self.crc, piece);
+        self.size += piece.len() as u64;
+    }
+
+    /// The checksums of everything taken.
+    pub fn finish(self) -> FileDigest {
+        use sha2::Digest as _;
+        FileDigest {
+            sha256: hex::encode(self.sha.finalize()),
+            crc32c: self.crc,
+            size: self.size,
+        }
+    }
+}
+
+/// Reads `from` to its end, handing each piece to `sink`; the checksums of it all.
+fn stream_digest(
     mut from: impl std::io::Read,
-    mut to: std::fs::File,
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<FileDigest> {
-    use sha2::Digest as _;
-    use std::io::Write as _;
-    let (mut sha, mut crc, mut size) = (sha2::Sha256::new(), 0u32, 0u64);
+    let mut d = Digester::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = from.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(d.finish());
         }
-        sha.update(&buf[..n]);
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        size += n as u64;
-        to.write_all(&buf[..n])?;
+        d.update(&buf[..n]);
+        sink(&buf[..n])?;
     }
+}
+
+/// Copies `from` to `to` (then fsyncs `to`), computing the checksums on the way.
+///
+/// # Errors
+/// When reading or writing fails.
+pub fn copy_digest(from: impl std::io::Read, mut to: std::fs::File) -> std::io::Result<FileDigest> {
+    use std::io::Write as _;
+    let digest = stream_digest(from, |piece| to.write_all(piece))?;
     to.sync_all()?;
-    Ok(FileDigest {
-        sha256: hex::encode(sha.finalize()),
-        crc32c: crc,
-        size,
-    })
+    Ok(digest)
 }
 
 /// The checksums of the file at `path`.
@@ -254,23 +280,5 @@ pub fn copy_digest(
 /// # Errors
 /// When it cannot be read.
 pub fn digest_file(path: &std::path::Path) -> std::io::Result<FileDigest> {
-    use sha2::Digest as _;
-    use std::io::Read as _;
-    let mut f = std::fs::File::open(path)?;
-    let (mut sha, mut crc, mut size) = (sha2::Sha256::new(), 0u32, 0u64);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        size += n as u64;
-    }
-    Ok(FileDigest {
-        sha256: hex::encode(sha.finalize()),
-        crc32c: crc,
-        size,
-    })
+    stream_digest(std::fs::File::open(path)?, |_| Ok(()))
 }

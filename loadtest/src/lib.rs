@@ -219,10 +219,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
         &opts.thresholds.display().to_string(),
         parameters,
     );
-    match Arc::try_unwrap(target) {
-        Ok(t) => t.finish().await,
-        Err(_) => tracing::warn!("load-test target still shared; workspaces left in place"),
-    }
+    target.finish().await;
     Ok(report)
 }
 

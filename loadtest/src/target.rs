@@ -42,7 +42,8 @@ pub struct Target {
     pub data_dir: PathBuf,
     /// The workspaces of this run.
     pub workspaces: Vec<Ws>,
-    embedded: Option<(ControlPlane, Option<tempfile::TempDir>)>,
+    /// An embedded control plane and its temp folder; taken by [`Target::finish`].
+    embedded: std::sync::Mutex<Option<(ControlPlane, Option<tempfile::TempDir>)>>,
 }
 
 fn objects(text: &str) -> Vec<Resource> {
@@ -87,7 +88,7 @@ impl Target {
                 http,
                 data_dir,
                 workspaces: Vec::new(),
-                embedded: None,
+                embedded: std::sync::Mutex::new(None),
             });
         }
         let temp = match data_dir {
@@ -124,7 +125,7 @@ impl Target {
             http,
             data_dir,
             workspaces: Vec::new(),
-            embedded: Some((cp, temp)),
+            embedded: std::sync::Mutex::new(Some((cp, temp))),
         })
     }
 
@@ -238,12 +239,19 @@ impl Target {
         ready
     }
 
-    /// Deletes the run's workspaces (purging their data) and stops an embedded control plane.
-    pub async fn finish(self) {
+    /// Deletes the run's workspaces (purging their data) and stops an embedded control
+    /// plane. It takes `&self`: a scenario's stray task may still hold the target, and the
+    /// instances must stop all the same.
+    pub async fn finish(&self) {
         for ws in &self.workspaces {
             let _ = self.client.delete(&key(&ws.name), true).await;
         }
-        if let Some((cp, _temp)) = self.embedded {
+        let embedded = self
+            .embedded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((cp, _temp)) = embedded {
             cp.shutdown().await;
         }
     }

@@ -61,6 +61,37 @@ pub enum Command {
     /// A workspace's backups in its bucket: list, verify, restore.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// A workspace's agents: check that each can reach its model.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// One small real call per agent whose key is set here: reachable, key accepted, the
+    /// model answering, a tool call round trip (exit 1 when one fails). Offline agents
+    /// say they are offline; keys come from this shell's environment or `--secrets-dir`.
+    Check(AgentsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsCheckArgs {
+    /// The workspace's name (its spec is read from the control plane).
+    #[arg(required_unless_present = "files", conflicts_with = "files")]
+    pub workspace: Option<String>,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Check the workspaces of these manifests instead (no control plane needed).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Where `secretRef` credentials are read from (`{dir}/{name}/{key}`).
+    #[arg(
+        long,
+        env = "CODITECT_SECRETS_DIR",
+        default_value = ".coditect/secrets"
+    )]
+    pub secrets_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

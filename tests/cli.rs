@@ -87,7 +87,7 @@ fn show_defaults_prints_effective_objects_that_validate_again() {
         .clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("leaseTtl: 30s"));
-    assert!(text.contains("model: gemini-2.5-pro"));
+    assert!(text.contains("model: gemini-3.5-flash"));
     coditect()
         .args(["validate", "-f", "-"])
         .write_stdin(text)
@@ -138,4 +138,49 @@ fn a_missing_control_plane_is_named_with_the_way_to_start_one() {
         .stderr(predicate::str::contains(
             "no control plane at http://127.0.0.1:9 — start one with `coditect up`",
         ));
+}
+
+#[test]
+fn agents_check_says_which_agents_it_could_not_check_and_why() {
+    let out = coditect()
+        .args([
+            "agents",
+            "check",
+            "-f",
+            "specs/examples/03-workspace-alice.yaml",
+            "-o",
+            "json",
+        ])
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("GEMINI_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("MOONSHOT_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    for r in reports {
+        assert_eq!(r["status"], "skipped", "{r}");
+        assert_eq!(r["workspace"], "alice-main");
+        assert!(
+            r["detail"]
+                .as_str()
+                .unwrap()
+                .contains("_API_KEY is not set"),
+            "{r}"
+        );
+    }
+    // An offline workspace's agents say they are offline, in a table.
+    coditect()
+        .args(["agents", "check", "-f", "-"])
+        .write_stdin("apiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {name: w, organization: o, team: t}\nspec:\n  owner: a\n  agents: [{name: p, provider: offline}]\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("offline planner: makes no network calls"));
 }

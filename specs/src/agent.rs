@@ -36,6 +36,68 @@ pub struct AgentSpec {
     /// Limits on one task.
     #[serde(default)]
     pub budget: AgentBudget,
+    /// How much the model thinks before it answers, where its provider lets you say
+    /// (Claude's extended thinking, Gemini's thinking level or budget, OpenAI's reasoning
+    /// effort, Kimi's thinking switch); the provider's own default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+}
+
+/// A thinking or reasoning setting, mapped onto each provider's own knob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reasoning {
+    /// How hard to think: `none` turns thinking off where the provider allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<ReasoningEffort>,
+    /// Tokens the model may spend thinking (Claude's `budget_tokens`, Gemini 2.5's
+    /// `thinkingBudget`); at least 1024. Wins over `effort` where both could apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_tokens: Option<u64>,
+}
+
+/// Reasoning effort, in the words the providers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReasoningEffort {
+    /// No thinking.
+    None,
+    /// As little as the model allows.
+    Minimal,
+    /// Little.
+    Low,
+    /// The usual.
+    Medium,
+    /// Much.
+    High,
+    /// The most (OpenAI's `xhigh`).
+    Xhigh,
+}
+
+impl ReasoningEffort {
+    /// The name used in manifests and by OpenAI.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReasoningEffort::None => "none",
+            ReasoningEffort::Minimal => "minimal",
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+            ReasoningEffort::Xhigh => "xhigh",
+        }
+    }
+
+    /// A thinking budget in tokens for providers that take a budget, not a level.
+    pub fn budget_tokens(&self) -> u64 {
+        match self {
+            ReasoningEffort::None => 0,
+            ReasoningEffort::Minimal => 1024,
+            ReasoningEffort::Low => 2048,
+            ReasoningEffort::Medium => 8192,
+            ReasoningEffort::High => 16_384,
+            ReasoningEffort::Xhigh => 32_000,
+        }
+    }
 }
 
 /// The model APIs Coditect speaks.

@@ -85,9 +85,9 @@ pub fn max_tokens() -> u64 {
 /// The model an agent of `provider` uses when its spec names none.
 pub fn model(provider: Provider) -> &'static str {
     match provider {
-        Provider::Anthropic => "claude-sonnet-4-5",
-        Provider::Google => "gemini-2.5-pro",
-        Provider::Openai => "gpt-5-codex",
+        Provider::Anthropic => "claude-sonnet-4-6",
+        Provider::Google => "gemini-3.5-flash",
+        Provider::Openai => "gpt-5.5",
         Provider::Moonshot => "kimi-k2.6",
         Provider::OpenaiCompatible => "default",
         Provider::Offline => "offline-planner",

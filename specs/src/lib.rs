@@ -39,7 +39,9 @@ pub mod team;
 pub mod validate;
 pub mod workspace;
 
-pub use agent::{AgentRole, AgentSpec, Credentials, Provider, SecretRef};
+pub use agent::{
+    AgentRole, AgentSpec, Credentials, Provider, Reasoning, ReasoningEffort, SecretRef,
+};
 pub use duration::{Duration, DurationParseError};
 pub use effective::{apply_defaults, apply_defaults_all, apply_defaults_objects};
 pub use error::{Diagnostic, SpecError, Violation};

@@ -300,6 +300,14 @@ fn agent_rules(c: &mut Checker, p: &FieldPath, agent: &AgentSpec) {
         ),
         _ => {}
     }
+    if let Some(budget) = agent.reasoning.as_ref().and_then(|r| r.budget_tokens)
+        && budget < 1024
+    {
+        c.fail(
+            p.key("reasoning").key("budgetTokens"),
+            format!("a thinking budget of {budget} tokens is below the providers' minimum of 1024"),
+        );
+    }
     if let Some(url) = &agent.base_url {
         let valid = ["http://", "https://"]
             .iter()

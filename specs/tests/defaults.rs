@@ -27,7 +27,7 @@ fn defaults_are_filled_visibly() {
     assert_eq!(sleep.schedule.as_ref().unwrap().timezone, "Europe/Berlin");
     // From the provider:
     let gemini = &bob.spec.agents[1];
-    assert_eq!(gemini.model.as_deref(), Some("gemini-2.5-pro"));
+    assert_eq!(gemini.model.as_deref(), Some("gemini-3.5-flash"));
     assert_eq!(
         gemini.credentials.as_ref().unwrap().env.as_deref(),
         Some("GEMINI_API_KEY")

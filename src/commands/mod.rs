@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns library results into output.
 
+mod agents;
 mod apply;
 mod backup;
 mod delete;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Wait(args) => block_on(wait::run(format, &server, &args)),
         Command::Loadtest(args) => block_on(loadtest::run(format, &server, &args)),
         Command::Backup(cmd) => block_on(backup::run(format, &server, &cmd)),
+        Command::Agents(cmd) => block_on(agents::run(format, &server, &cmd)),
     }
 }
 

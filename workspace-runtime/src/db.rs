@@ -33,7 +33,8 @@ pub const NAMES: [&str; 6] = [
 /// Schema migrations per database; entry `i` takes the schema from version `i` to `i + 1`.
 fn migrations(db: &str) -> &'static [&'static str] {
     match db {
-        "sessions" => &["CREATE TABLE sessions (
+        "sessions" => &[
+            "CREATE TABLE sessions (
                 id INTEGER PRIMARY KEY,
                 started_at INTEGER NOT NULL,
                 expires_at INTEGER NOT NULL,
@@ -54,7 +55,17 @@ fn migrations(db: &str) -> &'static [&'static str] {
                 finished_at INTEGER,
                 result TEXT
             );
-            CREATE INDEX tasks_by_queue ON tasks (agent, state, priority DESC, id);"],
+            CREATE INDEX tasks_by_queue ON tasks (agent, state, priority DESC, id);",
+            // Each task's conversation with its model, turn by turn, so a task resumed
+            // after a restart carries on where it was (with the provider's state).
+            "CREATE TABLE conversation_turns (
+                task INTEGER NOT NULL,
+                step INTEGER NOT NULL,
+                agent TEXT NOT NULL,
+                turn TEXT NOT NULL,
+                PRIMARY KEY (task, step)
+            );",
+        ],
         "messages" => &["CREATE TABLE messages (
                 id INTEGER PRIMARY KEY,
                 ts INTEGER NOT NULL,
@@ -333,12 +344,17 @@ mod tests {
                 .read(|c| c.pragma_query_value(None, "journal_mode", |r| r.get(0)))
                 .unwrap();
             assert_eq!(mode, "wal", "{}", db.name());
-            assert_eq!(db.schema_version().unwrap(), 1);
+            let newest = migrations(db.name()).len() as i64;
+            assert_eq!(db.schema_version().unwrap(), newest, "{}", db.name());
             assert_eq!(db.integrity_check().unwrap(), "ok");
         }
         drop(dbs);
         let again = Databases::open(tmp.path()).unwrap();
-        assert_eq!(again.sessions.schema_version().unwrap(), 1);
+        assert_eq!(
+            again.sessions.schema_version().unwrap(),
+            2,
+            "sessions has two migrations"
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum StorageError {
     /// The event log writer has stopped (the runtime is shutting down or failed).
     #[error("event log is closed")]
     LogClosed,
+    /// A stored record cannot be read back (written by another binary, or damaged).
+    #[error("stored record unreadable: {0}")]
+    Corrupt(String),
 }
 
 impl StorageError {

@@ -257,21 +257,17 @@ impl WorkspaceRuntime {
         let _ = expiry.await;
     }
 
-    /// Starts a loop for every agent whose model can run here (see `choose_model`); the
+    /// Starts a loop for every agent whose model can run here (see `agents::models::choose`); the
     /// others report `unavailable`, with the reason, in the event log.
     ///
     /// Abort the returned loops (and await them) before stopping: they hold the workspace.
     pub fn start_agents(self: Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        use crate::agents::{
-            anthropic::Messages, gemini::GenerateContent, offline::OfflinePlanner,
-        };
-        use crate::agents::{openai::Responses, openai_compat::ChatCompletions, runner};
+        use crate::agents::models::{AgentModel, ModelChoice, choose};
+        use crate::agents::offline::OfflinePlanner;
+        use crate::agents::runner;
         let mut loops = Vec::new();
         for agent in self.spec.spec.agents.clone() {
             let (name, steps) = (agent.name.clone(), agent.budget.max_steps);
-            let base = agent.base_url.clone().unwrap_or_default();
-            let model = agent.model.clone().unwrap_or_default();
-            let (ws, stop) = (self.clone(), std::future::pending::<()>());
             let note = |state: &str, reason: String| {
                 self.events.append_nowait(EventDraft::new(
                     &name,
@@ -279,35 +275,8 @@ impl WorkspaceRuntime {
                     json!({"state": state, "reason": reason}),
                 ));
             };
-            let handle = match choose_model(&agent, &self.secrets) {
-                ModelChoice::Chat(provider, key) => tokio::spawn(runner::run(
-                    ws,
-                    name.clone(),
-                    steps,
-                    ChatCompletions::new(provider, &base, key, &model),
-                    stop,
-                )),
-                ModelChoice::Responses(key) => tokio::spawn(runner::run(
-                    ws,
-                    name.clone(),
-                    steps,
-                    Responses::new(&base, key, &model),
-                    stop,
-                )),
-                ModelChoice::Anthropic(key) => tokio::spawn(runner::run(
-                    ws,
-                    name.clone(),
-                    steps,
-                    Messages::new(&base, key, &model, 8192),
-                    stop,
-                )),
-                ModelChoice::Gemini(key) => tokio::spawn(runner::run(
-                    ws,
-                    name.clone(),
-                    steps,
-                    GenerateContent::new(&base, key, &model),
-                    stop,
-                )),
+            let model = match choose(&agent, &self.secrets) {
+                ModelChoice::Provider(model) => model,
                 ModelChoice::Offline(why) => {
                     if let Some(why) = why {
                         note(
@@ -318,7 +287,7 @@ impl WorkspaceRuntime {
                             ),
                         );
                     }
-                    tokio::spawn(runner::run(ws, name.clone(), steps, OfflinePlanner, stop))
+                    AgentModel::Offline(OfflinePlanner)
                 }
                 ModelChoice::Unavailable(why) => {
                     note(
@@ -328,7 +297,14 @@ impl WorkspaceRuntime {
                     continue;
                 }
             };
-            loops.push(handle);
+            let stop = std::future::pending::<()>();
+            loops.push(tokio::spawn(runner::run(
+                self.clone(),
+                name.clone(),
+                steps,
+                model,
+                stop,
+            )));
         }
         loops
     }
@@ -394,53 +370,6 @@ impl WorkspaceRuntime {
     }
 }
 
-/// Which model drives an agent.
-enum ModelChoice {
-    /// Chat Completions, with the provider's name and key.
-    Chat(&'static str, Option<String>),
-    /// OpenAI Responses, with the key.
-    Responses(String),
-    /// Anthropic Messages, with the key.
-    Anthropic(String),
-    /// Gemini generateContent, with the key.
-    Gemini(String),
-    /// The offline planner; why, when it stands in for another provider.
-    Offline(Option<String>),
-    /// None: why.
-    Unavailable(String),
-}
-
-/// The model for an agent: its provider's adapter when its key is set (none needed for
-/// `openai-compatible`); else the offline planner if `offlineFallback` allows it.
-fn choose_model(agent: &coditect_specs::AgentSpec, secrets: &Path) -> ModelChoice {
-    use coditect_specs::Provider;
-    let (key, why) = match crate::secrets::resolve(agent.credentials.as_ref(), secrets) {
-        Ok(Some(k)) => (Some(k), String::new()),
-        Ok(None) => (
-            None,
-            "its credentials name no variable or secret".to_string(),
-        ),
-        Err(why) => (None, why),
-    };
-    let adapter = match (agent.provider, key) {
-        (Provider::Offline, _) => return ModelChoice::Offline(None),
-        (Provider::OpenaiCompatible, key) => Some(ModelChoice::Chat("openai-compatible", key)),
-        (Provider::Moonshot, Some(k)) => Some(ModelChoice::Chat("moonshot", Some(k))),
-        (Provider::Openai, Some(k)) => Some(ModelChoice::Responses(k)),
-        (Provider::Anthropic, Some(k)) => Some(ModelChoice::Anthropic(k)),
-        (Provider::Google, Some(k)) => Some(ModelChoice::Gemini(k)),
-        (_, None) => None,
-    };
-    if let Some(choice) = adapter {
-        return choice;
-    }
-    if agent.offline_fallback {
-        ModelChoice::Offline(Some(why))
-    } else {
-        ModelChoice::Unavailable(why)
-    }
-}
-
 /// The API token: from the variable the spec names, else the token file (written 0600 on
 /// first start with 32 random bytes), so clients keep working across restarts.
 fn api_token(spec: &Workspace, file: &Path, secrets: &Path) -> Result<String, OpenError> {
@@ -475,79 +404,4 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use coditect_specs::{AgentSpec, Credentials, Provider};
-
-    fn agent(provider: Provider, base: Option<&str>, fallback: bool) -> AgentSpec {
-        AgentSpec {
-            name: "a".into(),
-            provider,
-            model: Some("m".into()),
-            role: Default::default(),
-            credentials: provider.needs_credentials().then(|| Credentials {
-                env: Some("CODITECT_TEST_KEY_THAT_IS_NEVER_SET".into()),
-                secret_ref: None,
-            }),
-            base_url: base.map(str::to_string),
-            offline_fallback: fallback,
-            budget: Default::default(),
-        }
-    }
-
-    fn choose_model_here(agent: &AgentSpec) -> ModelChoice {
-        choose_model(agent, Path::new("/nonexistent"))
-    }
-
-    #[test]
-    fn each_agent_gets_the_model_it_can_run() {
-        assert!(matches!(
-            choose_model_here(&agent(Provider::Offline, None, false)),
-            ModelChoice::Offline(None)
-        ));
-        assert!(matches!(
-            choose_model_here(&agent(
-                Provider::OpenaiCompatible,
-                Some("http://127.0.0.1:11434/v1"),
-                false
-            )),
-            ModelChoice::Chat("openai-compatible", None)
-        ));
-        match choose_model_here(&agent(
-            Provider::Anthropic,
-            Some("https://api.anthropic.com"),
-            true,
-        )) {
-            ModelChoice::Offline(Some(why)) => assert!(
-                why.contains("CODITECT_TEST_KEY_THAT_IS_NEVER_SET is not set"),
-                "{why}"
-            ),
-            _ => panic!("a missing key with offlineFallback runs the offline planner"),
-        }
-        assert!(matches!(
-            choose_model_here(&agent(Provider::Google, None, false)),
-            ModelChoice::Unavailable(_)
-        ));
-        // Hosted providers are HTTPS (rustls); the address no longer decides.
-        assert!(matches!(
-            choose_model_here(&agent(
-                Provider::OpenaiCompatible,
-                Some("https://models.example/v1"),
-                false
-            )),
-            ModelChoice::Chat("openai-compatible", None)
-        ));
-        let mut codex = agent(Provider::Openai, None, false);
-        codex.credentials = Some(Credentials {
-            env: Some("PATH".into()), // set in every environment
-            secret_ref: None,
-        });
-        assert!(matches!(
-            choose_model_here(&codex),
-            ModelChoice::Responses(_)
-        ));
-    }
 }

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use coditect_runtime::agents::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage, runner};
+use coditect_runtime::agents::{Model, ModelError, ModelTurn, ToolCall, Turn, runner};
 use coditect_runtime::events::EventType;
 use coditect_runtime::testkit::TestWorkspace;
 use serde_json::json;
@@ -38,7 +38,7 @@ impl Model for Gated {
                 name: "write_file".into(),
                 arguments: json!({"path": "a.md", "content": "x"}),
             }],
-            usage: Usage::default(),
+            ..ModelTurn::default()
         })
     }
 }

@@ -2,6 +2,10 @@
 //! wire format: a rate limit first, then a tool-using task through the agent loop; once
 //! answered as JSON bodies, once streamed as Messages events (where the rate limit is an
 //! `overloaded_error` event inside a 200 stream, as the API sends it).
+//!
+//! Extended thinking is on: every answer starts with a `thinking` block (signed) or a
+//! `redacted_thinking` block, and the server refuses, as the API does, a follow-up whose
+//! tool-use turn does not start with those blocks exactly as they were sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -15,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::anthropic::Messages;
+use coditect_runtime::agents::{Model, ModelError, ProviderState, ToolCall, Turn};
+use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -23,9 +29,60 @@ struct Seen {
     limited: bool,
 }
 
+/// The thinking block of answer `n`: signed text, or (answer 1) redacted data.
+fn thinking(n: usize) -> Value {
+    if n == 1 {
+        return json!({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"});
+    }
+    json!({"type": "thinking", "thinking": format!("Step {n}: the lock comes first, then the write."), "signature": format!("EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrk{n}")})
+}
+
+/// The API's rules for thinking: enabled with a budget under `max_tokens`; each assistant
+/// message with a tool_use starts with thinking blocks, each exactly as it was sent.
+fn refuse_without_thinking(body: &Value) -> Option<Response> {
+    let bad = |message: String| {
+        let err = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+        Some((StatusCode::BAD_REQUEST, Json(err)).into_response())
+    };
+    let budget = body["thinking"]["budget_tokens"].as_u64().unwrap_or(0);
+    if body["thinking"]["type"] != "enabled" || budget < 1024 {
+        return bad(
+            "thinking: this test server expects thinking enabled with budget_tokens >= 1024".into(),
+        );
+    }
+    if body["max_tokens"].as_u64().unwrap_or(0) <= budget {
+        return bad("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+    }
+    for (i, m) in body["messages"].as_array()?.iter().enumerate() {
+        let blocks = m["content"].as_array();
+        let Some(blocks) = blocks
+            .filter(|b| m["role"] == "assistant" && b.iter().any(|b| b["type"] == "tool_use"))
+        else {
+            continue;
+        };
+        let first = blocks[0]["type"].as_str().unwrap_or_default();
+        if first != "thinking" && first != "redacted_thinking" {
+            return bad(format!(
+                "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+            ));
+        }
+        for (j, b) in blocks.iter().enumerate() {
+            let kind = b["type"].as_str().unwrap_or_default();
+            if (kind == "thinking" || kind == "redacted_thinking")
+                && !(0..3).any(|n| &thinking(n) == b)
+            {
+                return bad(format!(
+                    "messages.{i}.content.{j}: Invalid `signature` in `{kind}` block"
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn message(content: Value, stop: &str) -> Value {
     json!({
-        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
         "content": content, "stop_reason": stop, "stop_sequence": null,
         "usage": {"input_tokens": 300, "output_tokens": 40}
     })
@@ -65,6 +122,9 @@ async fn messages(
         )
             .into_response();
     }
+    if let Some(refusal) = refuse_without_thinking(&body) {
+        return refusal;
+    }
     let results: Vec<Value> = body["messages"]
         .as_array()
         .unwrap()
@@ -76,6 +136,7 @@ async fn messages(
     let answer = match results.len() {
         0 => message(
             json!([
+                thinking(0),
                 {"type": "text", "text": "I'll take the lock first."},
                 {"type": "tool_use", "id": "toolu_01", "name": "acquire_lock", "input": {"path": "claude.md"}}
             ]),
@@ -88,6 +149,7 @@ async fn messages(
                 serde_json::from_str(results[0]["content"].as_str().unwrap()).unwrap();
             message(
                 json!([
+                    thinking(1),
                     {"type": "tool_use", "id": "toolu_02", "name": "write_file", "input": {"path": "claude.md", "content": "# by claude\n", "token": lease["token"]}},
                     {"type": "tool_use", "id": "toolu_03", "name": "release_lock", "input": {"token": lease["token"]}}
                 ]),
@@ -99,7 +161,7 @@ async fn messages(
             let last = body["messages"].as_array().unwrap().last().unwrap();
             assert_eq!(last["content"].as_array().unwrap().len(), 2, "{last}");
             message(
-                json!([{"type": "tool_use", "id": "toolu_04", "name": "complete_task", "input": {"ok": true, "summary": "wrote claude.md"}}]),
+                json!([thinking(2), {"type": "tool_use", "id": "toolu_04", "name": "complete_task", "input": {"ok": true, "summary": "wrote claude.md"}}]),
                 "tool_use",
             )
         }
@@ -129,8 +191,12 @@ async fn carry(streaming: bool) {
             .with_state(seen.clone()),
     )
     .await;
-    let model =
-        Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-5", 4096).streaming(streaming);
+    let model = Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-6", 4096)
+        .reasoning(Some(Reasoning {
+            effort: None,
+            budget_tokens: Some(2048),
+        }))
+        .streaming(streaming);
     let (ws, task) = common::run_task(model, "write claude.md").await;
     common::assert_never_logged(&ws, "sk-ant-test").await;
     assert_eq!(
@@ -161,7 +227,12 @@ async fn carry(streaming: bool) {
     let first = &s.requests[1];
     assert_eq!(
         (first["model"].as_str(), first["max_tokens"].as_u64()),
-        (Some("claude-sonnet-4-5"), Some(4096))
+        (Some("claude-sonnet-4-6"), Some(6144)),
+        "max_tokens holds the thinking budget and the answer"
+    );
+    assert_eq!(
+        first["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
     );
     assert!(first["system"].as_str().unwrap().contains("acquire_lock"));
     assert!(
@@ -178,7 +249,86 @@ async fn carry(streaming: bool) {
         .find(|m| m["role"] == "assistant")
         .unwrap();
     assert_eq!(
-        assistant["content"][1]["type"], "tool_use",
-        "text and tool_use blocks are sent back as given"
+        assistant["content"],
+        json!([thinking(0), {"type": "text", "text": "I'll take the lock first."},
+            {"type": "tool_use", "id": "toolu_01", "name": "acquire_lock", "input": {"path": "claude.md"}}]),
+        "thinking, text and tool_use blocks are sent back as given"
     );
+    let last: Vec<&Value> = s.requests[3]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .collect();
+    assert_eq!(
+        last[1]["content"][0],
+        thinking(1),
+        "redacted thinking went back whole"
+    );
+}
+
+/// Follow-ups whose thinking is missing or altered are refused with the API's 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_without_its_thinking_is_refused_as_the_api_refuses_it() {
+    let seen = Arc::new(Mutex::new(Seen {
+        limited: true,
+        ..Seen::default()
+    }));
+    let base = common::serve(
+        Router::new()
+            .route("/v1/messages", post(messages))
+            .with_state(seen),
+    )
+    .await;
+    let model = Messages::new(&base, "sk-ant-test".into(), "claude-sonnet-4-6", 4096)
+        .reasoning(Some(Reasoning {
+            effort: Some(ReasoningEffort::Low),
+            budget_tokens: None,
+        }))
+        .streaming(false);
+    let tool_use = json!({"type": "tool_use", "id": "toolu_01", "name": "acquire_lock", "input": {"path": "claude.md"}});
+    let mut altered = thinking(0);
+    altered["thinking"] = json!("Step 0: something else.");
+    for (state, expected) in [
+        (
+            None,
+            "Expected `thinking` or `redacted_thinking`, but found `tool_use`",
+        ),
+        (
+            Some(ProviderState::new(
+                "anthropic",
+                json!({"content": [altered, tool_use]}),
+            )),
+            "Invalid `signature` in `thinking` block",
+        ),
+    ] {
+        let conversation = vec![
+            Turn::User {
+                text: "write claude.md".into(),
+            },
+            Turn::Assistant {
+                text: String::new(),
+                calls: vec![ToolCall {
+                    id: "toolu_01".into(),
+                    name: "acquire_lock".into(),
+                    arguments: json!({"path": "claude.md"}),
+                }],
+                state,
+            },
+            Turn::ToolResult {
+                id: "toolu_01".into(),
+                ok: true,
+                content: json!({"token": 1}),
+            },
+        ];
+        match model.next_turn(&conversation, &["acquire_lock"]).await {
+            Err(ModelError::Refused {
+                status: 400,
+                message,
+            }) => {
+                assert!(message.contains(expected), "{message}")
+            }
+            other => panic!("expected the API's 400, got {other:?}"),
+        }
+    }
 }

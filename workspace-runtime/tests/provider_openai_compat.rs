@@ -2,6 +2,10 @@
 //! server on 127.0.0.1 answering in that wire format: a rate limit first, then a
 //! multi-turn, tool-using task carried through the real agent loop, once answered as one
 //! JSON body and once streamed as `chat.completion.chunk` events.
+//!
+//! The server thinks as Kimi K2.6 does (on by default): each answer carries
+//! `reasoning_content`, and a follow-up whose assistant tool-call message lacks the
+//! reasoning it came with (or carries other text) is refused with Moonshot's 400.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -15,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::openai_compat::ChatCompletions;
+use coditect_runtime::agents::{Model, ModelError, ProviderState, ToolCall, Turn};
+use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -23,15 +29,39 @@ struct Seen {
     rate_limited: bool,
 }
 
+/// What the model thought before calling `id`.
+fn reasoning(id: &str) -> String {
+    format!("The task needs {id} next; thinking it through step by step.")
+}
+
 fn tool_call(id: &str, name: &str, args: Value) -> Value {
     json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": "kimi-k2.6",
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": null,
+            "role": "assistant", "content": null, "reasoning_content": reasoning(id),
             "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}]
         }}],
         "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140}
     })
+}
+
+/// Moonshot's rule for thinking models: every assistant message with tool calls carries
+/// its `reasoning_content`, non-empty (this server also checks it is the text it sent).
+fn refuse_missing_reasoning(body: &Value) -> Option<Response> {
+    if body["thinking"]["type"] == "disabled" {
+        return None;
+    }
+    for (i, m) in body["messages"].as_array()?.iter().enumerate() {
+        let Some(calls) = m["tool_calls"].as_array() else {
+            continue;
+        };
+        let id = calls[0]["id"].as_str().unwrap_or_default();
+        if m["role"] == "assistant" && m["reasoning_content"].as_str() != Some(&reasoning(id)) {
+            let err = json!({"error": {"message": format!("thinking is enabled but reasoning_content is missing in assistant tool call message at index {i}"), "type": "invalid_request_error"}});
+            return Some((StatusCode::BAD_REQUEST, Json(err)).into_response());
+        }
+    }
+    None
 }
 
 async fn completions(
@@ -54,6 +84,9 @@ async fn completions(
             Json(err),
         )
             .into_response();
+    }
+    if let Some(refusal) = refuse_missing_reasoning(&body) {
+        return refusal;
     }
     let messages = body["messages"].as_array().unwrap();
     let results: Vec<&Value> = messages.iter().filter(|m| m["role"] == "tool").collect();
@@ -80,7 +113,7 @@ async fn completions(
         }
         _ => json!({
             "id": "chatcmpl-4", "object": "chat.completion", "model": "kimi-k2.6",
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Wrote kimi.md."}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Wrote kimi.md.", "reasoning_content": "All three steps are done."}}],
             "usage": {"prompt_tokens": 200, "completion_tokens": 5, "total_tokens": 205}
         }),
     };
@@ -110,6 +143,10 @@ async fn carry(streaming: bool) {
     let base = format!("{}/v1", common::serve(app).await);
 
     let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6")
+        .reasoning(Some(Reasoning {
+            effort: Some(ReasoningEffort::High),
+            budget_tokens: None,
+        }))
         .streaming(streaming);
     let (ws, task) = common::run_task(model, "write kimi.md").await;
     common::assert_never_logged(&ws, "test-key").await;
@@ -158,4 +195,83 @@ async fn carry(streaming: bool) {
         .unwrap();
     assert_eq!(assistant["tool_calls"][0]["id"], "call_1");
     assert!(assistant["tool_calls"][0]["function"]["arguments"].is_string());
+    assert_eq!(first["thinking"]["type"], "enabled");
+    // Every assistant tool-call message went back with its reasoning (the server refuses
+    // otherwise, and the task would have failed).
+    let sent: Vec<&str> = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            reasoning("call_1"),
+            reasoning("call_2"),
+            reasoning("call_3")
+        ]
+    );
+}
+
+/// A follow-up whose tool-call message lacks the reasoning, or carries other text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_without_its_reasoning_is_refused_as_moonshot_refuses_it() {
+    let seen = Arc::new(Mutex::new(Seen {
+        rate_limited: true,
+        ..Seen::default()
+    }));
+    let app = Router::new()
+        .route("/v1/chat/completions", post(completions))
+        .with_state(seen);
+    let base = format!("{}/v1", common::serve(app).await);
+    let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6")
+        .streaming(false);
+    let call = ToolCall {
+        id: "call_1".into(),
+        name: "acquire_lock".into(),
+        arguments: json!({"path": "kimi.md"}),
+    };
+    for state in [
+        None,
+        Some(ProviderState::new(
+            "moonshot",
+            json!({"reasoning_content": ""}),
+        )),
+        Some(ProviderState::new(
+            "moonshot",
+            json!({"reasoning_content": "something else"}),
+        )),
+        // Another provider's state is not Kimi's reasoning.
+        Some(ProviderState::new(
+            "google",
+            json!({"reasoning_content": reasoning("call_1")}),
+        )),
+    ] {
+        let conversation = vec![
+            Turn::User {
+                text: "write kimi.md".into(),
+            },
+            Turn::Assistant {
+                text: String::new(),
+                calls: vec![call.clone()],
+                state,
+            },
+            Turn::ToolResult {
+                id: "call_1".into(),
+                ok: true,
+                content: json!({"token": 1}),
+            },
+        ];
+        match model.next_turn(&conversation, &["acquire_lock"]).await {
+            Err(ModelError::Refused {
+                status: 400,
+                message,
+            }) => assert!(
+                message.contains("reasoning_content is missing in assistant tool call message"),
+                "{message}"
+            ),
+            other => panic!("expected Moonshot's 400, got {other:?}"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ mod common;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use coditect_runtime::agents::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage, runner};
+use coditect_runtime::agents::{Model, ModelError, ModelTurn, ToolCall, Turn, runner};
 use coditect_runtime::testkit::TestWorkspace;
 use serde_json::{Value, json};
 
@@ -49,7 +49,7 @@ impl Model for Scripted {
                     arguments,
                 })
                 .collect(),
-            usage: Usage::default(),
+            ..ModelTurn::default()
         })
     }
 }

@@ -10,12 +10,23 @@
 //! `content_block_delta`s (`text_delta`, or `input_json_delta` pieces of the call's input),
 //! `message_delta` (stop reason, output tokens), `message_stop`; an `error` event inside
 //! the stream (`overloaded_error` is a rate limit).
+//!
+//! Extended thinking (`reasoning` in the agent's spec: `thinking: {type: "enabled",
+//! budget_tokens}`, `max_tokens` raised to hold the budget): the answer then starts with
+//! `thinking` blocks (text and `signature`; streamed as `thinking_delta` and
+//! `signature_delta`) or `redacted_thinking` blocks (`data`), which must go back unchanged
+//! in the assistant message of a tool-use turn. Every answer's content blocks are kept as
+//! they came (the turn's [`ProviderState`]) and sent back as the assistant message.
 
 use serde_json::{Value, json};
 
 use super::stream::{self, Assembler, Pieces};
 use super::tools::{SYSTEM_PROMPT, schemas};
-use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+use super::{Model, ModelError, ModelTurn, ProviderState, ToolCall, Turn, Usage};
+use coditect_specs::{Reasoning, ReasoningEffort};
+
+/// What `max_tokens` leaves for the answer beyond the thinking budget.
+const ANSWER_TOKENS: u64 = 4096;
 
 /// The API version this adapter speaks.
 pub const API_VERSION: &str = "2023-06-01";
@@ -26,6 +37,7 @@ pub struct Messages {
     endpoint: super::Endpoint,
     api_key: String,
     max_tokens: u64,
+    thinking_budget: Option<u64>,
 }
 
 impl Messages {
@@ -35,7 +47,19 @@ impl Messages {
             endpoint: super::Endpoint::new(base_url, model),
             api_key,
             max_tokens,
+            thinking_budget: None,
         }
+    }
+
+    /// Extended thinking: a budget in tokens (`budgetTokens`, or one for the effort);
+    /// `effort: none` or no setting leaves it off.
+    pub fn reasoning(mut self, reasoning: Option<Reasoning>) -> Self {
+        self.thinking_budget = reasoning.and_then(|r| match (r.budget_tokens, r.effort) {
+            (Some(b), _) => Some(b),
+            (None, Some(ReasoningEffort::None) | None) => None,
+            (None, Some(effort)) => Some(effort.budget_tokens()),
+        });
+        self
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
@@ -50,7 +74,11 @@ impl Messages {
         for turn in conversation {
             match turn {
                 Turn::User { text } => messages.push(json!({"role": "user", "content": text})),
-                Turn::Assistant { text, calls } => {
+                Turn::Assistant { text, calls, state } => {
+                    if let Some(blocks) = ProviderState::of(state.as_ref(), "anthropic") {
+                        messages.push(json!({"role": "assistant", "content": blocks["content"]}));
+                        continue;
+                    }
                     let mut content: Vec<Value> = Vec::new();
                     if !text.is_empty() {
                         content.push(json!({"type": "text", "text": text}));
@@ -81,6 +109,10 @@ impl Messages {
             .map(|(name, description, schema)| json!({"name": name, "description": description, "input_schema": schema}))
             .collect();
         let mut body = json!({"model": self.endpoint.model, "max_tokens": self.max_tokens, "system": SYSTEM_PROMPT, "messages": messages, "tools": tools});
+        if let Some(budget) = self.thinking_budget {
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+            body["max_tokens"] = json!(self.max_tokens.max(budget + ANSWER_TOKENS));
+        }
         if self.endpoint.streaming {
             body["stream"] = json!(true);
         }
@@ -113,6 +145,11 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
         text,
         calls,
         usage: Usage::read(&body["usage"], "input_tokens", "output_tokens"),
+        state: Some(ProviderState::new(
+            "anthropic",
+            json!({"content": body["content"]}),
+        )),
+        model: body["model"].as_str().map(str::to_string),
     })
 }
 
@@ -137,9 +174,31 @@ impl Model for Messages {
     }
 }
 
-/// Assembles a Messages event stream.
+/// Assembles a Messages event stream: text and calls through [`Pieces`], and every
+/// content block as it came (thinking text and signature included) for the turn's state.
 #[derive(Debug, Default)]
-pub(crate) struct Events(Pieces);
+pub(crate) struct Events {
+    pieces: Pieces,
+    blocks: Vec<Value>,
+    model: Option<String>,
+}
+
+impl Events {
+    /// The block at `index`, created empty when first seen.
+    fn block(&mut self, index: usize) -> &mut Value {
+        if self.blocks.len() <= index {
+            self.blocks.resize(index + 1, json!({}));
+        }
+        &mut self.blocks[index]
+    }
+}
+
+/// Appends `piece` to the string field `key` of `block`.
+fn append(block: &mut Value, key: &str, piece: &str) {
+    let mut text = block[key].as_str().unwrap_or_default().to_string();
+    text.push_str(piece);
+    block[key] = json!(text);
+}
 
 impl Assembler for Events {
     fn feed(&mut self, event: &str, data: &str) -> Result<bool, ModelError> {
@@ -149,27 +208,41 @@ impl Assembler for Events {
         let e = stream::data(data)?;
         match e["type"].as_str().unwrap_or(event) {
             "message_start" => {
-                self.0.usage.input = e["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                self.pieces.usage.input =
+                    e["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                self.model = e["message"]["model"].as_str().map(str::to_string);
             }
             "content_block_start" => {
                 let block = &e["content_block"];
-                let call = self.0.call(e["index"].as_u64().unwrap_or(0) as usize);
+                let index = e["index"].as_u64().unwrap_or(0) as usize;
+                *self.block(index) = block.clone();
+                let call = self.pieces.call(index);
                 if block["type"] == "tool_use" {
                     call.0 = block["id"].as_str().unwrap_or_default().to_string();
                     call.1 = block["name"].as_str().unwrap_or_default().to_string();
                 } else if let Some(text) = block["text"].as_str() {
-                    self.0.text.push_str(text);
+                    self.pieces.text.push_str(text);
                 }
             }
             "content_block_delta" => {
                 let delta = &e["delta"];
+                let index = e["index"].as_u64().unwrap_or(0) as usize;
                 match delta["type"].as_str() {
-                    Some("text_delta") => self
-                        .0
-                        .text
-                        .push_str(delta["text"].as_str().unwrap_or_default()),
+                    Some("text_delta") => {
+                        let piece = delta["text"].as_str().unwrap_or_default();
+                        self.pieces.text.push_str(piece);
+                        append(self.block(index), "text", piece);
+                    }
+                    Some("thinking_delta") => {
+                        let piece = delta["thinking"].as_str().unwrap_or_default();
+                        append(self.block(index), "thinking", piece);
+                    }
+                    Some("signature_delta") => {
+                        let piece = delta["signature"].as_str().unwrap_or_default();
+                        append(self.block(index), "signature", piece);
+                    }
                     Some("input_json_delta") => {
-                        let call = self.0.call(e["index"].as_u64().unwrap_or(0) as usize);
+                        let call = self.pieces.call(index);
                         call.2
                             .push_str(delta["partial_json"].as_str().unwrap_or_default());
                     }
@@ -178,11 +251,11 @@ impl Assembler for Events {
             }
             "message_delta" => {
                 if let Some(output) = e["usage"]["output_tokens"].as_u64() {
-                    self.0.usage.output = output;
+                    self.pieces.usage.output = output;
                 }
             }
             "message_stop" => {
-                self.0.complete = true;
+                self.pieces.complete = true;
                 return Ok(true);
             }
             "error" => {
@@ -201,6 +274,16 @@ impl Assembler for Events {
     }
 
     fn finish(self) -> Result<ModelTurn, ModelError> {
-        self.0.turn()
+        let mut blocks = self.blocks;
+        // A tool_use block's input came as JSON text in pieces: put the whole input back.
+        for (block, (_, _, input)) in blocks.iter_mut().zip(&self.pieces.calls) {
+            if block["type"] == "tool_use" {
+                block["input"] = super::arguments(&Value::String(input.clone()));
+            }
+        }
+        let mut turn = self.pieces.turn()?;
+        turn.state = Some(ProviderState::new("anthropic", json!({"content": blocks})));
+        turn.model = self.model;
+        Ok(turn)
     }
 }

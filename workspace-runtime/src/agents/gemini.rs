@@ -8,18 +8,28 @@
 //! Streamed (the default), the call is `:streamGenerateContent?alt=sse`: each event is a
 //! whole `GenerateContentResponse` holding the next parts (text pieces, whole
 //! `functionCall`s), the last one with `finishReason` and `usageMetadata`.
+//!
+//! Thinking models put a `thoughtSignature` on parts (always on a Gemini 3 function
+//! call); it must come back unchanged on the same part in the next request, or Gemini 3
+//! answers 400 ("Function call is missing a thought_signature"). The model's parts are
+//! kept exactly as they came, streamed pieces included (the turn's [`ProviderState`]), and
+//! sent back as the model turn. Thought summaries (`thought: true`) are not answer text.
+//! `reasoning`: `thinkingConfig.thinkingBudget` for a token budget (Gemini 2.5),
+//! `thinkingLevel` for an effort (Gemini 3; `none` asks for `minimal`).
 
 use serde_json::{Value, json};
 
 use super::stream::{self, Assembler};
 use super::tools::{SYSTEM_PROMPT, schemas};
-use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+use super::{Model, ModelError, ModelTurn, ProviderState, ToolCall, Turn, Usage};
+use coditect_specs::{Reasoning, ReasoningEffort};
 
 /// A generateContent endpoint.
 #[derive(Debug, Clone)]
 pub struct GenerateContent {
     endpoint: super::Endpoint,
     api_key: String,
+    reasoning: Option<Reasoning>,
 }
 
 impl GenerateContent {
@@ -28,7 +38,29 @@ impl GenerateContent {
         GenerateContent {
             endpoint: super::Endpoint::new(base_url, model),
             api_key,
+            reasoning: None,
         }
+    }
+
+    /// How much the model thinks (see the module doc for the mapping).
+    pub fn reasoning(mut self, reasoning: Option<Reasoning>) -> Self {
+        self.reasoning = reasoning;
+        self
+    }
+
+    /// `generationConfig.thinkingConfig`, when the spec sets one.
+    fn thinking_config(&self) -> Option<Value> {
+        let r = self.reasoning.as_ref()?;
+        if let Some(budget) = r.budget_tokens {
+            return Some(json!({"thinkingBudget": budget}));
+        }
+        let level = match r.effort? {
+            ReasoningEffort::None | ReasoningEffort::Minimal => "minimal",
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High | ReasoningEffort::Xhigh => "high",
+        };
+        Some(json!({"thinkingLevel": level}))
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
@@ -46,13 +78,19 @@ impl GenerateContent {
                 Turn::User { text } => {
                     contents.push(json!({"role": "user", "parts": [{"text": text}]}))
                 }
-                Turn::Assistant { text, calls } => {
+                Turn::Assistant { text, calls, state } => {
+                    for c in calls {
+                        names.insert(c.id.clone(), c.name.clone());
+                    }
+                    if let Some(kept) = ProviderState::of(state.as_ref(), "google") {
+                        contents.push(json!({"role": "model", "parts": kept["parts"]}));
+                        continue;
+                    }
                     let mut parts: Vec<Value> = Vec::new();
                     if !text.is_empty() {
                         parts.push(json!({"text": text}));
                     }
                     for c in calls {
-                        names.insert(c.id.clone(), c.name.clone());
                         parts.push(json!({"functionCall": {"id": c.id, "name": c.name, "args": c.arguments}}));
                     }
                     contents.push(json!({"role": "model", "parts": parts}));
@@ -85,11 +123,15 @@ impl GenerateContent {
             .filter(|(name, _, _)| tools.contains(name))
             .map(|(name, description, parameters)| json!({"name": name, "description": description, "parameters": parameters}))
             .collect();
-        json!({
+        let mut body = json!({
             "systemInstruction": {"parts": [{"text": SYSTEM_PROMPT}]},
             "contents": contents,
             "tools": [{"functionDeclarations": declarations}],
-        })
+        });
+        if let Some(thinking) = self.thinking_config() {
+            body["generationConfig"] = json!({"thinkingConfig": thinking});
+        }
+        body
     }
 }
 
@@ -104,7 +146,9 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
     let mut text = String::new();
     let mut calls = Vec::new();
     for (i, p) in parts.iter().enumerate() {
-        if let Some(t) = p["text"].as_str() {
+        if let Some(t) = p["text"].as_str()
+            && p["thought"] != true
+        {
             text.push_str(t);
         }
         let f = &p["functionCall"];
@@ -122,6 +166,8 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
         text,
         calls,
         usage: usage(body),
+        state: Some(ProviderState::new("google", json!({"parts": parts}))),
+        model: body["modelVersion"].as_str().map(str::to_string),
     })
 }
 
@@ -196,17 +242,29 @@ impl Assembler for Chunks {
             parse(&chunk)?
         } else {
             ModelTurn {
-                text: String::new(),
-                calls: Vec::new(),
                 usage: usage(&chunk),
+                ..ModelTurn::default()
             }
         };
-        let turn = self.turn.get_or_insert_with(|| ModelTurn {
-            text: String::new(),
-            calls: Vec::new(),
-            usage: Usage::default(),
-        });
+        let turn = self.turn.get_or_insert_with(ModelTurn::default);
         turn.text.push_str(&next.text);
+        // Every streamed part is kept as it came, in order: a signature may ride on a
+        // part of its own.
+        if let Some(new) = next
+            .state
+            .as_ref()
+            .and_then(|s| s.value["parts"].as_array())
+        {
+            let state = turn
+                .state
+                .get_or_insert_with(|| ProviderState::new("google", json!({"parts": []})));
+            if let Some(parts) = state.value["parts"].as_array_mut() {
+                parts.extend(new.iter().cloned());
+            }
+        }
+        if turn.model.is_none() {
+            turn.model = next.model.clone();
+        }
         let offset = turn.calls.len();
         turn.calls.extend(next.calls.into_iter().map(|mut c| {
             if c.id.starts_with("gemini-") {

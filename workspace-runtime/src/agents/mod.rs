@@ -13,8 +13,11 @@
 //! modules and implement the same trait.
 
 pub mod anthropic;
+pub mod check;
 pub mod context;
+pub mod conversation;
 pub mod gemini;
+pub mod models;
 pub mod offline;
 pub mod openai;
 pub mod openai_compat;
@@ -69,6 +72,37 @@ pub struct ToolCall {
     pub arguments: Value,
 }
 
+/// What a provider handed back with a turn that it requires again on the next request of
+/// the same conversation, kept exactly as it came: Kimi's `reasoning_content`, Gemini's
+/// parts with their `thoughtSignature`s, OpenAI's `reasoning` items with their encrypted
+/// content, Claude's `thinking` and `redacted_thinking` blocks with their signatures.
+///
+/// Only the adapter of the provider that made it reads it (another provider's state is
+/// ignored, so a spec that changes an agent's provider mid-task still works); it is stored
+/// with the conversation, so a task resumed after a restart sends it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderState {
+    /// The provider that made it (`anthropic`, `google`, `openai`, `moonshot`, …).
+    pub provider: String,
+    /// The provider's own values, as they came.
+    pub value: Value,
+}
+
+impl ProviderState {
+    /// `provider`'s `value`.
+    pub fn new(provider: &str, value: Value) -> Self {
+        ProviderState {
+            provider: provider.to_string(),
+            value,
+        }
+    }
+
+    /// The value, when `state` was made by `provider`.
+    pub fn of<'a>(state: Option<&'a ProviderState>, provider: &str) -> Option<&'a Value> {
+        state.filter(|s| s.provider == provider).map(|s| &s.value)
+    }
+}
+
 /// One entry of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
@@ -84,6 +118,9 @@ pub enum Turn {
         text: String,
         /// Its tool calls.
         calls: Vec<ToolCall>,
+        /// What the provider requires back with this turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<ProviderState>,
     },
     /// The result of one tool call.
     ToolResult {
@@ -138,7 +175,7 @@ impl Endpoint {
 }
 
 /// A model's answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelTurn {
     /// Text for the log.
     pub text: String,
@@ -146,6 +183,10 @@ pub struct ModelTurn {
     pub calls: Vec<ToolCall>,
     /// Tokens used.
     pub usage: Usage,
+    /// What the provider requires back with this turn (see [`ProviderState`]).
+    pub state: Option<ProviderState>,
+    /// The model that answered, as the provider names it (when it says).
+    pub model: Option<String>,
 }
 
 /// Why a model call failed.
@@ -157,7 +198,18 @@ pub enum ModelError {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
-    /// The provider refused or failed the request.
+    /// The provider answered with an error status and its own message.
+    #[error("model call failed: HTTP {status}: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The provider's message.
+        message: String,
+    },
+    /// The provider could not be reached.
+    #[error("model call failed: {0}")]
+    Unreachable(String),
+    /// The provider failed the request, or its answer could not be read.
     #[error("model call failed: {0}")]
     Failed(String),
 }
@@ -199,10 +251,10 @@ pub(crate) async fn accept(
             retry_after_secs: retry_after.or_else(|| delay(&body)).unwrap_or(1),
         });
     }
-    let why = body["error"]["message"]
+    let message = body["error"]["message"]
         .as_str()
         .map_or_else(|| body.to_string(), str::to_string);
-    Err(ModelError::Failed(format!("HTTP {status}: {why}")))
+    Err(ModelError::Refused { status, message })
 }
 
 /// Sends a model request and reads the answer: streamed into an `A`, or one JSON body
@@ -217,13 +269,24 @@ pub(crate) async fn exchange<A: stream::Assembler + Default>(
     let resp = req
         .send()
         .await
-        .map_err(|e| ModelError::Failed(e.to_string()))?;
+        .map_err(|e| ModelError::Unreachable(error_chain(&e)))?;
     let resp = accept(resp, busy, delay).await?;
     if streaming {
         stream::assemble(resp, A::default()).await
     } else {
         parse(&json_body(resp).await?)
     }
+}
+
+/// An error with its causes ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// The JSON body of an accepted answer.

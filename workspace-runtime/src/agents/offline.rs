@@ -13,7 +13,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+use super::{Model, ModelError, ModelTurn, ToolCall, Turn};
 
 /// The forms the planner understands, for its failure message.
 pub const FORMS: &str = "create file PATH with TEXT | append TEXT to PATH | rename OLD to NEW in PATH | tell AGENT: TEXT";
@@ -217,9 +217,9 @@ impl Model for OfflinePlanner {
     ) -> Result<ModelTurn, ModelError> {
         let next = Self::next(conversation);
         Ok(ModelTurn {
-            text: String::new(),
             calls: vec![next],
-            usage: Usage::default(),
+            model: Some("offline-planner".into()),
+            ..ModelTurn::default()
         })
     }
 }
@@ -272,6 +272,7 @@ mod tests {
         conv.push(Turn::Assistant {
             text: String::new(),
             calls: vec![first],
+            state: None,
         });
         conv.push(Turn::ToolResult {
             id: "offline-0".into(),

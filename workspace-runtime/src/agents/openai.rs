@@ -12,18 +12,28 @@
 //! `response.output_text.delta`, `response.function_call_arguments.delta`, …) ending in
 //! `response.completed`, which carries the whole response; `response.failed`,
 //! `response.incomplete` and `error` end it with a failure.
+//!
+//! Reasoning without server-side state: every request asks for
+//! `include: ["reasoning.encrypted_content"]`, and the answer's output items (its
+//! `reasoning` items with their encrypted content among them) are kept as they came (the
+//! turn's [`ProviderState`]) and sent back as input, so a reasoning model carries its
+//! thinking across tool calls instead of starting over. (A reasoning item sent by id
+//! alone is refused with a 404 when `store` is false.) `reasoning.effort` comes from the
+//! agent's spec.
 
 use serde_json::{Value, json};
 
 use super::stream::{self, Assembler};
 use super::tools::{SYSTEM_PROMPT, schemas};
-use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+use super::{Model, ModelError, ModelTurn, ProviderState, ToolCall, Turn, Usage};
+use coditect_specs::Reasoning;
 
 /// A Responses endpoint.
 #[derive(Debug, Clone)]
 pub struct Responses {
     endpoint: super::Endpoint,
     api_key: String,
+    reasoning: Option<Reasoning>,
 }
 
 impl Responses {
@@ -32,7 +42,14 @@ impl Responses {
         Responses {
             endpoint: super::Endpoint::new(base_url, model),
             api_key,
+            reasoning: None,
         }
+    }
+
+    /// The reasoning effort to ask for.
+    pub fn reasoning(mut self, reasoning: Option<Reasoning>) -> Self {
+        self.reasoning = reasoning;
+        self
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
@@ -47,7 +64,13 @@ impl Responses {
         for turn in conversation {
             match turn {
                 Turn::User { text } => input.push(json!({"role": "user", "content": text})),
-                Turn::Assistant { text, calls } => {
+                Turn::Assistant { text, calls, state } => {
+                    if let Some(output) = ProviderState::of(state.as_ref(), "openai")
+                        .and_then(|v| v["output"].as_array())
+                    {
+                        input.extend(output.iter().cloned());
+                        continue;
+                    }
                     if !text.is_empty() {
                         input.push(json!({"role": "assistant", "content": text}));
                     }
@@ -79,7 +102,11 @@ impl Responses {
             "input": input,
             "tools": tools,
             "store": false,
+            "include": ["reasoning.encrypted_content"],
         });
+        if let Some(effort) = self.reasoning.as_ref().and_then(|r| r.effort) {
+            body["reasoning"] = json!({"effort": effort.as_str()});
+        }
         if self.endpoint.streaming {
             body["stream"] = json!(true);
         }
@@ -124,6 +151,8 @@ pub fn parse(response: &Value) -> Result<ModelTurn, ModelError> {
         text,
         calls,
         usage: Usage::read(&response["usage"], "input_tokens", "output_tokens"),
+        state: Some(ProviderState::new("openai", json!({"output": output}))),
+        model: response["model"].as_str().map(str::to_string),
     })
 }
 

@@ -10,12 +10,20 @@
 //! name first, then argument text), `finish_reason` on the last choice, usage in a final
 //! chunk (`stream_options.include_usage`; Moonshot puts it in the choice), then
 //! `data: [DONE]`.
+//!
+//! Thinking models (Kimi K2.6 thinks by default) send their reasoning as
+//! `reasoning_content` (`delta.reasoning_content` when streamed). Moonshot requires it back,
+//! unchanged and non-empty, on every assistant message that carries tool calls, or refuses
+//! the request with a 400; it is kept as the turn's [`ProviderState`] and sent back on that
+//! message. `reasoning.effort: none` turns Kimi's thinking off (`thinking: {"type":
+//! "disabled"}`); other efforts are sent as `reasoning_effort` to servers that take it.
 
 use serde_json::{Value, json};
 
 use super::stream::{self, Assembler, Pieces};
 use super::tools::{SYSTEM_PROMPT, schemas};
-use super::{Model, ModelError, ModelTurn, ToolCall, Turn, Usage};
+use super::{Model, ModelError, ModelTurn, ProviderState, ToolCall, Turn, Usage};
+use coditect_specs::{Reasoning, ReasoningEffort};
 
 /// A Chat Completions endpoint.
 #[derive(Debug, Clone)]
@@ -23,6 +31,7 @@ pub struct ChatCompletions {
     endpoint: super::Endpoint,
     provider: &'static str,
     api_key: Option<String>,
+    reasoning: Option<Reasoning>,
 }
 
 impl ChatCompletions {
@@ -37,7 +46,14 @@ impl ChatCompletions {
             endpoint: super::Endpoint::new(base_url, model),
             provider,
             api_key,
+            reasoning: None,
         }
+    }
+
+    /// How much the model thinks (see the module doc for the mapping).
+    pub fn reasoning(mut self, reasoning: Option<Reasoning>) -> Self {
+        self.reasoning = reasoning;
+        self
     }
 
     /// Whether to ask for a streamed answer (the default) or one JSON body.
@@ -52,17 +68,22 @@ impl ChatCompletions {
         for turn in conversation {
             messages.push(match turn {
                 Turn::User { text } => json!({"role": "user", "content": text}),
-                Turn::Assistant { text, calls } => {
+                Turn::Assistant { text, calls, state } => {
                     let calls: Vec<Value> = calls
                         .iter()
                         .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments.to_string()}}))
                         .collect();
                     let content = if text.is_empty() { Value::Null } else { json!(text) };
-                    if calls.is_empty() {
-                        json!({"role": "assistant", "content": content})
-                    } else {
-                        json!({"role": "assistant", "content": content, "tool_calls": calls})
+                    let mut message = json!({"role": "assistant", "content": content});
+                    if !calls.is_empty() {
+                        message["tool_calls"] = json!(calls);
                     }
+                    if let Some(reasoning) = ProviderState::of(state.as_ref(), self.provider)
+                        .and_then(|v| v.get("reasoning_content"))
+                    {
+                        message["reasoning_content"] = reasoning.clone();
+                    }
+                    message
                 }
                 Turn::ToolResult { id, ok, content } => {
                     let text = if *ok { content.to_string() } else { format!("error: {}", content.as_str().unwrap_or(&content.to_string())) };
@@ -76,6 +97,15 @@ impl ChatCompletions {
             .map(|(name, description, parameters)| json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}))
             .collect();
         let mut body = json!({"model": self.endpoint.model, "messages": messages, "tools": tools});
+        match self.reasoning.as_ref().and_then(|r| r.effort) {
+            Some(ReasoningEffort::None) if self.provider == "moonshot" => {
+                body["thinking"] = json!({"type": "disabled"});
+            }
+            Some(ReasoningEffort::None) | None => {}
+            // Kimi has no levels: thinking is on or off.
+            Some(_) if self.provider == "moonshot" => body["thinking"] = json!({"type": "enabled"}),
+            Some(effort) => body["reasoning_effort"] = json!(effort.as_str()),
+        }
         if self.endpoint.streaming {
             body["stream"] = json!(true);
             body["stream_options"] = json!({"include_usage": true});
@@ -118,7 +148,17 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
         text: message["content"].as_str().unwrap_or_default().to_string(),
         calls,
         usage: Usage::read(&body["usage"], "prompt_tokens", "completion_tokens"),
+        state: reasoning_state(message["reasoning_content"].as_str()),
+        model: body["model"].as_str().map(str::to_string),
     })
+}
+
+/// The reasoning to send back, when the model gave any. The provider's name is filled in by
+/// the adapter, which knows it.
+fn reasoning_state(reasoning: Option<&str>) -> Option<ProviderState> {
+    reasoning
+        .filter(|r| !r.is_empty())
+        .map(|r| ProviderState::new("", json!({"reasoning_content": r})))
 }
 
 impl Model for ChatCompletions {
@@ -139,18 +179,27 @@ impl Model for ChatCompletions {
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
-        super::exchange::<Chunks>(req, self.endpoint.streaming, &[], |_| None, parse).await
+        let mut turn =
+            super::exchange::<Chunks>(req, self.endpoint.streaming, &[], |_| None, parse).await?;
+        if let Some(state) = &mut turn.state {
+            state.provider = self.provider.to_string();
+        }
+        Ok(turn)
     }
 }
 
 /// Assembles `chat.completion.chunk` events.
 #[derive(Debug, Default)]
-pub(crate) struct Chunks(Pieces);
+pub(crate) struct Chunks {
+    pieces: Pieces,
+    reasoning: String,
+    model: Option<String>,
+}
 
 impl Assembler for Chunks {
     fn feed(&mut self, _event: &str, data: &str) -> Result<bool, ModelError> {
         if data.trim() == "[DONE]" {
-            self.0.complete = true;
+            self.pieces.complete = true;
             return Ok(true);
         }
         let chunk = stream::data(data)?;
@@ -163,15 +212,21 @@ impl Assembler for Chunks {
             &chunk["choices"][0]["usage"]
         };
         if usage["prompt_tokens"].is_u64() {
-            self.0.usage = Usage::read(usage, "prompt_tokens", "completion_tokens");
+            self.pieces.usage = Usage::read(usage, "prompt_tokens", "completion_tokens");
         }
         let delta = &chunk["choices"][0]["delta"];
+        if let Some(reasoning) = delta["reasoning_content"].as_str() {
+            self.reasoning.push_str(reasoning);
+        }
+        if self.model.is_none() {
+            self.model = chunk["model"].as_str().map(str::to_string);
+        }
         if let Some(text) = delta["content"].as_str() {
-            self.0.text.push_str(text);
+            self.pieces.text.push_str(text);
         }
         for piece in delta["tool_calls"].as_array().into_iter().flatten() {
             let index = piece["index"].as_u64().unwrap_or(0) as usize;
-            let call = self.0.call(index);
+            let call = self.pieces.call(index);
             if let Some(id) = piece["id"].as_str() {
                 call.0 = id.to_string();
             }
@@ -186,6 +241,9 @@ impl Assembler for Chunks {
     }
 
     fn finish(self) -> Result<ModelTurn, ModelError> {
-        self.0.turn()
+        let mut turn = self.pieces.turn()?;
+        turn.state = reasoning_state(Some(&self.reasoning));
+        turn.model = self.model;
+        Ok(turn)
     }
 }

@@ -2,6 +2,11 @@
 //! workspace context, run the tools it calls, feed the results back, until it completes
 //! the task or its step budget runs out. Every step is an event: state changes, tool
 //! calls, messages; file edits come from the fenced writes themselves.
+//!
+//! The conversation is stored turn by turn ([`Conversation`]): a task that was running when
+//! the instance died is queued again at the next start, and its agent resumes it from the
+//! stored turns (provider state included) instead of starting over; a call whose result
+//! was not stored yet is answered before the model is asked again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::context::BYTES_PER_TOKEN;
+use super::conversation::Conversation;
 use super::tools::{TOOLS, Toolbox};
 use super::{AgentNow, Model, ModelError, Turn};
 use crate::events::{EventDraft, EventType};
@@ -103,98 +109,172 @@ async fn work<M: Model>(
     briefing: &str,
     max_steps: u32,
 ) -> (bool, String) {
-    let instruction = if task.prompt.trim().is_empty() {
-        &task.title
-    } else {
-        &task.prompt
+    let mut conversation = match Conversation::load(ws.db.clone(), task.id, agent) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                false,
+                format!("reading the task's conversation failed: {e}"),
+            );
+        }
     };
-    let mut conversation = vec![Turn::User {
-        text: format!(
-            "{instruction}\n\n(workspace {}, task {})\n\n{briefing}",
-            ws.spec.metadata.name, task.id
-        ),
-    }];
-    for _ in 0..max_steps {
+    if conversation.is_empty() {
+        let instruction = if task.prompt.trim().is_empty() {
+            &task.title
+        } else {
+            &task.prompt
+        };
+        let first = Turn::User {
+            text: format!(
+                "{instruction}\n\n(workspace {}, task {})\n\n{briefing}",
+                ws.spec.metadata.name, task.id
+            ),
+        };
+        if let Err(e) = conversation.push(first) {
+            return (
+                false,
+                format!("storing the task's conversation failed: {e}"),
+            );
+        }
+    } else {
+        tracing::info!(
+            agent,
+            task = task.id,
+            turns = conversation.turns().len(),
+            "resuming a task from its stored conversation"
+        );
+    }
+    let mut steps = 0;
+    loop {
         // A task cancelled while running stops at the next step.
         if ws.tasks.state(task.id).as_deref() == Some("cancelled") {
             return (false, "cancelled".into());
         }
-        let asked = std::time::Instant::now();
-        let answer = model.next_turn(&conversation, &TOOLS).await;
-        let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
-        let turn = match answer {
-            Ok(t) => {
-                sample(
-                    ws,
-                    agent,
-                    &[
-                        ("model_latency_ms", latency_ms),
-                        ("tokens_in", t.usage.input as f64),
-                        ("tokens_out", t.usage.output as f64),
-                    ],
-                );
-                t
+        let mut calls = conversation.unanswered();
+        if calls.is_empty() {
+            if steps == max_steps {
+                return (false, format!("the step budget of {max_steps} ran out"));
             }
-            Err(ModelError::RateLimited { retry_after_secs }) => {
-                sample(ws, agent, &[("rate_limited", 1.0)]);
-                state(ws, agent, "waiting", model.provider(), Some(task.id));
-                tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
+            steps += 1;
+            let Some(turn) = ask(ws, agent, model, task, &conversation).await else {
                 continue;
+            };
+            let turn = match turn {
+                Ok(t) => t,
+                Err(why) => return (false, why),
+            };
+            if turn.calls.is_empty() {
+                return (true, turn.text);
             }
-            Err(e) => {
-                sample(ws, agent, &[("model_errors", 1.0)]);
-                return (false, e.to_string());
-            }
-        };
-        if !turn.text.is_empty() {
-            ws.events.append_nowait(EventDraft::new(
-                agent,
-                EventType::AgentMessage,
-                json!({"task": task.id, "text": turn.text}),
-            ));
-        }
-        if turn.calls.is_empty() {
-            return (true, turn.text);
-        }
-        conversation.push(Turn::Assistant {
-            text: turn.text.clone(),
-            calls: turn.calls.clone(),
-        });
-        for call in turn.calls {
-            ws.events.append_nowait(EventDraft::new(
-                agent,
-                EventType::ToolCall,
-                json!({"task": task.id, "tool": call.name, "arguments": call.arguments}),
-            ));
-            if call.name == "complete_task" {
-                let ok = call.arguments["ok"].as_bool().unwrap_or(true);
+            calls = turn.calls.clone();
+            let answer = Turn::Assistant {
+                text: turn.text,
+                calls: turn.calls,
+                state: turn.state,
+            };
+            if let Err(e) = conversation.push(answer) {
                 return (
-                    ok,
-                    call.arguments["summary"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
+                    false,
+                    format!("storing the task's conversation failed: {e}"),
                 );
             }
-            match call.name.as_str() {
-                "write_file" | "edit_file" => {
-                    state(ws, agent, "editing", model.provider(), Some(task.id))
-                }
-                "acquire_lock" => state(ws, agent, "waiting", model.provider(), Some(task.id)),
-                _ => {}
+        }
+        for call in calls {
+            if let Some(end) =
+                run_call(ws, agent, tools, model, task, &mut conversation, call).await
+            {
+                return end;
             }
-            let (ok, content) = match tools.run(&call).await {
-                Ok(v) => (true, v),
-                Err(why) => (false, Value::String(why)),
-            };
-            conversation.push(Turn::ToolResult {
-                id: call.id,
-                ok,
-                content,
-            });
         }
     }
-    (false, format!("the step budget of {max_steps} ran out"))
+}
+
+/// One model call: the answer (its text logged), `Err` with why the task fails, or `None`
+/// after a rate limit was waited out (ask again).
+async fn ask<M: Model>(
+    ws: &WorkspaceRuntime,
+    agent: &str,
+    model: &M,
+    task: &crate::tasks::Task,
+    conversation: &Conversation,
+) -> Option<Result<super::ModelTurn, String>> {
+    let asked = std::time::Instant::now();
+    let answer = model.next_turn(conversation.turns(), &TOOLS).await;
+    let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
+    let turn = match answer {
+        Ok(t) => t,
+        Err(ModelError::RateLimited { retry_after_secs }) => {
+            sample(ws, agent, &[("rate_limited", 1.0)]);
+            state(ws, agent, "waiting", model.provider(), Some(task.id));
+            tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
+            return None;
+        }
+        Err(e) => {
+            sample(ws, agent, &[("model_errors", 1.0)]);
+            return Some(Err(e.to_string()));
+        }
+    };
+    sample(
+        ws,
+        agent,
+        &[
+            ("model_latency_ms", latency_ms),
+            ("tokens_in", turn.usage.input as f64),
+            ("tokens_out", turn.usage.output as f64),
+        ],
+    );
+    if !turn.text.is_empty() {
+        ws.events.append_nowait(EventDraft::new(
+            agent,
+            EventType::AgentMessage,
+            json!({"task": task.id, "text": turn.text}),
+        ));
+    }
+    Some(Ok(turn))
+}
+
+/// Runs one tool call and stores its result; `Some` with the task's end when the call
+/// completes the task or its result cannot be stored.
+async fn run_call<M: Model>(
+    ws: &WorkspaceRuntime,
+    agent: &str,
+    tools: &Toolbox,
+    model: &M,
+    task: &crate::tasks::Task,
+    conversation: &mut Conversation,
+    call: super::ToolCall,
+) -> Option<(bool, String)> {
+    ws.events.append_nowait(EventDraft::new(
+        agent,
+        EventType::ToolCall,
+        json!({"task": task.id, "tool": call.name, "arguments": call.arguments}),
+    ));
+    if call.name == "complete_task" {
+        let ok = call.arguments["ok"].as_bool().unwrap_or(true);
+        let summary = call.arguments["summary"].as_str().unwrap_or_default();
+        return Some((ok, summary.to_string()));
+    }
+    match call.name.as_str() {
+        "write_file" | "edit_file" => state(ws, agent, "editing", model.provider(), Some(task.id)),
+        "acquire_lock" => state(ws, agent, "waiting", model.provider(), Some(task.id)),
+        _ => {}
+    }
+    let (ok, content) = match tools.run(&call).await {
+        Ok(v) => (true, v),
+        Err(why) => (false, Value::String(why)),
+    };
+    let result = Turn::ToolResult {
+        id: call.id,
+        ok,
+        content,
+    };
+    match conversation.push(result) {
+        Ok(()) => None,
+        Err(e) => Some((
+            false,
+            format!("storing the task's conversation failed: {e}"),
+        )),
+    }
 }
 
 /// Per-agent samples in agent_metrics (tokens, model latency, errors).

@@ -99,6 +99,7 @@ impl Pieces {
             text: self.text,
             calls,
             usage: self.usage,
+            ..ModelTurn::default()
         })
     }
 }

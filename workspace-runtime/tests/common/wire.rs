@@ -18,6 +18,12 @@ pub fn chat_chunks(answer: &Value) -> Response {
     let mut events = vec![chunk(
         json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
     )];
+    // Thinking models stream their reasoning before the answer.
+    for piece in halves(message["reasoning_content"].as_str().unwrap_or_default()) {
+        events.push(chunk(
+            json!([{"index": 0, "delta": {"reasoning_content": piece}, "finish_reason": null}]),
+        ));
+    }
     for piece in halves(message["content"].as_str().unwrap_or_default()) {
         events.push(chunk(
             json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
@@ -67,7 +73,19 @@ pub fn anthropic_events(answer: &Value) -> Response {
         ev("ping", json!({"type": "ping"})),
     ];
     for (i, block) in answer["content"].as_array().unwrap().iter().enumerate() {
-        if block["type"] == "text" {
+        if block["type"] == "thinking" {
+            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "thinking", "thinking": ""}})));
+            for piece in halves(block["thinking"].as_str().unwrap()) {
+                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": piece}})));
+            }
+            events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}})));
+        } else if block["type"] == "redacted_thinking" {
+            // Redacted thinking arrives whole in its start event.
+            events.push(ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": i, "content_block": block}),
+            ));
+        } else if block["type"] == "text" {
             events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
             for piece in halves(block["text"].as_str().unwrap()) {
                 events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": piece}})));
@@ -95,7 +113,22 @@ pub fn gemini_chunks(answer: &Value) -> Response {
     let mut pieces: Vec<Value> = Vec::new();
     for part in candidate["content"]["parts"].as_array().unwrap() {
         match part["text"].as_str() {
-            Some(text) => pieces.extend(halves(text).into_iter().map(|t| json!({"text": t}))),
+            Some(text) => {
+                // Text in pieces, each keeping the part's other fields (`thought`); a
+                // signature rides on the last piece only.
+                let texts = halves(text);
+                let last = texts.len().saturating_sub(1);
+                for (i, t) in texts.into_iter().enumerate() {
+                    let mut piece = part.clone();
+                    piece["text"] = json!(t);
+                    if i != last
+                        && let Some(p) = piece.as_object_mut()
+                    {
+                        p.remove("thoughtSignature");
+                    }
+                    pieces.push(piece);
+                }
+            }
             None => pieces.push(part.clone()),
         }
     }
@@ -130,9 +163,15 @@ pub fn responses_events(answer: &Value) -> Response {
     created["output"] = json!([]);
     let mut events = vec![ev("response.created", json!({"response": created}))];
     for (i, item) in answer["output"].as_array().unwrap().iter().enumerate() {
+        // An item's encrypted content may be incomplete when it is added; only the done
+        // event and the completed response carry it whole.
+        let mut added = item.clone();
+        if added["type"] == "reasoning" {
+            added["encrypted_content"] = Value::Null;
+        }
         events.push(ev(
             "response.output_item.added",
-            json!({"output_index": i, "item": item}),
+            json!({"output_index": i, "item": added}),
         ));
         if item["type"] == "function_call" {
             for piece in halves(item["arguments"].as_str().unwrap()) {

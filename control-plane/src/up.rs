@@ -38,6 +38,24 @@ pub enum UpError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::error::StoreError),
+    /// Another control plane owns the data dir.
+    #[error(
+        "data dir {dir} is in use by another control plane ({holder}); stop it first, or pass another --data-dir"
+    )]
+    DataDirInUse {
+        /// The data dir.
+        dir: PathBuf,
+        /// Who holds it, as its lock file says (pid and address).
+        holder: String,
+    },
+    /// The data dir or its lock file could not be created.
+    #[error("data dir {dir}: {source}")]
+    DataDir {
+        /// The data dir.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The address could not be bound.
     #[error("listen on {addr}: {source}")]
     Listen {
@@ -59,6 +77,42 @@ pub struct ControlPlane {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     controller: tokio::task::JoinHandle<()>,
+    /// The data dir's lock, held for the control plane's life: one control plane per
+    /// data dir (a second would re-apply, roll and stop the first one's instances).
+    _owner: std::fs::File,
+}
+
+/// Takes the data dir for this process: `controlplane.lock`, locked and naming the holder.
+fn own_data_dir(dir: &std::path::Path) -> Result<std::fs::File, UpError> {
+    use std::io::{Read, Seek, Write};
+    let io = |source| UpError::DataDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("controlplane.lock"))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(UpError::DataDirInUse {
+                dir: dir.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "pid {}", std::process::id()).map_err(io)?;
+    Ok(file)
 }
 
 /// Starts the control plane: binds, starts the controller and serves.
@@ -66,6 +120,7 @@ pub struct ControlPlane {
 /// # Errors
 /// [`UpError`].
 pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
+    let mut owner = own_data_dir(&opts.data_dir)?;
     let store = Arc::new(Store::open(&opts.data_dir.join("controlplane.db"))?);
     let (driver, exits) = LocalDriver::new(LocalConfig {
         data_dir: opts.data_dir.clone(),
@@ -82,6 +137,10 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         addr: opts.listen,
         source,
     })?;
+    {
+        use std::io::Write;
+        let _ = write!(owner, ", listening on http://{addr}");
+    }
     let (stop, stopped) = watch::channel(false);
     let controller = Controller::new(Context {
         store: store.clone(),
@@ -112,6 +171,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         stop,
         server,
         controller,
+        _owner: owner,
     })
 }
 

@@ -28,6 +28,9 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     } else {
         manifests::load(&args.files, false, format)?
     };
+    // Ctrl-C / SIGTERM are honoured from here on, at any point of `up`.
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
     let cp = start(opts)
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?;
@@ -37,11 +40,21 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     let applied = if docs.is_empty() {
         None
     } else {
-        match apply::apply_docs(&client, &docs, false, None, format).await {
-            Ok(r) => Some(r),
-            Err(e) => {
+        let applying = apply::apply_docs(&client, &docs, false, None, format);
+        let outcome = tokio::select! {
+            r = applying => Some(r),
+            () = &mut signal => None,
+        };
+        match outcome {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
                 cp.shutdown().await;
                 return Err(e);
+            }
+            None => {
+                eprintln!("stopping before the manifests were applied");
+                cp.shutdown().await;
+                return Ok(());
             }
         }
     };
@@ -62,7 +75,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         }
         report_ready(&client, &docs, format);
     }
-    wait_for_signal().await;
+    signal.await;
     eprintln!("stopping: workspace instances are stopped cleanly, data is kept");
     cp.shutdown().await;
     Ok(())

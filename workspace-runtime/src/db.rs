@@ -76,7 +76,8 @@ fn migrations(db: &str) -> &'static [&'static str] {
             );
             CREATE INDEX messages_by_recipient ON messages (recipient, id);
             CREATE INDEX messages_by_topic ON messages (topic, id);"],
-        "artifacts" => &["CREATE TABLE artifacts (
+        "artifacts" => &[
+            "CREATE TABLE artifacts (
                 id INTEGER PRIMARY KEY,
                 path TEXT NOT NULL,
                 sha256 TEXT NOT NULL,
@@ -85,7 +86,12 @@ fn migrations(db: &str) -> &'static [&'static str] {
                 fencing_token INTEGER NOT NULL,
                 created_at INTEGER NOT NULL
             );
-            CREATE INDEX artifacts_by_path ON artifacts (path, id);"],
+            CREATE INDEX artifacts_by_path ON artifacts (path, id);",
+            // The agent step (task, turn, call) that made a write, so a step re-run after a
+            // restart finds its write done instead of doing it twice.
+            "ALTER TABLE artifacts ADD COLUMN step TEXT;
+            CREATE INDEX artifacts_by_step ON artifacts (step) WHERE step IS NOT NULL;",
+        ],
         "parsed_sessions" => &["CREATE TABLE event_digest (
                 seq INTEGER PRIMARY KEY,
                 session INTEGER NOT NULL,
@@ -102,7 +108,8 @@ fn migrations(db: &str) -> &'static [&'static str] {
                 ts INTEGER NOT NULL
             );
             CREATE INDEX samples_by_agent ON samples (agent, metric, ts);"],
-        "workspace_idx" => &["CREATE TABLE locks (
+        "workspace_idx" => &[
+            "CREATE TABLE locks (
                 token INTEGER PRIMARY KEY,
                 path TEXT NOT NULL,
                 mode TEXT NOT NULL,
@@ -118,7 +125,15 @@ fn migrations(db: &str) -> &'static [&'static str] {
                 fencing_token INTEGER NOT NULL,
                 agent TEXT NOT NULL,
                 updated_at INTEGER NOT NULL
-            );"],
+            );",
+            // The leases each task's run took through the agent tools: they end with the
+            // run (any ending), and a re-run of the task takes its own lease back.
+            "CREATE TABLE run_locks (
+                task INTEGER NOT NULL,
+                token INTEGER NOT NULL,
+                PRIMARY KEY (task, token)
+            );",
+        ],
         _ => &[],
     }
 }

@@ -72,7 +72,8 @@ impl ProjectFiles {
         }
     }
 
-    /// Writes `content` to `path` if `token` may.
+    /// Writes `content` to `path` if `token` may; `step` names the agent step that writes
+    /// (task, turn and call), recorded with the artifact so a re-run of the step finds it.
     ///
     /// # Errors
     /// [`FileError::Lock`] with [`LockError::StaleFencingToken`] when refused.
@@ -82,6 +83,7 @@ impl ProjectFiles {
         token: u64,
         path: &str,
         content: &[u8],
+        step: Option<&str>,
     ) -> Result<FileWrite, FileError> {
         let _serial = self.write_lock.lock().await;
         let path = self.locks.check_write(token, path)?;
@@ -138,8 +140,8 @@ impl ProjectFiles {
         })?;
         self.db.artifacts.write(|tx| {
             tx.execute(
-                "INSERT INTO artifacts (path, sha256, size, agent, fencing_token, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![path, sha, size as i64, agent, token as i64, now],
+                "INSERT INTO artifacts (path, sha256, size, agent, fencing_token, created_at, step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                rusqlite::params![path, sha, size as i64, agent, token as i64, now, step],
             )
         })?;
         let event = self

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::{Value, json};
 
 use super::context::BYTES_PER_TOKEN;
@@ -49,12 +50,12 @@ pub async fn run<M: Model>(
                 return;
             }
         };
-        tools.begin_task();
+        tools.begin_task(task.id);
         state(&ws, &agent, "indexing", model.provider(), Some(task.id));
         let briefing = ws.context.brief(&ws, &agent, last_message);
         last_message = briefing.last_message;
         state(&ws, &agent, "analyzing", model.provider(), Some(task.id));
-        let (ok, summary) = work(
+        let worked = std::panic::AssertUnwindSafe(work(
             &ws,
             &agent,
             &tools,
@@ -62,8 +63,15 @@ pub async fn run<M: Model>(
             &task,
             &briefing.text,
             max_steps,
-        )
+        ))
+        .catch_unwind()
         .await;
+        let (ok, summary) = worked.unwrap_or_else(|_| {
+            tracing::error!(agent = %agent, task = task.id, "an agent step panicked; the task fails");
+            (false, "the agent's step panicked".to_string())
+        });
+        // However the run ended, its leases end with it.
+        tools.end_task();
         // Digests the agent worked from without reading the file are tokens saved.
         let saved: usize = briefing
             .digests
@@ -259,7 +267,14 @@ async fn run_call<M: Model>(
         "acquire_lock" => state(ws, agent, "waiting", model.provider(), Some(task.id)),
         _ => {}
     }
-    let (ok, content) = match tools.run(&call).await {
+    // The step's key: the task, the answer's place in the conversation, the call.
+    let turn = conversation
+        .turns()
+        .iter()
+        .rposition(|t| matches!(t, Turn::Assistant { .. }))
+        .unwrap_or_default();
+    let step = format!("task-{}/turn-{turn}/{}", task.id, call.id);
+    let (ok, content) = match tools.run(&call, &step).await {
         Ok(v) => (true, v),
         Err(why) => (false, Value::String(why)),
     };

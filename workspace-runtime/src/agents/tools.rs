@@ -32,6 +32,8 @@ pub struct Toolbox {
     agent: String,
     /// Files the agent has in its current task's conversation: path → sha256.
     seen: Mutex<HashMap<String, String>>,
+    /// The task being worked: the leases the tools take belong to its run.
+    task: Mutex<Option<i64>>,
 }
 
 fn arg<'a>(call: &'a ToolCall, name: &str) -> Result<&'a str, String> {
@@ -47,14 +49,109 @@ impl Toolbox {
             ws,
             agent: agent.to_string(),
             seen: Mutex::new(HashMap::new()),
+            task: Mutex::new(None),
         }
     }
 
-    /// Starts a task: the agent's conversation holds no file yet.
-    pub fn begin_task(&self) {
+    /// Starts (or resumes) the run of `task`: the agent's conversation holds no file yet.
+    pub fn begin_task(&self, task: i64) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.clear();
         }
+        if let Ok(mut t) = self.task.lock() {
+            *t = Some(task);
+        }
+    }
+
+    /// Ends the run of the current task, however it ended (done, failed, cancelled, out of
+    /// budget, panicked): every lease it still holds is released at once, so the next
+    /// tasks on those paths do not wait out the lease.
+    pub fn end_task(&self) {
+        let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) else {
+            return;
+        };
+        for token in self.run_tokens(task) {
+            // Already released or expired: nothing to do.
+            let _ = self.ws.locks.release(token);
+        }
+        let forget = self
+            .ws
+            .db
+            .workspace_idx
+            .write(|tx| tx.execute("DELETE FROM run_locks WHERE task = ?1", [task]));
+        if let Err(e) = forget {
+            tracing::warn!(agent = %self.agent, task, error = %e, "forgetting a run's leases failed");
+        }
+    }
+
+    fn current_task(&self) -> Option<i64> {
+        *self.task.lock().ok()?
+    }
+
+    /// The leases the run of `task` took.
+    fn run_tokens(&self, task: i64) -> Vec<u64> {
+        self.ws
+            .db
+            .workspace_idx
+            .read(|c| {
+                let mut stmt = c.prepare_cached("SELECT token FROM run_locks WHERE task = ?1")?;
+                let rows = stmt.query_map([task], |r| r.get::<_, i64>(0))?;
+                rows.collect::<Result<Vec<i64>, _>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| u64::try_from(t).ok())
+            .collect()
+    }
+
+    /// A live lease on `path` this agent's run of the current task already holds (taken
+    /// before a restart, say): a re-run never waits on its own lease.
+    fn own_lease(&self, path: &str) -> Option<crate::locks::Lease> {
+        let task = self.current_task()?;
+        let (path, _) = crate::locks::normalize(path).ok()?;
+        let tokens = self.run_tokens(task);
+        let lease = self
+            .ws
+            .locks
+            .list()
+            .into_iter()
+            .find(|l| tokens.contains(&l.token) && l.path == path && l.holder == self.agent)?;
+        self.ws.locks.renew(lease.token, None).ok()
+    }
+
+    /// Records that the current task's run holds `token`.
+    fn keep(&self, token: u64) {
+        let Some(task) = self.current_task() else {
+            return;
+        };
+        let kept = self.ws.db.workspace_idx.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO run_locks (task, token) VALUES (?1, ?2)",
+                rusqlite::params![task, token as i64],
+            )
+        });
+        if let Err(e) = kept {
+            tracing::warn!(agent = %self.agent, task, token, error = %e, "recording a run's lease failed");
+        }
+    }
+
+    /// What the step `step` wrote, if it already did (before a restart).
+    fn written_by(&self, step: &str) -> Option<Value> {
+        self.ws
+            .db
+            .artifacts
+            .read(|c| {
+                c.query_row(
+                    "SELECT path, sha256, size, fencing_token FROM artifacts WHERE step = ?1 ORDER BY id DESC LIMIT 1",
+                    [step],
+                    |r| {
+                        Ok(json!({"path": r.get::<_, String>(0)?, "sha256": r.get::<_, String>(1)?,
+                            "size": r.get::<_, i64>(2)?, "token": r.get::<_, i64>(3)?,
+                            "note": "this step's write was already done before the workspace restarted; it was not repeated"}))
+                    },
+                )
+            })
+            .ok()
     }
 
     /// The sha256 of `path` as the agent has it in this task's conversation.
@@ -69,8 +166,9 @@ impl Toolbox {
     }
 
     /// Runs one call (not `complete_task`, which the loop handles): `Ok(result)` or
-    /// `Err(reason)`, both fed back to the model.
-    pub async fn run(&self, call: &ToolCall) -> Result<Value, String> {
+    /// `Err(reason)`, both fed back to the model. `step` names the call within its task
+    /// (task, turn, call id): a write already made by that step is not made again.
+    pub async fn run(&self, call: &ToolCall, step: &str) -> Result<Value, String> {
         let ws = &self.ws;
         match call.name.as_str() {
             "acquire_lock" => {
@@ -79,14 +177,19 @@ impl Toolbox {
                 } else {
                     LockMode::Exclusive
                 };
+                let path = arg(call, "path")?;
+                if let Some(lease) = self.own_lease(path) {
+                    return serde_json::to_value(lease).map_err(|e| e.to_string());
+                }
                 let req = LockRequest {
-                    path: arg(call, "path")?.into(),
+                    path: path.into(),
                     mode,
                     holder: self.agent.clone(),
                     ttl_ms: None,
                     wait_ms: None,
                 };
                 let lease = ws.locks.acquire(req).await.map_err(|e| e.to_string())?;
+                self.keep(lease.token);
                 serde_json::to_value(lease).map_err(|e| e.to_string())
             }
             "release_lock" => {
@@ -116,10 +219,14 @@ impl Toolbox {
                     arg(call, "path")?,
                     arg(call, "content")?.as_bytes(),
                     call.arguments["token"].as_u64(),
+                    step,
                 )
                 .await
             }
             "edit_file" => {
+                if let Some(done) = self.written_by(step) {
+                    return Ok(done);
+                }
                 let path = arg(call, "path")?;
                 let (search, replace) = (arg(call, "search")?, arg(call, "replace")?);
                 let bytes = ws.files.read(path).await.map_err(|e| e.to_string())?;
@@ -128,8 +235,13 @@ impl Toolbox {
                     return Err(format!("edit_file: {search:?} does not occur in {path}"));
                 }
                 let edited = text.replacen(search, replace, 1);
-                self.write(path, edited.as_bytes(), call.arguments["token"].as_u64())
-                    .await
+                self.write(
+                    path,
+                    edited.as_bytes(),
+                    call.arguments["token"].as_u64(),
+                    step,
+                )
+                .await
             }
             "list_files" => {
                 let files: Vec<String> = super::context::list_tree(ws.files.root(), 1000)
@@ -140,11 +252,14 @@ impl Toolbox {
             }
             "search" => {
                 let pattern = arg(call, "pattern")?;
-                let listing = Box::pin(self.run(&ToolCall {
-                    id: call.id.clone(),
-                    name: "list_files".into(),
-                    arguments: json!({}),
-                }))
+                let listing = Box::pin(self.run(
+                    &ToolCall {
+                        id: call.id.clone(),
+                        name: "list_files".into(),
+                        arguments: json!({}),
+                    },
+                    step,
+                ))
                 .await?;
                 let mut hits = Vec::new();
                 for f in listing["files"]
@@ -187,11 +302,25 @@ impl Toolbox {
         }
     }
 
-    /// A fenced write: with `token`, or under a lease taken for it.
-    async fn write(&self, path: &str, content: &[u8], token: Option<u64>) -> Result<Value, String> {
+    /// A fenced write: with `token`, or under a lease taken for it; not made again when
+    /// `step` already made it.
+    async fn write(
+        &self,
+        path: &str,
+        content: &[u8],
+        token: Option<u64>,
+        step: &str,
+    ) -> Result<Value, String> {
+        if let Some(done) = self.written_by(step) {
+            return Ok(done);
+        }
         let files = &self.ws.files;
         let result = match token {
-            Some(token) => files.write(&self.agent, token, path, content).await,
+            Some(token) => {
+                files
+                    .write(&self.agent, token, path, content, Some(step))
+                    .await
+            }
             None => {
                 let req = LockRequest {
                     path: path.into(),
@@ -206,7 +335,9 @@ impl Toolbox {
                     .acquire(req)
                     .await
                     .map_err(|e| e.to_string())?;
-                let r = files.write(&self.agent, lease.token, path, content).await;
+                let r = files
+                    .write(&self.agent, lease.token, path, content, Some(step))
+                    .await;
                 let _ = self.ws.locks.release(lease.token);
                 r
             }

@@ -203,7 +203,9 @@ pub(super) async fn write_file(
         .parse::<u64>()
         .map_err(|_| ApiError::bad_request("X-Fencing-Token must be a number"))?;
     let agent = header("x-agent").unwrap_or("api");
-    Ok(Json(rt.files.write(agent, token, &path, &body).await?))
+    Ok(Json(
+        rt.files.write(agent, token, &path, &body, None).await?,
+    ))
 }
 
 /// `GET /v1/files/{path}`.

@@ -1,0 +1,177 @@
+//! Shared helpers for the binary's end-to-end tests: a real `coditect up` on a free port
+//! with its own data dir, driven through the CLI, the client and the gateway.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use coditect_control_plane::client::Client;
+use coditect_runtime::testkit::ApiClient;
+use coditect_specs::{Kind, ObjectKey, Resource};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub const MINUTE: Duration = Duration::from_secs(60);
+
+/// A `coditect up` process on a free port with its own data dir.
+pub struct ControlPlane {
+    pub child: Option<Child>,
+    pub server: String,
+    pub data: PathBuf,
+}
+
+impl ControlPlane {
+    pub fn up(data: &Path, files: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coditect"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["-o", "json", "up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data);
+        for f in files {
+            cmd.args(["-f", f]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        ControlPlane {
+            child: Some(child),
+            server: first["server"].as_str().unwrap().to_string(),
+            data: data.to_path_buf(),
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.server)
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_coditect"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CODITECT_SERVER", &self.server)
+            .env_remove("CODITECT_OUTPUT")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// alice-main's event stream through the gateway's WebSocket, after `since`.
+    pub async fn alice_events(
+        &self,
+        since: u64,
+    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
+    {
+        let token =
+            std::fs::read_to_string(self.folder("alice", "alice-main").join("api-token")).unwrap();
+        let base = self.server.replacen("http://", "ws://", 1);
+        let url = format!(
+            "{base}/w/acme/alice-main/v1/events/ws?since={since}&access_token={}",
+            token.trim()
+        );
+        tokio_tungstenite::connect_async(url).await.unwrap().0
+    }
+
+    pub fn folder(&self, owner: &str, ws: &str) -> PathBuf {
+        self.data.join(format!(
+            "workspaces/organizations/acme/teams/platform/users/{owner}/workspaces/{ws}"
+        ))
+    }
+
+    pub fn pid(&self, owner: &str, ws: &str) -> u32 {
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.folder(owner, ws).join("runtime.json")).unwrap(),
+        )
+        .unwrap();
+        v["pid"].as_u64().unwrap() as u32
+    }
+
+    /// A client of the control plane's address carrying the workspace's token: paths
+    /// under `/w/acme/{ws}/` go through the gateway.
+    pub fn gateway(&self, owner: &str, ws: &str) -> ApiClient {
+        let token = std::fs::read_to_string(self.folder(owner, ws).join("api-token")).unwrap();
+        let addr = self.server.trim_start_matches("http://").parse().unwrap();
+        ApiClient::new(addr, Some(token.trim().to_string()))
+    }
+
+    pub fn sigkill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Ctrl-C: stops the instances cleanly.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+        // Leave no instance behind, whatever the test did.
+        for pid in runtime_pids(&self.data) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Pids of live `workspace-runtime` processes serving folders under `data`.
+pub fn runtime_pids(data: &Path) -> Vec<u32> {
+    let needle = data.join("workspaces").display().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("workspace-runtime") && cmdline.contains(&needle) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+pub fn ws_key(name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: Kind::Workspace,
+        organization: Some("acme".into()),
+        name: name.into(),
+    }
+}
+
+pub async fn ready(cp: &ControlPlane, name: &str) -> Resource {
+    cp.client()
+        .wait_for(&ws_key(name), "Ready", MINUTE)
+        .await
+        .unwrap()
+}
+
+pub fn endpoint(r: &Resource) -> String {
+    r.status_json()["endpoint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -11,7 +11,7 @@ use crate::output::OutputFormat;
 #[derive(Debug, Parser)]
 #[command(name = "coditect", version, about, long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 workspace unavailable, 70 internal error."
+    after_help = "Exit codes: 0 ok, 1 invalid input (diff: there are differences), 2 usage error, 3 unavailable (no control plane, or it stopped answering mid-request; a workspace folder owned by another instance; a wait timed out), 4 not found or refused, 70 internal error."
 )]
 pub struct Cli {
     #[command(flatten)]

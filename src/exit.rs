@@ -60,7 +60,7 @@ impl From<coditect_control_plane::client::ClientError> for Failure {
     fn from(e: coditect_control_plane::client::ClientError) -> Self {
         use coditect_control_plane::client::ClientError as C;
         match e {
-            C::Unreachable { .. } => Failure::Unavailable(e.to_string()),
+            C::Unreachable { .. } | C::Interrupted { .. } => Failure::Unavailable(e.to_string()),
             C::NotFound(_) | C::Refused(_) => Failure::Refused(e.to_string()),
             C::Invalid { .. } => {
                 eprintln!("error: {e}");

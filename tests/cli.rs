@@ -184,3 +184,39 @@ fn agents_check_says_which_agents_it_could_not_check_and_why() {
         .success()
         .stdout(predicate::str::contains("offline planner: makes no network calls"));
 }
+
+#[test]
+fn help_lists_every_exit_code() {
+    coditect()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 unavailable"))
+        .stdout(predicate::str::contains("4 not found or refused"))
+        .stdout(predicate::str::contains("70 internal error"));
+}
+
+#[test]
+fn a_control_plane_dying_during_apply_is_exit_3_and_says_the_outcome_is_unknown() {
+    use std::io::Read;
+    // A "control plane" that takes the request and dies before answering.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            drop(stream);
+        }
+    });
+    coditect()
+        .args(["--server", &server, "apply", "-f", "specs/examples/"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "stopped answering before it replied",
+        ))
+        .stderr(predicate::str::contains("cannot be told whether"))
+        .stderr(predicate::str::contains("coditect diff"));
+}

@@ -21,6 +21,15 @@ pub enum ClientError {
         /// The address tried.
         server: String,
     },
+    /// The control plane took the request but stopped answering before it replied (it
+    /// died or restarted): whether the request was carried out cannot be told.
+    #[error(
+        "the control plane at {server} stopped answering before it replied, so it cannot be told whether the request was carried out; check with `coditect diff -f …` or `coditect get` once it is back"
+    )]
+    Interrupted {
+        /// The address.
+        server: String,
+    },
     /// The apply was refused; each problem names an object and a field.
     #[error("{reason}")]
     Invalid {
@@ -106,16 +115,26 @@ impl Client {
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
         let resp = req.send().await.map_err(|e| {
-            if e.is_connect() || e.is_timeout() {
+            if e.is_connect() {
                 ClientError::Unreachable {
                     server: self.base.clone(),
                 }
             } else {
-                ClientError::Other(e.to_string())
+                // Sent, but no answer came back (the connection broke or timed out).
+                ClientError::Interrupted {
+                    server: self.base.clone(),
+                }
             }
         })?;
         let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let body: Value = match resp.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Err(_) => {
+                return Err(ClientError::Interrupted {
+                    server: self.base.clone(),
+                });
+            }
+        };
         let reason = body["reason"].as_str().unwrap_or("").to_string();
         match status {
             200..=299 => Ok(body),

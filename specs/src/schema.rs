@@ -65,6 +65,31 @@ fn simplify(value: &mut Value) {
                 obj.insert("enum".into(), Value::Array(consts));
             }
             obj.values_mut().for_each(simplify);
+            // An optional enum (`anyOf: [{enum…}, {type: null}]`) becomes one schema whose
+            // type and values admit null, as schemars writes other optional values.
+            let optional = obj.get("anyOf").and_then(Value::as_array).and_then(|alts| {
+                let [a, b] = alts.as_slice() else { return None };
+                let null = json!({"type": "null"});
+                match (a == &null, b == &null) {
+                    (false, true) => Some(a.clone()),
+                    (true, false) => Some(b.clone()),
+                    _ => None,
+                }
+            });
+            if let Some(Value::Object(inner)) = optional {
+                obj.remove("anyOf");
+                for (k, v) in inner {
+                    let v = match (k.as_str(), v) {
+                        ("type", Value::String(t)) => json!([t, "null"]),
+                        ("enum", Value::Array(mut values)) => {
+                            values.push(Value::Null);
+                            Value::Array(values)
+                        }
+                        (_, v) => v,
+                    };
+                    obj.entry(k).or_insert(v);
+                }
+            }
         }
         Value::Array(items) => items.iter_mut().for_each(simplify),
         _ => {}

@@ -62,22 +62,44 @@ pub(super) struct ReplayQuery {
     limit: Option<usize>,
 }
 
-/// `GET /v1/events?since=N&limit=L`: durable events after `since`, at most `limit` (10 000).
+/// `GET /v1/events?since=N&limit=L`: durable events after `since`, at most `limit`
+/// (default 1 000, at most 10 000), as a JSON array. A page that is not the last says so
+/// in its headers, the way paged HTTP APIs do: `X-Has-More: true`, `X-Next-Since: <seq>`
+/// (ask again with `since=` that) and `Link: <…>; rel="next"`.
 pub(super) async fn replay(
     State(rt): Rt,
     Query(q): Query<ReplayQuery>,
-) -> Result<Json<Vec<Event>>, ApiError> {
-    let limit = q.limit.unwrap_or(1000).min(10_000);
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let events = rt.events.clone();
-    let out = tokio::task::spawn_blocking(move || {
+    let mut out = tokio::task::spawn_blocking(move || {
         events
             .replay(q.since + 1)
-            .take(limit)
+            .take(limit + 1)
             .collect::<Result<Vec<_>, _>>()
     })
     .await
     .map_err(|e| ApiError::bad_request(e.to_string()))??;
-    Ok(Json(out))
+    let more = out.len() > limit;
+    out.truncate(limit);
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        "x-has-more",
+        axum::http::HeaderValue::from_static(if more { "true" } else { "false" }),
+    );
+    if let (true, Some(last)) = (more, out.last()) {
+        let next = last.seq;
+        if let Ok(v) = axum::http::HeaderValue::from_str(&next.to_string()) {
+            headers.insert("x-next-since", v);
+        }
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+            "</v1/events?since={next}&limit={limit}>; rel=\"next\""
+        )) {
+            headers.insert(axum::http::header::LINK, v);
+        }
+    }
+    Ok((headers, Json(out)).into_response())
 }
 
 /// `GET /v1/verify`: the event chain and every database's integrity check.

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::anthropic::Messages;
-use coditect_runtime::agents::{Model, ModelError, ProviderState, ToolCall, Turn};
+use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -302,25 +302,12 @@ async fn a_follow_up_without_its_thinking_is_refused_as_the_api_refuses_it() {
             "Invalid `signature` in `thinking` block",
         ),
     ] {
-        let conversation = vec![
-            Turn::User {
-                text: "write claude.md".into(),
-            },
-            Turn::Assistant {
-                text: String::new(),
-                calls: vec![ToolCall {
-                    id: "toolu_01".into(),
-                    name: "acquire_lock".into(),
-                    arguments: json!({"path": "claude.md"}),
-                }],
-                state,
-            },
-            Turn::ToolResult {
-                id: "toolu_01".into(),
-                ok: true,
-                content: json!({"token": 1}),
-            },
-        ];
+        let conversation = common::after_one_call(
+            "toolu_01",
+            "acquire_lock",
+            json!({"path": "claude.md"}),
+            state,
+        );
         match model.next_turn(&conversation, &["acquire_lock"]).await {
             Err(ModelError::Refused {
                 status: 400,

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::gemini::GenerateContent;
-use coditect_runtime::agents::{Model, ModelError, ProviderState, ToolCall, Turn};
+use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -259,25 +259,12 @@ async fn a_follow_up_without_its_thought_signature_is_refused_as_gemini_refuses_
             "Corrupted thought signature.",
         ),
     ] {
-        let conversation = vec![
-            Turn::User {
-                text: "write gemini.md".into(),
-            },
-            Turn::Assistant {
-                text: String::new(),
-                calls: vec![ToolCall {
-                    id: "gemini-0".into(),
-                    name: "acquire_lock".into(),
-                    arguments: json!({"path": "gemini.md"}),
-                }],
-                state,
-            },
-            Turn::ToolResult {
-                id: "gemini-0".into(),
-                ok: true,
-                content: json!({"token": 1}),
-            },
-        ];
+        let conversation = common::after_one_call(
+            "gemini-0",
+            "acquire_lock",
+            json!({"path": "gemini.md"}),
+            state,
+        );
         match model.next_turn(&conversation, &["acquire_lock"]).await {
             Err(ModelError::Refused {
                 status: 400,

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::openai::Responses;
-use coditect_runtime::agents::{Model, ModelError, ProviderState, ToolCall, Turn};
+use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -262,28 +262,12 @@ async fn a_reasoning_item_without_its_encrypted_content_is_refused_as_the_api_re
         (reasoning(1, false), 404, "Item with id 'rs_1' not found"),
         (altered, 400, "could not be verified"),
     ] {
-        let conversation = vec![
-            Turn::User {
-                text: "write codex.md".into(),
-            },
-            Turn::Assistant {
-                text: String::new(),
-                calls: vec![ToolCall {
-                    id: "call_a".into(),
-                    name: "acquire_lock".into(),
-                    arguments: json!({"path": "codex.md"}),
-                }],
-                state: Some(ProviderState::new(
-                    "openai",
-                    json!({"output": [item, fc.clone()]}),
-                )),
-            },
-            Turn::ToolResult {
-                id: "call_a".into(),
-                ok: true,
-                content: json!({"token": 1}),
-            },
-        ];
+        let state = Some(ProviderState::new(
+            "openai",
+            json!({"output": [item, fc.clone()]}),
+        ));
+        let conversation =
+            common::after_one_call("call_a", "acquire_lock", json!({"path": "codex.md"}), state);
         match model.next_turn(&conversation, &["acquire_lock"]).await {
             Err(ModelError::Refused {
                 status: got,

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use coditect_runtime::agents::openai_compat::ChatCompletions;
-use coditect_runtime::agents::{Model, ModelError, ProviderState, ToolCall, Turn};
+use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -227,11 +227,6 @@ async fn a_follow_up_without_its_reasoning_is_refused_as_moonshot_refuses_it() {
     let base = format!("{}/v1", common::serve(app).await);
     let model = ChatCompletions::new("moonshot", &base, Some("test-key".into()), "kimi-k2.6")
         .streaming(false);
-    let call = ToolCall {
-        id: "call_1".into(),
-        name: "acquire_lock".into(),
-        arguments: json!({"path": "kimi.md"}),
-    };
     for state in [
         None,
         Some(ProviderState::new(
@@ -248,21 +243,8 @@ async fn a_follow_up_without_its_reasoning_is_refused_as_moonshot_refuses_it() {
             json!({"reasoning_content": reasoning("call_1")}),
         )),
     ] {
-        let conversation = vec![
-            Turn::User {
-                text: "write kimi.md".into(),
-            },
-            Turn::Assistant {
-                text: String::new(),
-                calls: vec![call.clone()],
-                state,
-            },
-            Turn::ToolResult {
-                id: "call_1".into(),
-                ok: true,
-                content: json!({"token": 1}),
-            },
-        ];
+        let conversation =
+            common::after_one_call("call_1", "acquire_lock", json!({"path": "kimi.md"}), state);
         match model.next_turn(&conversation, &["acquire_lock"]).await {
             Err(ModelError::Refused {
                 status: 400,

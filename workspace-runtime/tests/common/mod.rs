@@ -183,3 +183,33 @@ pub async fn assert_never_logged(ws: &coditect_runtime::testkit::TestWorkspace, 
         "the key {secret:?} was written to an event"
     );
 }
+
+/// A conversation just after one tool call: the task, the model's call of `name` (with
+/// `state`, the provider's state as a follow-up would carry it), and its result.
+pub fn after_one_call(
+    id: &str,
+    name: &str,
+    arguments: serde_json::Value,
+    state: Option<coditect_runtime::agents::ProviderState>,
+) -> Vec<coditect_runtime::agents::Turn> {
+    use coditect_runtime::agents::{ToolCall, Turn};
+    vec![
+        Turn::User {
+            text: format!("the task that led to {name}"),
+        },
+        Turn::Assistant {
+            text: String::new(),
+            calls: vec![ToolCall {
+                id: id.into(),
+                name: name.into(),
+                arguments,
+            }],
+            state,
+        },
+        Turn::ToolResult {
+            id: id.into(),
+            ok: true,
+            content: serde_json::json!({"token": 1}),
+        },
+    ]
+}

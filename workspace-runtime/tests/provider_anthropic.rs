@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use coditect_runtime::agents::ProviderState;
 use coditect_runtime::agents::anthropic::Messages;
-use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -308,14 +308,8 @@ async fn a_follow_up_without_its_thinking_is_refused_as_the_api_refuses_it() {
             json!({"path": "claude.md"}),
             state,
         );
-        match model.next_turn(&conversation, &["acquire_lock"]).await {
-            Err(ModelError::Refused {
-                status: 400,
-                message,
-            }) => {
-                assert!(message.contains(expected), "{message}")
-            }
-            other => panic!("expected the API's 400, got {other:?}"),
-        }
+        let (status, message) = common::refusal(&model, &conversation).await;
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains(expected), "{message}");
     }
 }

@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use coditect_runtime::agents::ProviderState;
 use coditect_runtime::agents::gemini::GenerateContent;
-use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -265,14 +265,8 @@ async fn a_follow_up_without_its_thought_signature_is_refused_as_gemini_refuses_
             json!({"path": "gemini.md"}),
             state,
         );
-        match model.next_turn(&conversation, &["acquire_lock"]).await {
-            Err(ModelError::Refused {
-                status: 400,
-                message,
-            }) => {
-                assert!(message.contains(expected), "{message}")
-            }
-            other => panic!("expected Gemini's 400, got {other:?}"),
-        }
+        let (status, message) = common::refusal(&model, &conversation).await;
+        assert_eq!(status, 400, "{message}");
+        assert!(message.contains(expected), "{message}");
     }
 }

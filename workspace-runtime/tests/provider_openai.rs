@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use coditect_runtime::agents::ProviderState;
 use coditect_runtime::agents::openai::Responses;
-use coditect_runtime::agents::{Model, ModelError, ProviderState};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -268,15 +268,8 @@ async fn a_reasoning_item_without_its_encrypted_content_is_refused_as_the_api_re
         ));
         let conversation =
             common::after_one_call("call_a", "acquire_lock", json!({"path": "codex.md"}), state);
-        match model.next_turn(&conversation, &["acquire_lock"]).await {
-            Err(ModelError::Refused {
-                status: got,
-                message,
-            }) => {
-                assert_eq!(got, status);
-                assert!(message.contains(expected), "{message}");
-            }
-            other => panic!("expected the API's {status}, got {other:?}"),
-        }
+        let (got, message) = common::refusal(&model, &conversation).await;
+        assert_eq!(got, status, "{message}");
+        assert!(message.contains(expected), "{message}");
     }
 }

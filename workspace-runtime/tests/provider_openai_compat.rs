@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use coditect_runtime::agents::openai_compat::ChatCompletions;
-use coditect_runtime::agents::{Model, ModelError, ProviderState};
+use coditect_runtime::agents::ProviderState;
+use coditect_runtime::agents::openai_compat::{self, ChatCompletions};
 use coditect_specs::{Reasoning, ReasoningEffort};
 use serde_json::{Value, json};
 
@@ -230,11 +230,11 @@ async fn a_follow_up_without_its_reasoning_is_refused_as_moonshot_refuses_it() {
     for state in [
         None,
         Some(ProviderState::new(
-            "moonshot",
+            openai_compat::WIRE,
             json!({"reasoning_content": ""}),
         )),
         Some(ProviderState::new(
-            "moonshot",
+            openai_compat::WIRE,
             json!({"reasoning_content": "something else"}),
         )),
         // Another provider's state is not Kimi's reasoning.
@@ -245,15 +245,11 @@ async fn a_follow_up_without_its_reasoning_is_refused_as_moonshot_refuses_it() {
     ] {
         let conversation =
             common::after_one_call("call_1", "acquire_lock", json!({"path": "kimi.md"}), state);
-        match model.next_turn(&conversation, &["acquire_lock"]).await {
-            Err(ModelError::Refused {
-                status: 400,
-                message,
-            }) => assert!(
-                message.contains("reasoning_content is missing in assistant tool call message"),
-                "{message}"
-            ),
-            other => panic!("expected Moonshot's 400, got {other:?}"),
-        }
+        let (status, message) = common::refusal(&model, &conversation).await;
+        assert_eq!(status, 400, "{message}");
+        assert!(
+            message.contains("reasoning_content is missing in assistant tool call message"),
+            "{message}"
+        );
     }
 }

@@ -20,7 +20,7 @@
 
 use serde_json::{Value, json};
 
-use super::stream::{self, Assembler, Pieces};
+use super::stream::{self, Assembler};
 use super::tools::{SYSTEM_PROMPT, schemas};
 use super::{Model, ModelError, ModelTurn, ProviderState, ToolCall, Turn, Usage};
 use coditect_specs::{Reasoning, ReasoningEffort};
@@ -174,22 +174,31 @@ impl Model for Messages {
     }
 }
 
-/// Assembles a Messages event stream: text and calls through [`Pieces`], and every
-/// content block as it came (thinking text and signature included) for the turn's state.
+/// Assembles a Messages event stream into the message it streams: every content block as
+/// it came (thinking text and signature, text, a tool call's input from its JSON pieces),
+/// then read by [`parse`] like a whole answer.
 #[derive(Debug, Default)]
 pub(crate) struct Events {
-    pieces: Pieces,
-    blocks: Vec<Value>,
-    model: Option<String>,
+    /// The message so far: `model`, `usage` and `content`.
+    message: Value,
+    /// Each block's input JSON text, by block index (for `tool_use` blocks).
+    inputs: Vec<String>,
+    complete: bool,
 }
 
 impl Events {
     /// The block at `index`, created empty when first seen.
     fn block(&mut self, index: usize) -> &mut Value {
-        if self.blocks.len() <= index {
-            self.blocks.resize(index + 1, json!({}));
+        if !self.message["content"].is_array() {
+            self.message["content"] = json!([]);
         }
-        &mut self.blocks[index]
+        let blocks = self.message["content"]
+            .as_array_mut()
+            .expect("invariant: content was just made an array");
+        if blocks.len() <= index {
+            blocks.resize(index + 1, json!({}));
+        }
+        &mut blocks[index]
     }
 }
 
@@ -206,56 +215,38 @@ impl Assembler for Events {
             return Ok(false);
         }
         let e = stream::data(data)?;
+        let index = e["index"].as_u64().unwrap_or(0) as usize;
         match e["type"].as_str().unwrap_or(event) {
             "message_start" => {
-                self.pieces.usage.input =
-                    e["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                self.model = e["message"]["model"].as_str().map(str::to_string);
+                self.message["model"] = e["message"]["model"].clone();
+                self.message["usage"] = e["message"]["usage"].clone();
             }
-            "content_block_start" => {
-                let block = &e["content_block"];
-                let index = e["index"].as_u64().unwrap_or(0) as usize;
-                *self.block(index) = block.clone();
-                let call = self.pieces.call(index);
-                if block["type"] == "tool_use" {
-                    call.0 = block["id"].as_str().unwrap_or_default().to_string();
-                    call.1 = block["name"].as_str().unwrap_or_default().to_string();
-                } else if let Some(text) = block["text"].as_str() {
-                    self.pieces.text.push_str(text);
-                }
-            }
+            "content_block_start" => *self.block(index) = e["content_block"].clone(),
             "content_block_delta" => {
                 let delta = &e["delta"];
-                let index = e["index"].as_u64().unwrap_or(0) as usize;
-                match delta["type"].as_str() {
-                    Some("text_delta") => {
-                        let piece = delta["text"].as_str().unwrap_or_default();
-                        self.pieces.text.push_str(piece);
-                        append(self.block(index), "text", piece);
-                    }
-                    Some("thinking_delta") => {
-                        let piece = delta["thinking"].as_str().unwrap_or_default();
-                        append(self.block(index), "thinking", piece);
-                    }
-                    Some("signature_delta") => {
-                        let piece = delta["signature"].as_str().unwrap_or_default();
-                        append(self.block(index), "signature", piece);
-                    }
+                let (key, piece) = match delta["type"].as_str() {
+                    Some("text_delta") => ("text", &delta["text"]),
+                    Some("thinking_delta") => ("thinking", &delta["thinking"]),
+                    Some("signature_delta") => ("signature", &delta["signature"]),
                     Some("input_json_delta") => {
-                        let call = self.pieces.call(index);
-                        call.2
+                        if self.inputs.len() <= index {
+                            self.inputs.resize(index + 1, String::new());
+                        }
+                        self.inputs[index]
                             .push_str(delta["partial_json"].as_str().unwrap_or_default());
+                        return Ok(false);
                     }
-                    _ => {}
-                }
+                    _ => return Ok(false),
+                };
+                append(self.block(index), key, piece.as_str().unwrap_or_default());
             }
             "message_delta" => {
                 if let Some(output) = e["usage"]["output_tokens"].as_u64() {
-                    self.pieces.usage.output = output;
+                    self.message["usage"]["output_tokens"] = json!(output);
                 }
             }
             "message_stop" => {
-                self.pieces.complete = true;
+                self.complete = true;
                 return Ok(true);
             }
             "error" => {
@@ -273,17 +264,23 @@ impl Assembler for Events {
         Ok(false)
     }
 
-    fn finish(self) -> Result<ModelTurn, ModelError> {
-        let mut blocks = self.blocks;
+    fn finish(mut self) -> Result<ModelTurn, ModelError> {
+        if !self.complete {
+            return Err(ModelError::Failed(
+                "the stream ended before the answer was complete".into(),
+            ));
+        }
         // A tool_use block's input came as JSON text in pieces: put the whole input back.
-        for (block, (_, _, input)) in blocks.iter_mut().zip(&self.pieces.calls) {
+        let inputs = std::mem::take(&mut self.inputs);
+        for (index, input) in inputs.into_iter().enumerate() {
+            let block = self.block(index);
             if block["type"] == "tool_use" {
-                block["input"] = super::arguments(&Value::String(input.clone()));
+                block["input"] = super::arguments(&Value::String(input));
             }
         }
-        let mut turn = self.pieces.turn()?;
-        turn.state = Some(ProviderState::new("anthropic", json!({"content": blocks})));
-        turn.model = self.model;
-        Ok(turn)
+        if !self.message["content"].is_array() {
+            self.message["content"] = json!([]);
+        }
+        parse(&self.message)
     }
 }

@@ -79,13 +79,32 @@ impl Conversation {
         Ok(())
     }
 
-    /// The calls of the last answer that have no stored result yet, in order.
-    pub fn unanswered(&self) -> Vec<ToolCall> {
-        let Some(at) = self
-            .turns
+    /// How many answers of the model are stored (the task's steps so far).
+    pub fn answers(&self) -> usize {
+        self.turns
+            .iter()
+            .filter(|t| matches!(t, Turn::Assistant { .. }))
+            .count()
+    }
+
+    /// Where the last answer of the model is.
+    fn last_answer(&self) -> Option<usize> {
+        self.turns
             .iter()
             .rposition(|t| matches!(t, Turn::Assistant { .. }))
-        else {
+    }
+
+    /// The key of the step that runs call `call` of the last answer: the task, the
+    /// answer's place in the conversation, the call's id (unique even where a provider
+    /// reuses call ids from turn to turn).
+    pub fn step_key(&self, call: &str) -> String {
+        let turn = self.last_answer().unwrap_or_default();
+        format!("task-{}/turn-{turn}/{call}", self.task)
+    }
+
+    /// The calls of the last answer that have no stored result yet, in order.
+    pub fn unanswered(&self) -> Vec<ToolCall> {
+        let Some(at) = self.last_answer() else {
             return Vec::new();
         };
         let Turn::Assistant { calls, .. } = &self.turns[at] else {
@@ -130,7 +149,7 @@ mod tests {
         })
         .unwrap();
         let state = super::super::ProviderState::new(
-            "moonshot",
+            crate::agents::openai_compat::WIRE,
             json!({"reasoning_content": "I should read a first.\u{1F600}"}),
         );
         c.push(Turn::Assistant {
@@ -157,5 +176,7 @@ mod tests {
         }
         let pending: Vec<String> = again.unanswered().into_iter().map(|c| c.id).collect();
         assert_eq!(pending, ["c2"], "the call whose result was not stored");
+        assert_eq!(again.answers(), 1);
+        assert_eq!(again.step_key("c2"), "task-7/turn-1/c2");
     }
 }

@@ -77,12 +77,13 @@ pub struct ToolCall {
 /// parts with their `thoughtSignature`s, OpenAI's `reasoning` items with their encrypted
 /// content, Claude's `thinking` and `redacted_thinking` blocks with their signatures.
 ///
-/// Only the adapter of the provider that made it reads it (another provider's state is
-/// ignored, so a spec that changes an agent's provider mid-task still works); it is stored
+/// Only the adapter that made it reads it (another adapter's state is ignored, so a spec
+/// that changes an agent's provider mid-task still works); it is stored
 /// with the conversation, so a task resumed after a restart sends it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderState {
-    /// The provider that made it (`anthropic`, `google`, `openai`, `moonshot`, …).
+    /// The adapter that made it: `anthropic`, `google`, `openai`, or `chat-completions`
+    /// (the wire format Moonshot and OpenAI-compatible servers share).
     pub provider: String,
     /// The provider's own values, as they came.
     pub value: Value,

@@ -25,6 +25,11 @@ use super::tools::{SYSTEM_PROMPT, schemas};
 use super::{Model, ModelError, ModelTurn, ProviderState, ToolCall, Turn, Usage};
 use coditect_specs::{Reasoning, ReasoningEffort};
 
+/// Whose state this adapter keeps: `reasoning_content` belongs to the Chat Completions
+/// wire format (Moonshot, and the OpenAI-compatible servers that serve thinking models),
+/// not to one provider of it.
+pub const WIRE: &str = "chat-completions";
+
 /// A Chat Completions endpoint.
 #[derive(Debug, Clone)]
 pub struct ChatCompletions {
@@ -78,7 +83,7 @@ impl ChatCompletions {
                     if !calls.is_empty() {
                         message["tool_calls"] = json!(calls);
                     }
-                    if let Some(reasoning) = ProviderState::of(state.as_ref(), self.provider)
+                    if let Some(reasoning) = ProviderState::of(state.as_ref(), WIRE)
                         .and_then(|v| v.get("reasoning_content"))
                     {
                         message["reasoning_content"] = reasoning.clone();
@@ -153,12 +158,11 @@ pub fn parse(body: &Value) -> Result<ModelTurn, ModelError> {
     })
 }
 
-/// The reasoning to send back, when the model gave any. The provider's name is filled in by
-/// the adapter, which knows it.
+/// The reasoning to send back, when the model gave any.
 fn reasoning_state(reasoning: Option<&str>) -> Option<ProviderState> {
     reasoning
         .filter(|r| !r.is_empty())
-        .map(|r| ProviderState::new("", json!({"reasoning_content": r})))
+        .map(|r| ProviderState::new(WIRE, json!({"reasoning_content": r})))
 }
 
 impl Model for ChatCompletions {
@@ -179,12 +183,7 @@ impl Model for ChatCompletions {
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
-        let mut turn =
-            super::exchange::<Chunks>(req, self.endpoint.streaming, &[], |_| None, parse).await?;
-        if let Some(state) = &mut turn.state {
-            state.provider = self.provider.to_string();
-        }
-        Ok(turn)
+        super::exchange::<Chunks>(req, self.endpoint.streaming, &[], |_| None, parse).await
     }
 }
 

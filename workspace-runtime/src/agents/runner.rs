@@ -107,6 +107,20 @@ fn state(ws: &WorkspaceRuntime, agent: &str, state: &str, provider: &str, task: 
     ));
 }
 
+/// One run of one task: what every step needs.
+struct TaskRun<'a, M> {
+    ws: &'a WorkspaceRuntime,
+    agent: &'a str,
+    tools: &'a Toolbox,
+    model: &'a M,
+    task: &'a crate::tasks::Task,
+}
+
+/// Why a task fails when its conversation cannot be stored or read.
+fn unstored(e: &crate::error::StorageError) -> (bool, String) {
+    (false, format!("the task's stored conversation failed: {e}"))
+}
+
 /// Works one task; returns success and a summary.
 async fn work<M: Model>(
     ws: &WorkspaceRuntime,
@@ -117,14 +131,16 @@ async fn work<M: Model>(
     briefing: &str,
     max_steps: u32,
 ) -> (bool, String) {
+    let run = TaskRun {
+        ws,
+        agent,
+        tools,
+        model,
+        task,
+    };
     let mut conversation = match Conversation::load(ws.db.clone(), task.id, agent) {
         Ok(c) => c,
-        Err(e) => {
-            return (
-                false,
-                format!("reading the task's conversation failed: {e}"),
-            );
-        }
+        Err(e) => return unstored(&e),
     };
     if conversation.is_empty() {
         let instruction = if task.prompt.trim().is_empty() {
@@ -139,10 +155,7 @@ async fn work<M: Model>(
             ),
         };
         if let Err(e) = conversation.push(first) {
-            return (
-                false,
-                format!("storing the task's conversation failed: {e}"),
-            );
+            return unstored(&e);
         }
     } else {
         tracing::info!(
@@ -152,7 +165,8 @@ async fn work<M: Model>(
             "resuming a task from its stored conversation"
         );
     }
-    let mut steps = 0;
+    // The step budget is the task's, not the run's: answers stored before a restart count.
+    let mut steps = conversation.answers();
     loop {
         // A task cancelled while running stops at the next step.
         if ws.tasks.state(task.id).as_deref() == Some("cancelled") {
@@ -160,20 +174,16 @@ async fn work<M: Model>(
         }
         let mut calls = conversation.unanswered();
         if calls.is_empty() {
-            if steps == max_steps {
+            if steps >= max_steps as usize {
                 return (false, format!("the step budget of {max_steps} ran out"));
             }
             steps += 1;
-            let Some(turn) = ask(ws, agent, model, task, &conversation).await else {
-                continue;
+            let turn = match run.ask(&conversation).await {
+                None => continue,
+                Some(Err(why)) => return (false, why),
+                Some(Ok(t)) if t.calls.is_empty() => return (true, t.text),
+                Some(Ok(t)) => t,
             };
-            let turn = match turn {
-                Ok(t) => t,
-                Err(why) => return (false, why),
-            };
-            if turn.calls.is_empty() {
-                return (true, turn.text);
-            }
             calls = turn.calls.clone();
             let answer = Turn::Assistant {
                 text: turn.text,
@@ -181,114 +191,101 @@ async fn work<M: Model>(
                 state: turn.state,
             };
             if let Err(e) = conversation.push(answer) {
-                return (
-                    false,
-                    format!("storing the task's conversation failed: {e}"),
-                );
+                return unstored(&e);
             }
         }
         for call in calls {
-            if let Some(end) =
-                run_call(ws, agent, tools, model, task, &mut conversation, call).await
-            {
+            if let Some(end) = run.call(&mut conversation, call).await {
                 return end;
             }
         }
     }
 }
 
-/// One model call: the answer (its text logged), `Err` with why the task fails, or `None`
-/// after a rate limit was waited out (ask again).
-async fn ask<M: Model>(
-    ws: &WorkspaceRuntime,
-    agent: &str,
-    model: &M,
-    task: &crate::tasks::Task,
-    conversation: &Conversation,
-) -> Option<Result<super::ModelTurn, String>> {
-    let asked = std::time::Instant::now();
-    let answer = model.next_turn(conversation.turns(), &TOOLS).await;
-    let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
-    let turn = match answer {
-        Ok(t) => t,
-        Err(ModelError::RateLimited { retry_after_secs }) => {
-            sample(ws, agent, &[("rate_limited", 1.0)]);
-            state(ws, agent, "waiting", model.provider(), Some(task.id));
-            tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
-            return None;
-        }
-        Err(e) => {
-            sample(ws, agent, &[("model_errors", 1.0)]);
-            return Some(Err(e.to_string()));
-        }
-    };
-    sample(
-        ws,
-        agent,
-        &[
-            ("model_latency_ms", latency_ms),
-            ("tokens_in", turn.usage.input as f64),
-            ("tokens_out", turn.usage.output as f64),
-        ],
-    );
-    if !turn.text.is_empty() {
-        ws.events.append_nowait(EventDraft::new(
-            agent,
-            EventType::AgentMessage,
-            json!({"task": task.id, "text": turn.text}),
-        ));
+impl<M: Model> TaskRun<'_, M> {
+    fn state(&self, state_name: &str) {
+        state(
+            self.ws,
+            self.agent,
+            state_name,
+            self.model.provider(),
+            Some(self.task.id),
+        );
     }
-    Some(Ok(turn))
-}
 
-/// Runs one tool call and stores its result; `Some` with the task's end when the call
-/// completes the task or its result cannot be stored.
-async fn run_call<M: Model>(
-    ws: &WorkspaceRuntime,
-    agent: &str,
-    tools: &Toolbox,
-    model: &M,
-    task: &crate::tasks::Task,
-    conversation: &mut Conversation,
-    call: super::ToolCall,
-) -> Option<(bool, String)> {
-    ws.events.append_nowait(EventDraft::new(
-        agent,
-        EventType::ToolCall,
-        json!({"task": task.id, "tool": call.name, "arguments": call.arguments}),
-    ));
-    if call.name == "complete_task" {
-        let ok = call.arguments["ok"].as_bool().unwrap_or(true);
-        let summary = call.arguments["summary"].as_str().unwrap_or_default();
-        return Some((ok, summary.to_string()));
+    /// One model call: the answer (its text logged), `Err` with why the task fails, or
+    /// `None` after a rate limit was waited out (ask again).
+    async fn ask(&self, conversation: &Conversation) -> Option<Result<super::ModelTurn, String>> {
+        let (ws, agent) = (self.ws, self.agent);
+        let asked = std::time::Instant::now();
+        let answer = self.model.next_turn(conversation.turns(), &TOOLS).await;
+        let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
+        let turn = match answer {
+            Ok(t) => t,
+            Err(ModelError::RateLimited { retry_after_secs }) => {
+                sample(ws, agent, &[("rate_limited", 1.0)]);
+                self.state("waiting");
+                // The provider's own retry-after, not a test wait.
+                tokio::time::sleep(Duration::from_secs(retry_after_secs.min(60))).await;
+                return None;
+            }
+            Err(e) => {
+                sample(ws, agent, &[("model_errors", 1.0)]);
+                return Some(Err(e.to_string()));
+            }
+        };
+        sample(
+            ws,
+            agent,
+            &[
+                ("model_latency_ms", latency_ms),
+                ("tokens_in", turn.usage.input as f64),
+                ("tokens_out", turn.usage.output as f64),
+            ],
+        );
+        if !turn.text.is_empty() {
+            ws.events.append_nowait(EventDraft::new(
+                agent,
+                EventType::AgentMessage,
+                json!({"task": self.task.id, "text": turn.text}),
+            ));
+        }
+        Some(Ok(turn))
     }
-    match call.name.as_str() {
-        "write_file" | "edit_file" => state(ws, agent, "editing", model.provider(), Some(task.id)),
-        "acquire_lock" => state(ws, agent, "waiting", model.provider(), Some(task.id)),
-        _ => {}
-    }
-    // The step's key: the task, the answer's place in the conversation, the call.
-    let turn = conversation
-        .turns()
-        .iter()
-        .rposition(|t| matches!(t, Turn::Assistant { .. }))
-        .unwrap_or_default();
-    let step = format!("task-{}/turn-{turn}/{}", task.id, call.id);
-    let (ok, content) = match tools.run(&call, &step).await {
-        Ok(v) => (true, v),
-        Err(why) => (false, Value::String(why)),
-    };
-    let result = Turn::ToolResult {
-        id: call.id,
-        ok,
-        content,
-    };
-    match conversation.push(result) {
-        Ok(()) => None,
-        Err(e) => Some((
-            false,
-            format!("storing the task's conversation failed: {e}"),
-        )),
+
+    /// Runs one tool call and stores its result; `Some` with the task's end when the call
+    /// completes the task or its result cannot be stored.
+    async fn call(
+        &self,
+        conversation: &mut Conversation,
+        call: super::ToolCall,
+    ) -> Option<(bool, String)> {
+        self.ws.events.append_nowait(EventDraft::new(
+            self.agent,
+            EventType::ToolCall,
+            json!({"task": self.task.id, "tool": call.name, "arguments": call.arguments}),
+        ));
+        match call.name.as_str() {
+            "complete_task" => {
+                let ok = call.arguments["ok"].as_bool().unwrap_or(true);
+                let summary = call.arguments["summary"].as_str().unwrap_or_default();
+                return Some((ok, summary.to_string()));
+            }
+            "write_file" | "edit_file" => self.state("editing"),
+            "acquire_lock" => self.state("waiting"),
+            _ => {}
+        }
+        let step = conversation.step_key(&call.id);
+        let (ok, content) = match self.tools.run(&call, &step).await {
+            Ok(v) => (true, v),
+            Err(why) => (false, Value::String(why)),
+        };
+        let result = Turn::ToolResult {
+            id: call.id,
+            ok,
+            content,
+        };
+        conversation.push(result).err().map(|e| unstored(&e))
     }
 }
 

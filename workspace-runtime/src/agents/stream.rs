@@ -52,8 +52,8 @@ pub(crate) fn data(data: &str) -> Result<serde_json::Value, ModelError> {
 }
 
 /// Text and tool calls arriving in pieces: text deltas appended, each call's arguments
-/// appended as JSON text until the call is complete. Shared by the formats that stream
-/// calls piecewise (Chat Completions, Anthropic).
+/// appended as JSON text until the call is complete (Chat Completions streams calls this
+/// way).
 #[derive(Debug, Default)]
 pub(crate) struct Pieces {
     /// The text so far.

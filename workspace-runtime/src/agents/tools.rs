@@ -32,8 +32,16 @@ pub struct Toolbox {
     agent: String,
     /// Files the agent has in its current task's conversation: path → sha256.
     seen: Mutex<HashMap<String, String>>,
-    /// The task being worked: the leases the tools take belong to its run.
-    task: Mutex<Option<i64>>,
+    /// The run being worked: the leases the tools take belong to it.
+    run: Mutex<Option<Run>>,
+}
+
+/// One run of a task: the task, and the leases its tools took (kept in `run_locks` too,
+/// so a run resumed after a restart knows them).
+#[derive(Debug)]
+struct Run {
+    task: i64,
+    tokens: Vec<u64>,
 }
 
 fn arg<'a>(call: &'a ToolCall, name: &str) -> Result<&'a str, String> {
@@ -49,48 +57,18 @@ impl Toolbox {
             ws,
             agent: agent.to_string(),
             seen: Mutex::new(HashMap::new()),
-            task: Mutex::new(None),
+            run: Mutex::new(None),
         }
     }
 
-    /// Starts (or resumes) the run of `task`: the agent's conversation holds no file yet.
+    /// Starts (or resumes) the run of `task`: the agent's conversation holds no file yet;
+    /// the leases an earlier run of the task took are its own.
     pub fn begin_task(&self, task: i64) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.clear();
         }
-        if let Ok(mut t) = self.task.lock() {
-            *t = Some(task);
-        }
-    }
-
-    /// Ends the run of the current task, however it ended (done, failed, cancelled, out of
-    /// budget, panicked): every lease it still holds is released at once, so the next
-    /// tasks on those paths do not wait out the lease.
-    pub fn end_task(&self) {
-        let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) else {
-            return;
-        };
-        for token in self.run_tokens(task) {
-            // Already released or expired: nothing to do.
-            let _ = self.ws.locks.release(token);
-        }
-        let forget = self
+        let tokens = self
             .ws
-            .db
-            .workspace_idx
-            .write(|tx| tx.execute("DELETE FROM run_locks WHERE task = ?1", [task]));
-        if let Err(e) = forget {
-            tracing::warn!(agent = %self.agent, task, error = %e, "forgetting a run's leases failed");
-        }
-    }
-
-    fn current_task(&self) -> Option<i64> {
-        *self.task.lock().ok()?
-    }
-
-    /// The leases the run of `task` took.
-    fn run_tokens(&self, task: i64) -> Vec<u64> {
-        self.ws
             .db
             .workspace_idx
             .read(|c| {
@@ -101,15 +79,41 @@ impl Toolbox {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|t| u64::try_from(t).ok())
-            .collect()
+            .collect();
+        if let Ok(mut run) = self.run.lock() {
+            *run = Some(Run { task, tokens });
+        }
+    }
+
+    /// Ends the run of the current task, however it ended (done, failed, cancelled, out of
+    /// budget, panicked): every lease it still holds is released at once, so the next
+    /// tasks on those paths do not wait out the lease.
+    pub fn end_task(&self) {
+        let Some(run) = self.run.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        for token in run.tokens {
+            // Already released or expired: nothing to do.
+            let _ = self.ws.locks.release(token);
+        }
+        let forget = self
+            .ws
+            .db
+            .workspace_idx
+            .write(|tx| tx.execute("DELETE FROM run_locks WHERE task = ?1", [run.task]));
+        if let Err(e) = forget {
+            tracing::warn!(agent = %self.agent, task = run.task, error = %e, "forgetting a run's leases failed");
+        }
     }
 
     /// A live lease on `path` this agent's run of the current task already holds (taken
     /// before a restart, say): a re-run never waits on its own lease.
     fn own_lease(&self, path: &str) -> Option<crate::locks::Lease> {
-        let task = self.current_task()?;
         let (path, _) = crate::locks::normalize(path).ok()?;
-        let tokens = self.run_tokens(task);
+        let tokens = self.run.lock().ok()?.as_ref()?.tokens.clone();
+        if tokens.is_empty() {
+            return None;
+        }
         let lease = self
             .ws
             .locks
@@ -121,7 +125,11 @@ impl Toolbox {
 
     /// Records that the current task's run holds `token`.
     fn keep(&self, token: u64) {
-        let Some(task) = self.current_task() else {
+        let Some(task) = self.run.lock().ok().and_then(|mut r| {
+            let run = r.as_mut()?;
+            run.tokens.push(token);
+            Some(run.task)
+        }) else {
             return;
         };
         let kept = self.ws.db.workspace_idx.write(|tx| {

@@ -213,3 +213,15 @@ pub fn after_one_call(
         },
     ]
 }
+
+/// What the provider answered to `conversation`, which a test expects it to refuse: the
+/// status and the provider's message (panics on any other outcome).
+pub async fn refusal<M: coditect_runtime::agents::Model>(
+    model: &M,
+    conversation: &[coditect_runtime::agents::Turn],
+) -> (u16, String) {
+    match model.next_turn(conversation, &["acquire_lock"]).await {
+        Err(coditect_runtime::agents::ModelError::Refused { status, message }) => (status, message),
+        other => panic!("expected the provider to refuse, got {other:?}"),
+    }
+}

@@ -68,6 +68,59 @@ impl StorageError {
         move |source| StorageError::Io { what, path, source }
     }
 
+    /// Whether the disk (or the user's quota) is full: the same write can succeed once
+    /// space is freed, without a restart.
+    pub fn is_disk_full(&self) -> bool {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        match self {
+            StorageError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT))
+                    || source.kind() == std::io::ErrorKind::StorageFull
+            }
+            StorageError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The same failure again, for each waiter of a batch that failed as one (the error
+    /// is not `Clone`): what failed, where, and the OS's error code, so a full disk is
+    /// still a full disk to each of them.
+    pub fn again(&self) -> StorageError {
+        match self {
+            StorageError::Io { what, path, source } => StorageError::Io {
+                what,
+                path: path.clone(),
+                source: source.raw_os_error().map_or_else(
+                    || std::io::Error::new(source.kind(), source.to_string()),
+                    std::io::Error::from_raw_os_error,
+                ),
+            },
+            other => StorageError::Io {
+                what: "storage",
+                path: PathBuf::new(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+
+    /// What a client is told: what failed and why, never a host path (the log has those).
+    pub fn client_reason(&self) -> String {
+        match self {
+            StorageError::FolderInUse { .. } => {
+                "the workspace folder is in use by another runtime instance".into()
+            }
+            StorageError::Io { what, source, .. } => format!("{what}: {source}"),
+            StorageError::CorruptLog { line, reason, .. } => {
+                format!("event log is corrupt at line {line}: {reason}")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Wraps a SQLite error with the database's name.
     pub fn sqlite(db: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
         move |source| StorageError::Sqlite { db, source }
@@ -122,6 +175,19 @@ pub enum LockError {
     /// Persisting the lock table failed.
     #[error("persist lock table: {0}")]
     Storage(String),
+    /// Persisting the lock table failed because the disk is full.
+    #[error("persist lock table: {0}")]
+    DiskFull(String),
+}
+
+impl From<StorageError> for LockError {
+    fn from(e: StorageError) -> Self {
+        if e.is_disk_full() {
+            LockError::DiskFull(e.client_reason())
+        } else {
+            LockError::Storage(e.client_reason())
+        }
+    }
 }
 
 /// Refused or failed task operations.

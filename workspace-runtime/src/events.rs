@@ -559,11 +559,7 @@ impl Writer {
                 tracing::error!(error = %e, "event log write failed; batch not acknowledged");
                 self.rollback(seq0, prev0, &touched);
                 for reply in replies.into_iter().flatten() {
-                    let _ = reply.send(Err(StorageError::Io {
-                        what: "append event",
-                        path: self.dir.clone(),
-                        source: std::io::Error::other(e.to_string()),
-                    }));
+                    let _ = reply.send(Err(e.again()));
                 }
             }
         }

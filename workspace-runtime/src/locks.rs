@@ -216,7 +216,7 @@ impl LockTable {
                     })?;
                 Ok((rows, last))
             })
-            .map_err(|e| LockError::Storage(e.to_string()))?;
+            .map_err(LockError::from)?;
         let mut state = State {
             last_token: u64::try_from(last_token).unwrap_or(0),
             ..State::default()
@@ -371,7 +371,7 @@ impl LockTable {
                 )?;
                 Ok(())
             })
-            .map_err(|e| LockError::Storage(e.to_string()))?;
+            .map_err(LockError::from)?;
         st.last_token = token;
         st.grants.insert(
             token,
@@ -415,7 +415,7 @@ impl LockTable {
                     [expires_at as i64, token as i64],
                 )
             })
-            .map_err(|e| LockError::Storage(e.to_string()))?;
+            .map_err(LockError::from)?;
         grant.deadline = Instant::now() + ttl;
         grant.lease.expires_at = clock::rfc3339(expires_at);
         grant.lease.ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub sync_uploads: prometheus_client::metrics::counter::Counter,
     /// Bytes uploaded.
     pub sync_bytes: prometheus_client::metrics::counter::Counter,
+    /// Writes refused because the disk is full (answered 507).
+    pub disk_full: prometheus_client::metrics::counter::Counter,
+    /// When a write was last refused for a full disk (unix ms; 0: never).
+    pub disk_full_at: Gauge,
 }
 
 impl Default for Metrics {
@@ -49,6 +53,8 @@ impl Default for Metrics {
             sync_lag: Gauge::default(),
             sync_uploads: Default::default(),
             sync_bytes: Default::default(),
+            disk_full: Default::default(),
+            disk_full_at: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -90,6 +96,11 @@ impl Default for Metrics {
             "sync_upload_bytes",
             "Bytes uploaded to the bucket",
             m.sync_bytes.clone(),
+        );
+        r.register(
+            "disk_full_refusals",
+            "Writes refused because the workspace's disk is full",
+            m.disk_full.clone(),
         );
         m
     }

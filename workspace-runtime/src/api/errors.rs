@@ -53,7 +53,23 @@ fn err(status: StatusCode, kind: &'static str, e: impl std::fmt::Display) -> Api
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        err(StatusCode::INTERNAL_SERVER_ERROR, "storage", e)
+        // The full error, paths included, goes to the log; the client gets it without.
+        tracing::error!(error = %e, "storage failed");
+        if e.is_disk_full() {
+            return err(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk_full",
+                format!(
+                    "the workspace's disk is full ({}); nothing acknowledged is lost, reads go on, and writes resume once space is freed",
+                    e.client_reason()
+                ),
+            );
+        }
+        err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            e.client_reason(),
+        )
     }
 }
 
@@ -65,6 +81,7 @@ impl From<LockError> for ApiError {
             LockError::StaleFencingToken { .. } => (StatusCode::CONFLICT, "stale_fencing_token"),
             LockError::InvalidPath { .. } => (StatusCode::BAD_REQUEST, "invalid_path"),
             LockError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+            LockError::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
         };
         err(status, kind, e)
     }

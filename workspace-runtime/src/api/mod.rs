@@ -70,6 +70,10 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/session/renew", post(resources::renew_session))
         .layer(axum::middleware::from_fn_with_state(
             ws.clone(),
+            count_disk_full,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ws.clone(),
             authenticate,
         ))
         .with_state(ws)
@@ -99,6 +103,20 @@ async fn authenticate(
         )
             .into_response(),
     }
+}
+
+/// Counts the writes refused for a full disk, for `/metrics` and the status.
+async fn count_disk_full(
+    State(ws): State<Arc<WorkspaceRuntime>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::INSUFFICIENT_STORAGE {
+        ws.metrics.disk_full.inc();
+        ws.metrics.disk_full_at.set(crate::clock::now_ms() as i64);
+    }
+    resp
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

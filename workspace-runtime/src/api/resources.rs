@@ -60,6 +60,13 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
         "locks": rt.locks.list().len(),
         "lockWaiters": rt.locks.waiting(),
         "activeTasks": rt.tasks.active(),
+        "storage": {
+            "diskFullRefusals": rt.metrics.disk_full.get(),
+            "lastDiskFullAt": match rt.metrics.disk_full_at.get() {
+                0 => Value::Null,
+                at => json!(crate::clock::rfc3339(at as u64)),
+            },
+        },
         "sync": match &rt.sync_target {
             Some(_) => {
                 let mut v = serde_json::to_value(rt.sync.get()).unwrap_or_default();

@@ -17,8 +17,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::server::ServerState;
 
-/// Largest proxied request body.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Request bodies up to this size are buffered, so a request that finds its instance
+/// restarting can be held and sent again; larger ones (project files) stream through.
+const BUFFERED_BODY: u64 = 1 << 20;
+
+/// The largest request body the gateway passes on: the instance's own limit, a project
+/// file written with `PUT /v1/files/…` (JSON routes refuse far less, themselves).
+const MAX_BODY: u64 = coditect_runtime::api::MAX_FILE_BODY;
 
 /// `/w/{org}/{workspace}` (no trailing path).
 pub async fn proxy_root(
@@ -109,12 +114,21 @@ const RESTART_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(body) = to_bytes(body, MAX_BODY).await else {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("request bodies are limited to {MAX_BODY} bytes"),
-        );
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|l| l > MAX_BODY) {
+        return too_large();
+    }
+    let has_body =
+        declared.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    if has_body && declared.is_none_or(|l| l > BUFFERED_BODY) {
+        return streamed(s, key, parts, body, path).await;
+    }
+    let Ok(body) = to_bytes(body, BUFFERED_BODY as usize).await else {
+        return too_large();
     };
     let deadline = tokio::time::Instant::now() + RESTART_GRACE;
     let idempotent = matches!(
@@ -126,27 +140,9 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
             Ok(e) => format!("{e}{path}"),
             Err(refused) => return *refused,
         };
-        let mut out = s
-            .http
-            .request(parts.method.clone(), &target)
-            .body(body.clone());
-        for (name, value) in &parts.headers {
-            if !is_hop_by_hop(name.as_str()) {
-                out = out.header(name, value);
-            }
-        }
+        let out = outgoing(s, &parts, &target).body(body.clone());
         match out.send().await {
-            Ok(resp) => {
-                let status = resp.status();
-                let mut headers = HeaderMap::new();
-                for (name, value) in resp.headers() {
-                    if !is_hop_by_hop(name.as_str()) && name != header::CONTENT_LENGTH {
-                        headers.insert(name.clone(), value.clone());
-                    }
-                }
-                let bytes = resp.bytes().await.unwrap_or_default();
-                return (status, headers, Body::from(bytes)).into_response();
-            }
+            Ok(resp) => return answer(resp),
             // The connection was refused: the request never reached the instance, so it is
             // safe to hold it (any method) until the control plane has restarted the
             // instance and recorded its new address.
@@ -154,15 +150,79 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
             Err(e) if (e.is_connect() || idempotent) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            Err(e) => {
-                return refuse(
-                    StatusCode::BAD_GATEWAY,
-                    "unreachable",
-                    format!("workspace instance at {target}: {e}"),
-                );
-            }
+            Err(e) => return unreachable_instance(&target, &e),
         }
     }
+}
+
+/// A large body streamed through to the instance, never held whole: sent once (it cannot
+/// be sent again), so an instance that is restarting answers 503 with `Retry-After`.
+async fn streamed(
+    s: &ServerState,
+    key: &ObjectKey,
+    parts: axum::http::request::Parts,
+    body: Body,
+    path: &str,
+) -> Response {
+    let target = match endpoint(s, key) {
+        Ok(e) => format!("{e}{path}"),
+        Err(refused) => return *refused,
+    };
+    let out =
+        outgoing(s, &parts, &target).body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    match out.send().await {
+        Ok(resp) => answer(resp),
+        Err(e) if e.is_connect() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            axum::Json(json!({"error": "restarting", "reason": format!("{key} is restarting; send the body again")})),
+        )
+            .into_response(),
+        Err(e) => unreachable_instance(&target, &e),
+    }
+}
+
+/// The request to the instance: method, target and the end-to-end headers.
+fn outgoing(
+    s: &ServerState,
+    parts: &axum::http::request::Parts,
+    target: &str,
+) -> reqwest::RequestBuilder {
+    let mut out = s.http.request(parts.method.clone(), target);
+    for (name, value) in &parts.headers {
+        if !is_hop_by_hop(name.as_str()) {
+            out = out.header(name, value);
+        }
+    }
+    out
+}
+
+/// The instance's answer, its body streamed back.
+fn answer(resp: reqwest::Response) -> Response {
+    let status = resp.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in resp.headers() {
+        if !is_hop_by_hop(name.as_str()) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    (status, headers, Body::from_stream(resp.bytes_stream())).into_response()
+}
+
+fn unreachable_instance(target: &str, e: &reqwest::Error) -> Response {
+    refuse(
+        StatusCode::BAD_GATEWAY,
+        "unreachable",
+        format!("workspace instance at {target}: {e}"),
+    )
+}
+
+fn too_large() -> Response {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("request bodies through the gateway are limited to {MAX_BODY} bytes"),
+    )
 }
 
 fn is_hop_by_hop(name: &str) -> bool {

@@ -58,8 +58,20 @@ pub fn router(state: ServerState) -> Router {
         )
         .route("/w/{org}/{workspace}", any(crate::gateway::proxy_root))
         .route("/w/{org}/{workspace}/{*rest}", any(crate::gateway::proxy))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            LIMITS,
+            coditect_runtime::api::json_refusals,
+        ))
         .with_state(state)
 }
+
+/// The largest request body of the control plane's own API (an apply of many objects);
+/// the gateway's routes stream and have their own limit.
+pub const MAX_API_BODY: usize = 16 << 20;
+
+/// What a refused body is told.
+const LIMITS: &str = "control-plane API bodies are limited to 16 MiB (16777216 bytes); through the gateway, a workspace's own limits apply (2 MiB, or 256 MiB for a project file)";
 
 /// An API error: status and `{"error", "reason", …}`.
 #[derive(Debug)]

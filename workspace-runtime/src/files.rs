@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::clock;
 use crate::db::Databases;
@@ -46,6 +45,60 @@ pub enum FileError {
     /// No such file.
     #[error("no file {0}")]
     NotFound(String),
+    /// The content is larger than a write may be.
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Files larger than this get no line diff in their `file_edit` event: counting lines of
+/// a large file on every write is not worth it.
+const DIFF_LIMIT: u64 = 1 << 20;
+
+/// Writes `pieces` to `tmp`, checksummed on the way; refuses past `limit` bytes.
+async fn stage<E: std::fmt::Display>(
+    tmp: &Path,
+    pieces: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    limit: u64,
+) -> Result<crate::sync::store::FileDigest, FileError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(StorageError::io("write file", tmp))?;
+    let mut digest = crate::sync::store::Digester::default();
+    let mut size = 0u64;
+    futures_util::pin_mut!(pieces);
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(|e| {
+            StorageError::io("receive file", tmp)(std::io::Error::other(e.to_string()))
+        })?;
+        size += piece.len() as u64;
+        if size > limit {
+            return Err(FileError::TooLarge { limit });
+        }
+        digest.update(&piece);
+        file.write_all(&piece)
+            .await
+            .map_err(StorageError::io("write file", tmp))?;
+    }
+    file.flush()
+        .await
+        .map_err(StorageError::io("write file", tmp))?;
+    Ok(digest.finish())
+}
+
+/// The lines a write adds and removes, or a note when either side is large.
+async fn line_diff(target: &Path, tmp: &Path, size: u64) -> serde_json::Value {
+    let before_size = tokio::fs::metadata(target).await.map_or(0, |m| m.len());
+    if size > DIFF_LIMIT || before_size > DIFF_LIMIT {
+        return json!({"summary": format!("{size} bytes (no line diff above {DIFF_LIMIT} bytes)")});
+    }
+    let before = tokio::fs::read(target).await.unwrap_or_default();
+    let after = tokio::fs::read(tmp).await.unwrap_or_default();
+    diff_summary(&before, &after)
 }
 
 /// The workspace's project files.
@@ -58,6 +111,8 @@ pub struct ProjectFiles {
     /// Serializes check-and-write so a lease cannot change hands between the check and
     /// the rename.
     write_lock: tokio::sync::Mutex<()>,
+    /// Numbers staged writes, so two writes of one path never share a temp file.
+    staged: std::sync::atomic::AtomicU64,
 }
 
 impl ProjectFiles {
@@ -69,6 +124,7 @@ impl ProjectFiles {
             locks,
             events,
             write_lock: tokio::sync::Mutex::new(()),
+            staged: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -83,6 +139,66 @@ impl ProjectFiles {
         token: u64,
         path: &str,
         content: &[u8],
+        step: Option<&str>,
+    ) -> Result<FileWrite, FileError> {
+        let piece = Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(content));
+        self.write_stream(
+            agent,
+            token,
+            path,
+            futures_util::stream::iter([piece]),
+            u64::MAX,
+            step,
+        )
+        .await
+    }
+
+    /// [`ProjectFiles::write`] from a stream of pieces (a request body), never held whole
+    /// in memory: the pieces go to a temp file beside the target, checksummed on the way,
+    /// which is renamed into place only if `token` may write when it is complete.
+    ///
+    /// # Errors
+    /// As [`ProjectFiles::write`]; [`FileError::TooLarge`] past `limit` bytes; a broken
+    /// stream as [`StorageError`]. Nothing of a refused or broken write stays behind.
+    pub async fn write_stream<E: std::fmt::Display>(
+        &self,
+        agent: &str,
+        token: u64,
+        path: &str,
+        pieces: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+        limit: u64,
+        step: Option<&str>,
+    ) -> Result<FileWrite, FileError> {
+        // Refuse a write the token may not make before taking its bytes.
+        let path = self.locks.check_write(token, path)?;
+        let target = self.root.join(&path);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(StorageError::io("create folder", parent))?;
+        }
+        let n = self
+            .staged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = target.with_extension(format!("coditect-tmp-{token}-{n}"));
+        let result = match stage(&tmp, pieces, limit).await {
+            Ok(digest) => self.commit(agent, token, &path, &tmp, digest, step).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    /// Renames a staged write into place, if `token` may still write, and records it.
+    async fn commit(
+        &self,
+        agent: &str,
+        token: u64,
+        path: &str,
+        tmp: &Path,
+        digest: crate::sync::store::FileDigest,
         step: Option<&str>,
     ) -> Result<FileWrite, FileError> {
         let _serial = self.write_lock.lock().await;
@@ -114,22 +230,11 @@ impl ProjectFiles {
             .into());
         }
         let target = self.root.join(&path);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StorageError::io("create folder", parent))?;
-        }
-        let before = tokio::fs::read(&target).await.unwrap_or_default();
-        let diff = diff_summary(&before, content);
-        let tmp = target.with_extension(format!("coditect-tmp-{token}"));
-        tokio::fs::write(&tmp, content)
-            .await
-            .map_err(StorageError::io("write file", &tmp))?;
-        tokio::fs::rename(&tmp, &target)
+        let diff = line_diff(&target, tmp, digest.size).await;
+        tokio::fs::rename(tmp, &target)
             .await
             .map_err(StorageError::io("rename file", &target))?;
-        let sha = hex::encode(Sha256::digest(content));
-        let size = content.len() as u64;
+        let (sha, size) = (digest.sha256, digest.size);
         let now = clock::now_ms() as i64;
         self.db.workspace_idx.write(|tx| {
             tx.execute(

@@ -35,6 +35,15 @@ use crate::workspace::WorkspaceRuntime;
 
 pub use errors::ApiError;
 
+/// The largest JSON request body (tasks, locks, events, messages, queries).
+pub const MAX_JSON_BODY: usize = 2 << 20;
+
+/// The largest project file a `PUT /v1/files/…` may write; streamed to disk.
+pub const MAX_FILE_BODY: u64 = 256 << 20;
+
+/// What a refused body is told.
+const LIMITS: &str = "request bodies are limited to 2 MiB (2097152 bytes); a project file written with PUT /v1/files/… to 256 MiB (268435456 bytes), streamed";
+
 /// The API router over a workspace.
 pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
     Router::new()
@@ -56,7 +65,10 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/locks/{token}", delete(resources::release_lock))
         .route(
             "/v1/files/{*path}",
-            get(resources::read_file).put(resources::write_file),
+            get(resources::read_file).put(resources::write_file).layer(
+                // The handler streams the body and enforces its own limit.
+                axum::extract::DefaultBodyLimit::disable(),
+            ),
         )
         .route(
             "/v1/messages",
@@ -68,6 +80,8 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/verify", get(events::verify))
         .route("/v1/query", post(resources::query))
         .route("/v1/session/renew", post(resources::renew_session))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(LIMITS, json_refusals))
         .layer(axum::middleware::from_fn_with_state(
             ws.clone(),
             count_disk_full,
@@ -103,6 +117,47 @@ async fn authenticate(
         )
             .into_response(),
     }
+}
+
+/// Answers the refusals axum's extractors make in plain text (a body over the limit, a
+/// body that is not JSON) in the API's JSON error shape, so every error reads the same.
+/// `limits` says what the bodies are limited to. Shared with the control plane's API.
+pub async fn json_refusals(
+    State(limits): State<&'static str>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (kind, reason) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", limits.to_string()),
+        StatusCode::NOT_FOUND => ("not_found", "no such route".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "the route does not take this method".to_string(),
+        ),
+        _ => {
+            let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+                .await
+                .unwrap_or_default();
+            (
+                "bad_request",
+                String::from_utf8_lossy(&bytes).trim().to_string(),
+            )
+        }
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"error": kind, "reason": reason})),
+    )
+        .into_response()
 }
 
 /// Counts the writes refused for a full disk, for `/metrics` and the status.

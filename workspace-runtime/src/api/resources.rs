@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
@@ -197,12 +196,13 @@ pub(super) async fn release_lock(
     Ok(Json(json!({"released": token})))
 }
 
-/// `PUT /v1/files/{path}` with `X-Fencing-Token` and `X-Agent`.
+/// `PUT /v1/files/{path}` with `X-Fencing-Token` and `X-Agent`: the body is streamed to
+/// disk (up to [`super::MAX_FILE_BODY`] bytes), never held whole in memory.
 pub(super) async fn write_file(
     State(rt): Rt,
     Path(path): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<FileWrite>, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let token = header("x-fencing-token")
@@ -210,8 +210,18 @@ pub(super) async fn write_file(
         .parse::<u64>()
         .map_err(|_| ApiError::bad_request("X-Fencing-Token must be a number"))?;
     let agent = header("x-agent").unwrap_or("api");
+    let limit = super::MAX_FILE_BODY;
+    if header("content-length")
+        .and_then(|l| l.parse::<u64>().ok())
+        .is_some_and(|l| l > limit)
+    {
+        return Err(crate::files::FileError::TooLarge { limit }.into());
+    }
+    let pieces = body.into_data_stream();
     Ok(Json(
-        rt.files.write(agent, token, &path, &body, None).await?,
+        rt.files
+            .write_stream(agent, token, &path, pieces, limit, None)
+            .await?,
     ))
 }
 

@@ -1,0 +1,87 @@
+//! Request size limits on the instance: JSON bodies over 2 MiB and a 30 MB body are
+//! refused with 413 in the API's JSON error shape; a project file of tens of MB is
+//! written streamed and lands byte for byte; a file over its limit is refused by its
+//! declared length before any byte is taken, leaving nothing behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use coditect_runtime::testkit::TestWorkspace;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_get_a_json_413_and_large_files_stream_to_disk() {
+    let ws = TestWorkspace::start().await;
+    for size in [3 << 20, 30_000_000] {
+        let big =
+            json!({"agent": "alpha", "type": "agent_message", "data": {"pad": "x".repeat(size)}});
+        let resp = ws
+            .client
+            .request(reqwest::Method::POST, "/v1/events")
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "too_large", "{body}");
+        assert!(body["reason"].as_str().unwrap().contains("2 MiB"), "{body}");
+    }
+    let (_, missing) = ws.client.get("/v1/no-such-route").await;
+    assert_eq!(
+        missing["error"], "not_found",
+        "errors are JSON everywhere: {missing}"
+    );
+
+    let (_, lease) = ws
+        .client
+        .post(
+            "/v1/locks",
+            &json!({"path": "assets/", "mode": "exclusive", "holder": "alpha"}),
+        )
+        .await;
+    let token = lease["token"].as_u64().unwrap().to_string();
+    let content: Vec<u8> = (0..40_000_000u32).map(|i| (i % 251) as u8).collect();
+    let resp = ws
+        .client
+        .request(reqwest::Method::PUT, "/v1/files/assets/blob.bin")
+        .header("x-fencing-token", &token)
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let written: Value = resp.json().await.unwrap();
+    assert_eq!(written["size"], 40_000_000);
+    assert_eq!(
+        written["sha256"],
+        hex::encode(sha2::Sha256::digest(&content))
+    );
+    let on_disk = std::fs::read(ws.runtime.layout.projects().join("assets/blob.bin")).unwrap();
+    assert!(on_disk == content, "the file landed byte for byte");
+
+    // Over the file limit by its declared length: refused before the body is read.
+    let resp = ws
+        .client
+        .request(reqwest::Method::PUT, "/v1/files/assets/huge.bin")
+        .header("x-fencing-token", &token)
+        .header("content-length", (300u64 << 20).to_string())
+        .body(reqwest::Body::wrap_stream(futures_util::stream::pending::<
+            Result<Vec<u8>, std::io::Error>,
+        >()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "too_large", "{body}");
+    let leftovers: Vec<_> = std::fs::read_dir(ws.runtime.layout.projects().join("assets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["blob.bin"],
+        "nothing of the refused write stays behind"
+    );
+}

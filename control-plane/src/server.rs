@@ -42,6 +42,9 @@ pub struct ServerState {
 
 /// The API and gateway router.
 pub fn router(state: ServerState) -> Router {
+    let gateway = Router::new()
+        .route("/w/{org}/{workspace}", any(crate::gateway::proxy_root))
+        .route("/w/{org}/{workspace}/{*rest}", any(crate::gateway::proxy));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route("/readyz", get(readyz))
@@ -56,9 +59,13 @@ pub fn router(state: ServerState) -> Router {
             "/apis/coditect.io/v1/organizations/{org}/{plural}/{name}",
             get(get_scoped).delete(delete_scoped),
         )
-        .route("/w/{org}/{workspace}", any(crate::gateway::proxy_root))
-        .route("/w/{org}/{workspace}/{*rest}", any(crate::gateway::proxy))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            MAX_API_BODY as u64,
+            coditect_runtime::api::declared_limit,
+        ))
+        // The gateway streams and checks its own limit.
+        .merge(gateway)
         .layer(axum::middleware::from_fn_with_state(
             LIMITS,
             coditect_runtime::api::json_refusals,

@@ -46,7 +46,7 @@ const LIMITS: &str = "request bodies are limited to 2 MiB (2097152 bytes); a pro
 
 /// The API router over a workspace.
 pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
-    Router::new()
+    let json_routes = Router::new()
         .route("/v1/health", get(resources::health))
         .route("/v1/status", get(resources::status))
         .route("/metrics", get(resources::metrics))
@@ -64,13 +64,6 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/locks/{token}/renew", post(resources::renew_lock))
         .route("/v1/locks/{token}", delete(resources::release_lock))
         .route(
-            "/v1/files/{*path}",
-            get(resources::read_file).put(resources::write_file).layer(
-                // The handler streams the body and enforces its own limit.
-                axum::extract::DefaultBodyLimit::disable(),
-            ),
-        )
-        .route(
             "/v1/messages",
             post(resources::send_message).get(resources::list_messages),
         )
@@ -81,6 +74,23 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/query", post(resources::query))
         .route("/v1/session/renew", post(resources::renew_session))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            MAX_JSON_BODY as u64,
+            declared_limit,
+        ));
+    // Files stream their bodies (the handler enforces the limit as bytes arrive).
+    let file_routes = Router::new()
+        .route(
+            "/v1/files/{*path}",
+            get(resources::read_file).put(resources::write_file),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            MAX_FILE_BODY,
+            declared_limit,
+        ));
+    json_routes
+        .merge(file_routes)
         .layer(axum::middleware::from_fn_with_state(LIMITS, json_refusals))
         .layer(axum::middleware::from_fn_with_state(
             ws.clone(),
@@ -91,6 +101,21 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
             authenticate,
         ))
         .with_state(ws)
+}
+
+/// Refuses (413) a request whose declared `Content-Length` is over `limit` before any of
+/// its body is read, so a client cannot tie a connection up sending what will be refused.
+/// Shared with the control plane's API.
+pub async fn declared_limit(State(limit): State<u64>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|l| l > limit) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    next.run(req).await
 }
 
 /// Refuses requests without the workspace's token.

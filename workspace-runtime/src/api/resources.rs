@@ -210,17 +210,12 @@ pub(super) async fn write_file(
         .parse::<u64>()
         .map_err(|_| ApiError::bad_request("X-Fencing-Token must be a number"))?;
     let agent = header("x-agent").unwrap_or("api");
-    let limit = super::MAX_FILE_BODY;
-    if header("content-length")
-        .and_then(|l| l.parse::<u64>().ok())
-        .is_some_and(|l| l > limit)
-    {
-        return Err(crate::files::FileError::TooLarge { limit }.into());
-    }
+    // A declared length over the limit was refused before this handler ran; a body
+    // that grows past it is refused as its bytes arrive.
     let pieces = body.into_data_stream();
     Ok(Json(
         rt.files
-            .write_stream(agent, token, &path, pieces, limit, None)
+            .write_stream(agent, token, &path, pieces, super::MAX_FILE_BODY, None)
             .await?,
     ))
 }

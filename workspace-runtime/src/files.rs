@@ -57,12 +57,19 @@ pub enum FileError {
 /// a large file on every write is not worth it.
 const DIFF_LIMIT: u64 = 1 << 20;
 
+/// A write staged in its temp file: its checksums, and its content when it is small
+/// enough for a line diff (kept as it streams by, so the diff reads nothing again).
+struct Staged {
+    digest: crate::sync::store::FileDigest,
+    small: Option<Vec<u8>>,
+}
+
 /// Writes `pieces` to `tmp`, checksummed on the way; refuses past `limit` bytes.
 async fn stage<E: std::fmt::Display>(
     tmp: &Path,
     pieces: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
     limit: u64,
-) -> Result<crate::sync::store::FileDigest, FileError> {
+) -> Result<Staged, FileError> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     let mut file = tokio::fs::File::create(tmp)
@@ -70,6 +77,7 @@ async fn stage<E: std::fmt::Display>(
         .map_err(StorageError::io("write file", tmp))?;
     let mut digest = crate::sync::store::Digester::default();
     let mut size = 0u64;
+    let mut small = Some(Vec::new());
     futures_util::pin_mut!(pieces);
     while let Some(piece) = pieces.next().await {
         let piece = piece.map_err(|e| {
@@ -80,6 +88,11 @@ async fn stage<E: std::fmt::Display>(
             return Err(FileError::TooLarge { limit });
         }
         digest.update(&piece);
+        if size > DIFF_LIMIT {
+            small = None;
+        } else if let Some(s) = small.as_mut() {
+            s.extend_from_slice(&piece);
+        }
         file.write_all(&piece)
             .await
             .map_err(StorageError::io("write file", tmp))?;
@@ -87,18 +100,23 @@ async fn stage<E: std::fmt::Display>(
     file.flush()
         .await
         .map_err(StorageError::io("write file", tmp))?;
-    Ok(digest.finish())
+    Ok(Staged {
+        digest: digest.finish(),
+        small,
+    })
 }
 
 /// The lines a write adds and removes, or a note when either side is large.
-async fn line_diff(target: &Path, tmp: &Path, size: u64) -> serde_json::Value {
+async fn line_diff(target: &Path, staged: &Staged) -> serde_json::Value {
+    let size = staged.digest.size;
     let before_size = tokio::fs::metadata(target).await.map_or(0, |m| m.len());
-    if size > DIFF_LIMIT || before_size > DIFF_LIMIT {
-        return json!({"summary": format!("{size} bytes (no line diff above {DIFF_LIMIT} bytes)")});
+    match &staged.small {
+        Some(after) if before_size <= DIFF_LIMIT => {
+            let before = tokio::fs::read(target).await.unwrap_or_default();
+            diff_summary(&before, after)
+        }
+        _ => json!({"summary": format!("{size} bytes (no line diff above {DIFF_LIMIT} bytes)")}),
     }
-    let before = tokio::fs::read(target).await.unwrap_or_default();
-    let after = tokio::fs::read(tmp).await.unwrap_or_default();
-    diff_summary(&before, &after)
 }
 
 /// The workspace's project files.
@@ -182,7 +200,7 @@ impl ProjectFiles {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = target.with_extension(format!("coditect-tmp-{token}-{n}"));
         let result = match stage(&tmp, pieces, limit).await {
-            Ok(digest) => self.commit(agent, token, &path, &tmp, digest, step).await,
+            Ok(staged) => self.commit(agent, token, &path, &tmp, staged, step).await,
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -198,7 +216,7 @@ impl ProjectFiles {
         token: u64,
         path: &str,
         tmp: &Path,
-        digest: crate::sync::store::FileDigest,
+        staged: Staged,
         step: Option<&str>,
     ) -> Result<FileWrite, FileError> {
         let _serial = self.write_lock.lock().await;
@@ -230,11 +248,11 @@ impl ProjectFiles {
             .into());
         }
         let target = self.root.join(&path);
-        let diff = line_diff(&target, tmp, digest.size).await;
+        let diff = line_diff(&target, &staged).await;
         tokio::fs::rename(tmp, &target)
             .await
             .map_err(StorageError::io("rename file", &target))?;
-        let (sha, size) = (digest.sha256, digest.size);
+        let (sha, size) = (staged.digest.sha256, staged.digest.size);
         let now = clock::now_ms() as i64;
         self.db.workspace_idx.write(|tx| {
             tx.execute(

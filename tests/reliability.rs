@@ -80,6 +80,19 @@ fn apply(cp: &ControlPlane, dir: &Path, lease: &str) {
     );
 }
 
+/// A control plane with carol's workspace applied and Ready: the temp folder, the
+/// manifests' folder and the control plane.
+async fn carol_up() -> (TempRoot, std::path::PathBuf, ControlPlane) {
+    let tmp = TempRoot::new();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("org.yaml"), ORG_TEAM).unwrap();
+    let cp = ControlPlane::up(&tmp.path().join("data"), &[]);
+    apply(&cp, &dir, "30s");
+    ready(&cp, "carol-main").await;
+    (tmp, dir, cp)
+}
+
 /// Follows the workspace's events through the gateway (reconnecting with the last seq
 /// across restarts) until every task in `ids` has finished; returns how each ended.
 async fn follow(cp: &ControlPlane, ids: &HashSet<i64>) -> Vec<(i64, bool)> {
@@ -120,13 +133,7 @@ async fn follow(cp: &ControlPlane, ids: &HashSet<i64>) -> Vec<(i64, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_tasks_survive_two_spec_rolls_and_a_delete_each_done_once() {
-    let tmp = TempRoot::new();
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("org.yaml"), ORG_TEAM).unwrap();
-    let cp = ControlPlane::up(&tmp.path().join("data"), &[]);
-    apply(&cp, &dir, "30s");
-    ready(&cp, "carol-main").await;
+    let (_tmp, dir, cp) = carol_up().await;
     let gateway = cp.gateway("carol", "carol-main");
     let mut ids = HashSet::new();
     for n in 0..300 {
@@ -224,13 +231,7 @@ fn peak_rss(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_streams_through_the_gateway_with_bounded_memory() {
     use sha2::Digest;
-    let tmp = TempRoot::new();
-    let dir = tmp.path().join("manifests");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("org.yaml"), ORG_TEAM).unwrap();
-    let cp = ControlPlane::up(&tmp.path().join("data"), &[]);
-    apply(&cp, &dir, "30s");
-    ready(&cp, "carol-main").await;
+    let (_tmp, _dir, cp) = carol_up().await;
     let gateway = cp.gateway("carol", "carol-main");
     let (_, lease) = gateway
         .post(

@@ -9,6 +9,34 @@ use coditect_runtime::testkit::TestWorkspace;
 use serde_json::{Value, json};
 use sha2::Digest;
 
+/// Sends a request that declares `length` bytes of body and never sends them: a limit
+/// checked on the declared length answers at once (a server that waited would hang the
+/// test); asserts the JSON 413.
+async fn declared_only(
+    ws: &TestWorkspace,
+    method: reqwest::Method,
+    path: &str,
+    length: impl ToString,
+    headers: &[(&str, &str)],
+) {
+    let mut req = ws
+        .client
+        .request(method, path)
+        .header("content-length", length.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let never = futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let resp = req
+        .body(reqwest::Body::wrap_stream(never))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "too_large", "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_get_a_json_413_and_large_files_stream_to_disk() {
     let ws = TestWorkspace::start().await;
@@ -37,20 +65,14 @@ async fn oversized_bodies_get_a_json_413_and_large_files_stream_to_disk() {
     // A 30 MB body is refused by its declared length, before its bytes are taken (the
     // body never comes: a server that waited for it would hang this test). Sending the
     // 30 MB for real races the refusal against the upload and ends in a broken pipe.
-    let resp = ws
-        .client
-        .request(reqwest::Method::POST, "/v1/events")
-        .header("content-type", "application/json")
-        .header("content-length", "30000000")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::pending::<
-            Result<Vec<u8>, std::io::Error>,
-        >()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "too_large", "{body}");
+    declared_only(
+        &ws,
+        reqwest::Method::POST,
+        "/v1/events",
+        "30000000",
+        &[("content-type", "application/json")],
+    )
+    .await;
     let (_, missing) = ws.client.get("/v1/no-such-route").await;
     assert_eq!(
         missing["error"], "not_found",
@@ -85,20 +107,14 @@ async fn oversized_bodies_get_a_json_413_and_large_files_stream_to_disk() {
     assert!(on_disk == content, "the file landed byte for byte");
 
     // Over the file limit by its declared length: refused before the body is read.
-    let resp = ws
-        .client
-        .request(reqwest::Method::PUT, "/v1/files/assets/huge.bin")
-        .header("x-fencing-token", &token)
-        .header("content-length", (300u64 << 20).to_string())
-        .body(reqwest::Body::wrap_stream(futures_util::stream::pending::<
-            Result<Vec<u8>, std::io::Error>,
-        >()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "too_large", "{body}");
+    declared_only(
+        &ws,
+        reqwest::Method::PUT,
+        "/v1/files/assets/huge.bin",
+        (300u64 << 20).to_string(),
+        &[("x-fencing-token", &token)],
+    )
+    .await;
     let leftovers: Vec<_> = std::fs::read_dir(ws.runtime.layout.projects().join("assets"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -45,12 +45,35 @@ pub enum FileError {
     /// No such file.
     #[error("no file {0}")]
     NotFound(String),
+    /// The path resolves outside `projects/`, through a symbolic link on the way.
+    #[error(
+        "{0} resolves outside the workspace's projects folder (through a symbolic link); refused"
+    )]
+    OutsideProjects(String),
     /// The content is larger than a write may be.
     #[error("the file is larger than the limit of {limit} bytes")]
     TooLarge {
         /// The limit.
         limit: u64,
     },
+}
+
+/// Whether `target` (a path under `root`, existing or not) resolves inside `root`: its
+/// deepest existing part, with every link followed, is under `root`'s real path. A
+/// dangling link is refused (where it would point cannot be checked).
+pub(crate) fn resolves_inside(root: &Path, target: &Path) -> std::io::Result<bool> {
+    let real_root = std::fs::canonicalize(root)?;
+    let mut part = target;
+    loop {
+        match std::fs::canonicalize(part) {
+            Ok(real) => return Ok(real.starts_with(&real_root)),
+            Err(_) if part.symlink_metadata().is_ok() => return Ok(false),
+            Err(_) => match part.parent() {
+                Some(parent) if parent.starts_with(root) => part = parent,
+                _ => return Ok(true),
+            },
+        }
+    }
 }
 
 /// Files larger than this get no line diff in their `file_edit` event: counting lines of
@@ -189,7 +212,7 @@ impl ProjectFiles {
     ) -> Result<FileWrite, FileError> {
         // Refuse a write the token may not make before taking its bytes.
         let path = self.locks.check_write(token, path)?;
-        let target = self.root.join(&path);
+        let target = self.contained(&path)?;
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -296,9 +319,28 @@ impl ProjectFiles {
     /// [`FileError::NotFound`]; [`LockError::InvalidPath`].
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, FileError> {
         let (path, _) = normalize(path)?;
-        tokio::fs::read(self.root.join(&path))
+        let target = self.contained(&path)?;
+        tokio::fs::read(target)
             .await
             .map_err(|_| FileError::NotFound(path))
+    }
+
+    /// Where the normalized `path` is under `projects/`, refused when it, or a folder on
+    /// the way, is a symbolic link that resolves outside (a cloned repository may hold
+    /// such links): the deepest part that exists is resolved, every link followed, and
+    /// must still be inside.
+    ///
+    /// # Errors
+    /// [`FileError::OutsideProjects`]; [`StorageError`] when `projects/` itself cannot be
+    /// resolved.
+    pub fn contained(&self, path: &str) -> Result<PathBuf, FileError> {
+        let target = self.root.join(path);
+        if !resolves_inside(&self.root, &target)
+            .map_err(StorageError::io("resolve folder", &self.root))?
+        {
+            return Err(FileError::OutsideProjects(path.to_string()));
+        }
+        Ok(target)
     }
 }
 

@@ -149,7 +149,15 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize, StorageError> {
     for entry in std::fs::read_dir(from).map_err(StorageError::io("read folder", from))? {
         let entry = entry.map_err(StorageError::io("read folder", from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if src.is_dir() {
+        let kind = entry
+            .file_type()
+            .map_err(StorageError::io("read folder", &src))?;
+        if kind.is_symlink() {
+            // A link is copied as the link it is, never followed (it may lead anywhere on
+            // this machine); the files API refuses it if it leads outside projects/.
+            let link = std::fs::read_link(&src).map_err(StorageError::io("read link", &src))?;
+            std::os::unix::fs::symlink(&link, &dst).map_err(StorageError::io("copy link", &dst))?;
+        } else if kind.is_dir() {
             n += copy_tree(&src, &dst)?;
         } else {
             std::fs::copy(&src, &dst).map_err(StorageError::io("copy file", &src))?;

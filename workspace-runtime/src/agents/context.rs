@@ -207,9 +207,16 @@ pub(crate) fn list_tree(root: &std::path::Path, limit: usize) -> Vec<(String, u6
         };
         for entry in entries.flatten() {
             let p = entry.path();
+            // A link that leads outside the projects folder is not part of the tree, and a
+            // linked folder is not walked (a link to an ancestor would never end).
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            if is_link && (p.is_dir() || !crate::files::resolves_inside(root, &p).unwrap_or(false))
+            {
+                continue;
+            }
             if p.is_dir() {
                 stack.push(p);
-            } else if let (Ok(rel), Ok(meta)) = (p.strip_prefix(root), entry.metadata()) {
+            } else if let (Ok(rel), Ok(meta)) = (p.strip_prefix(root), std::fs::metadata(&p)) {
                 files.push((rel.display().to_string(), meta.len()));
             }
         }

@@ -117,6 +117,7 @@ impl From<FileError> for ApiError {
             FileError::Storage(s) => s.into(),
             FileError::NotFound(_) => err(StatusCode::NOT_FOUND, "not_found", e),
             FileError::TooLarge { .. } => err(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e),
+            FileError::OutsideProjects(_) => err(StatusCode::FORBIDDEN, "outside_projects", e),
         }
     }
 }

@@ -57,7 +57,9 @@ pub fn load(path: &Path, recursive: bool) -> Result<Vec<Document>, SpecError> {
     let mut diagnostics = Vec::new();
     if path == Path::new("-") {
         let mut text = String::new();
+        // Read one byte past the limit, so a huge input is refused without being held.
         std::io::stdin()
+            .take(crate::located::MAX_STREAM_BYTES as u64 + 1)
             .read_to_string(&mut text)
             .map_err(|source| SpecError::Read {
                 path: path.to_path_buf(),
@@ -69,10 +71,17 @@ pub fn load(path: &Path, recursive: bool) -> Result<Vec<Document>, SpecError> {
         diagnostics.extend(diags);
     } else {
         for file in manifest_files(path, recursive)? {
-            let text = std::fs::read_to_string(&file).map_err(|source| SpecError::Read {
+            let read = |source| SpecError::Read {
                 path: file.clone(),
                 source,
-            })?;
+            };
+            let mut text = String::new();
+            std::fs::File::open(&file)
+                .and_then(|f| {
+                    f.take(crate::located::MAX_STREAM_BYTES as u64 + 1)
+                        .read_to_string(&mut text)
+                })
+                .map_err(read)?;
             let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
             let (docs, diags) = parse_str(&file.display().to_string(), &base, &text);
             documents.extend(docs);

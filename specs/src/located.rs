@@ -200,12 +200,30 @@ impl Node {
     }
 }
 
+/// The largest manifest text (a file, or stdin) parsed: manifests are small, and a huge
+/// one is refused with an error instead of filling memory.
+pub const MAX_STREAM_BYTES: usize = 8 << 20;
+
+/// The most nodes one document may expand to, aliases counted as the copies they make: a
+/// manifest has thousands at most; a "billion laughs" of nested aliases would have
+/// billions, and is refused without being built.
+pub const MAX_DOCUMENT_NODES: usize = 100_000;
+
 /// Parses a YAML stream into located documents.
 ///
 /// # Errors
 /// A YAML syntax error ends the stream: it is returned with its position, and the
 /// documents before it are lost to the caller (a file with a syntax error is not applied).
 pub fn parse_stream(text: &str) -> Result<Vec<LocatedDocument>, TreeError> {
+    if text.len() > MAX_STREAM_BYTES {
+        return Err(TreeError {
+            pos: Position { line: 1, column: 1 },
+            path: FieldPath::root(),
+            message: format!(
+                "the manifest text is over {MAX_STREAM_BYTES} bytes; manifests are limited to 8 MiB"
+            ),
+        });
+    }
     let mut builder = TreeBuilder::default();
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, true).map_err(|e| TreeError {
@@ -221,10 +239,15 @@ pub fn parse_stream(text: &str) -> Result<Vec<LocatedDocument>, TreeError> {
 struct TreeBuilder {
     docs: Vec<LocatedDocument>,
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes, with how many nodes each expands to.
+    anchors: HashMap<usize, (Node, usize)>,
     doc_pos: Position,
     doc_root: Option<Node>,
     errors: Vec<TreeError>,
+    /// Nodes the current document has expanded to so far.
+    nodes: usize,
+    /// Set once the document went over [`MAX_DOCUMENT_NODES`]: the rest is not built.
+    refused: bool,
 }
 
 /// A collection being built: its node, its anchor, and (for mappings) a pending key.
@@ -232,6 +255,8 @@ struct Open {
     node: Node,
     anchor: usize,
     pending_key: Option<(Node, Position)>,
+    /// Nodes it holds, itself included.
+    size: usize,
 }
 
 impl TreeBuilder {
@@ -251,9 +276,31 @@ impl TreeBuilder {
         path
     }
 
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    /// Counts `size` more nodes; refuses the document once it is over the limit.
+    fn count(&mut self, size: usize, pos: Position) -> bool {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes > MAX_DOCUMENT_NODES && !self.refused {
+            self.refused = true;
+            self.stack.clear();
+            self.anchors.clear();
+            let path = FieldPath::root();
+            self.errors.push(TreeError {
+                pos,
+                path,
+                message: format!(
+                    "the document expands to more than {MAX_DOCUMENT_NODES} nodes (aliases counted as the copies they make); refused as a YAML bomb"
+                ),
+            });
+        }
+        !self.refused
+    }
+
+    fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        if let Some(top) = self.stack.last_mut() {
+            top.size = top.size.saturating_add(size);
         }
         let path = self.current_path();
         let Some(top) = self.stack.last_mut() else {
@@ -309,18 +356,31 @@ impl TreeBuilder {
             pos,
             kind: NodeKind::Scalar(value),
         };
-        self.push_value(node, anchor);
+        self.push_value(node, anchor, 1);
     }
 }
 
 impl MarkedEventReceiver for TreeBuilder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let pos = Position::from(mark);
+        let size = match &ev {
+            Event::Alias(id) => self.anchors.get(id).map_or(1, |(_, n)| *n),
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) => 1,
+            _ => 0,
+        };
+        if self.refused && !matches!(ev, Event::DocumentStart | Event::DocumentEnd) {
+            return;
+        }
+        if size > 0 && !self.count(size, pos) {
+            return;
+        }
         match ev {
             Event::DocumentStart => {
                 self.doc_pos = pos;
                 self.doc_root = None;
                 self.anchors.clear();
+                self.nodes = 0;
+                self.refused = false;
             }
             Event::DocumentEnd => {
                 // A document holding nothing (`---` at the end of a file) is a null scalar.
@@ -342,6 +402,7 @@ impl MarkedEventReceiver for TreeBuilder {
                 },
                 anchor,
                 pending_key: None,
+                size: 1,
             }),
             Event::MappingStart(anchor, _) => self.stack.push(Open {
                 node: Node {
@@ -350,18 +411,23 @@ impl MarkedEventReceiver for TreeBuilder {
                 },
                 anchor,
                 pending_key: None,
+                size: 1,
             }),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(open) = self.stack.pop() {
-                    self.push_value(open.node, open.anchor);
+                    // Its nodes were counted as they came; its size goes to its parent.
+                    self.push_value(open.node, open.anchor, open.size);
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    pos,
-                    kind: NodeKind::Scalar(Value::Null),
-                });
-                self.push_value(node, 0);
+                let (node, size) = self.anchors.get(&id).cloned().unwrap_or((
+                    Node {
+                        pos,
+                        kind: NodeKind::Scalar(Value::Null),
+                    },
+                    1,
+                ));
+                self.push_value(node, 0, size);
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
         }

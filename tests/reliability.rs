@@ -93,44 +93,6 @@ async fn carol_up() -> (TempRoot, std::path::PathBuf, ControlPlane) {
     (tmp, dir, cp)
 }
 
-/// Follows the workspace's events through the gateway (reconnecting with the last seq
-/// across restarts) until every task in `ids` has finished; returns how each ended.
-async fn follow(cp: &ControlPlane, ids: &HashSet<i64>) -> Vec<(i64, bool)> {
-    let mut since = 0;
-    let mut ended = Vec::new();
-    let mut seen = HashSet::new();
-    while seen.len() < ids.len() {
-        let token =
-            std::fs::read_to_string(cp.folder("carol", "carol-main").join("api-token")).unwrap();
-        let url = format!(
-            "{}/w/acme/carol-main/v1/events/ws?since={since}&access_token={}",
-            cp.server.replacen("http://", "ws://", 1),
-            token.trim()
-        );
-        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
-            tokio::task::yield_now().await;
-            continue;
-        };
-        while let Some(Ok(msg)) = ws.next().await {
-            let Ok(text) = msg.into_text() else { continue };
-            let Ok(e) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            since = e["seq"].as_u64().unwrap_or(since);
-            if e["type"] == "task_finished" {
-                let id = e["data"]["task"].as_i64().unwrap();
-                if ids.contains(&id) && seen.insert(id) {
-                    ended.push((id, e["data"]["state"] == "done"));
-                }
-            }
-            if seen.len() == ids.len() {
-                break;
-            }
-        }
-    }
-    ended
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_tasks_survive_two_spec_rolls_and_a_delete_each_done_once() {
     let (_tmp, dir, cp) = carol_up().await;
@@ -178,7 +140,7 @@ async fn acknowledged_tasks_survive_two_spec_rolls_and_a_delete_each_done_once()
     apply(&cp, &dir, "32s");
     ready(&cp, "carol-main").await;
 
-    let ended = follow(&cp, &ids).await;
+    let ended = tasks_finished(&cp, "carol", "carol-main", &ids).await;
     let (_, events) = gateway
         .get("/w/acme/carol-main/v1/events?since=0&limit=100000")
         .await;

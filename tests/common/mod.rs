@@ -25,18 +25,25 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub fn up(data: &Path, files: &[&str]) -> Self {
+        Self::up_with(data, files, &[], None)
+    }
+
+    /// [`ControlPlane::up`] with these environment variables, its logs (stderr) written to
+    /// `log` when given.
+    pub fn up_with(data: &Path, files: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_coditect"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["-o", "json", "up", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data);
+            .arg(data)
+            .envs(env.iter().copied());
         for f in files {
             cmd.args(["-f", f]);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
         // Keep draining stdout so the child never blocks on a full pipe.
@@ -174,4 +181,48 @@ pub fn endpoint(r: &Resource) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Follows workspace `ws` (of `owner`, in acme)'s events through the gateway, reconnecting
+/// with the last seq across restarts, until every task in `ids` has finished; returns how
+/// each ended (`true`: done).
+pub async fn tasks_finished(
+    cp: &ControlPlane,
+    owner: &str,
+    ws: &str,
+    ids: &std::collections::HashSet<i64>,
+) -> Vec<(i64, bool)> {
+    use futures_util::StreamExt;
+    let mut since = 0;
+    let mut ended = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < ids.len() {
+        let token = std::fs::read_to_string(cp.folder(owner, ws).join("api-token")).unwrap();
+        let url = format!(
+            "{}/w/acme/{ws}/v1/events/ws?since={since}&access_token={}",
+            cp.server.replacen("http://", "ws://", 1),
+            token.trim()
+        );
+        let Ok((mut stream, _)) = tokio_tungstenite::connect_async(url).await else {
+            tokio::task::yield_now().await;
+            continue;
+        };
+        while let Some(Ok(msg)) = stream.next().await {
+            let Ok(text) = msg.into_text() else { continue };
+            let Ok(e) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            since = e["seq"].as_u64().unwrap_or(since);
+            if e["type"] == "task_finished" {
+                let id = e["data"]["task"].as_i64().unwrap();
+                if ids.contains(&id) && seen.insert(id) {
+                    ended.push((id, e["data"]["state"] == "done"));
+                }
+            }
+            if seen.len() == ids.len() {
+                break;
+            }
+        }
+    }
+    ended
 }

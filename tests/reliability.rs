@@ -10,7 +10,6 @@ use std::path::Path;
 
 use coditect_runtime::testkit::TempRoot;
 use common::*;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

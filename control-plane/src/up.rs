@@ -156,12 +156,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
     });
     let shutdown = wait(stopped);
     let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "API server failed");
-        }
+        coditect_runtime::api::serve(listener, app, shutdown).await;
     });
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), "control plane up");
     Ok(ControlPlane {

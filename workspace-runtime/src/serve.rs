@@ -96,13 +96,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .clone()
         .map(|t| tokio::spawn(replicate(ws.clone(), t, wait_for(sync_rx))));
     let app = crate::api::router(ws.clone());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    crate::api::serve(listener, app, async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
-    });
-    server
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
+    })
+    .await;
     let _ = background.await;
     for a in &agents {
         a.abort();

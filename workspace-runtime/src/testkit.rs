@@ -152,7 +152,7 @@ impl TestWorkspace {
         let addr = listener.local_addr().expect("local addr");
         let app = crate::api::router(runtime.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            crate::api::serve(listener, app, std::future::pending()).await;
         });
         // Agents, lease expiry and sessions run as in a real instance.
         let (stop_background, mut stopped) = tokio::sync::watch::channel(false);

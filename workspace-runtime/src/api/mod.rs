@@ -21,6 +21,7 @@
 mod errors;
 mod events;
 mod resources;
+mod server;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ use axum::routing::{delete, get, post};
 use crate::workspace::WorkspaceRuntime;
 
 pub use errors::ApiError;
+pub use server::{HEADER_READ_TIMEOUT, serve};
 
 /// The largest JSON request body (tasks, locks, events, messages, queries).
 pub const MAX_JSON_BODY: usize = 2 << 20;

@@ -336,7 +336,7 @@ impl TaskQueues {
         Ok(task)
     }
 
-    /// Tasks, newest first, optionally of one agent and/or state.
+    /// Tasks, newest first, optionally of one agent and/or state, older than `before`.
     ///
     /// # Errors
     /// Storage failures.
@@ -344,13 +344,14 @@ impl TaskQueues {
         &self,
         agent: Option<&str>,
         state: Option<&str>,
+        before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Task>, TaskError> {
         Ok(self.db.sessions.read(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM tasks WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR state = ?2) ORDER BY id DESC LIMIT ?3"
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM tasks WHERE (?1 IS NULL OR agent = ?1) AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
             ))?;
-            stmt.query_map(rusqlite::params![agent, state, limit], row)?.collect()
+            stmt.query_map(rusqlite::params![agent, state, before, limit], row)?.collect()
         })?)
     }
 

@@ -83,7 +83,7 @@ async fn no_token_or_a_wrong_token_gets_401_everywhere_and_leaves_no_trace() {
         "no event was written"
     );
     assert_eq!(
-        ws.runtime.tasks.list(None, None, 10).unwrap().len(),
+        ws.runtime.tasks.list(None, None, None, 10).unwrap().len(),
         0,
         "no task was written"
     );

@@ -70,10 +70,9 @@ pub(super) async fn replay(
     State(rt): Rt,
     Query(q): Query<ReplayQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let events = rt.events.clone();
-    let mut out = tokio::task::spawn_blocking(move || {
+    let out = tokio::task::spawn_blocking(move || {
         events
             .replay(q.since + 1)
             .take(limit + 1)
@@ -81,25 +80,13 @@ pub(super) async fn replay(
     })
     .await
     .map_err(|e| ApiError::bad_request(e.to_string()))??;
-    let more = out.len() > limit;
-    out.truncate(limit);
-    let mut headers = axum::http::HeaderMap::new();
-    headers.insert(
-        "x-has-more",
-        axum::http::HeaderValue::from_static(if more { "true" } else { "false" }),
-    );
-    if let (true, Some(last)) = (more, out.last()) {
-        let next = last.seq;
-        if let Ok(v) = axum::http::HeaderValue::from_str(&next.to_string()) {
-            headers.insert("x-next-since", v);
-        }
-        if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
-            "</v1/events?since={next}&limit={limit}>; rel=\"next\""
-        )) {
-            headers.insert(axum::http::header::LINK, v);
-        }
-    }
-    Ok((headers, Json(out)).into_response())
+    Ok(super::paging::page(
+        out,
+        limit,
+        "since",
+        |e| e.seq.to_string(),
+        "/v1/events",
+    ))
 }
 
 /// `GET /v1/verify`: the event chain and every database's integrity check.

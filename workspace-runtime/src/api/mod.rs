@@ -20,6 +20,7 @@
 
 mod errors;
 mod events;
+mod paging;
 mod resources;
 mod server;
 

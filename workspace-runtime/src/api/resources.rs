@@ -98,6 +98,8 @@ pub(super) async fn submit_task(
 pub(super) struct TaskFilter {
     agent: Option<String>,
     state: Option<String>,
+    /// Tasks older than this id (the next page, newest first).
+    before: Option<i64>,
     #[serde(default = "default_limit")]
     limit: u32,
 }
@@ -106,16 +108,30 @@ fn default_limit() -> u32 {
     100
 }
 
-/// `GET /v1/tasks?agent=&state=&limit=`.
+/// `GET /v1/tasks?agent=&state=&before=&limit=`: newest first, `limit` (default 100, at
+/// most 10 000) a page; a page that is not the last says so (see `paging`).
 pub(super) async fn list_tasks(
     State(rt): Rt,
     Query(f): Query<TaskFilter>,
-) -> Result<Json<Vec<Task>>, ApiError> {
-    Ok(Json(rt.tasks.list(
-        f.agent.as_deref(),
-        f.state.as_deref(),
-        f.limit,
-    )?))
+) -> Result<axum::response::Response, ApiError> {
+    let limit = f.limit.clamp(1, 10_000);
+    let tasks = rt
+        .tasks
+        .list(f.agent.as_deref(), f.state.as_deref(), f.before, limit + 1)?;
+    let mut route = String::from("/v1/tasks");
+    for (name, value) in [("agent", &f.agent), ("state", &f.state)] {
+        if let Some(v) = value {
+            route.push(if route.contains('?') { '&' } else { '?' });
+            route.push_str(&format!("{name}={v}"));
+        }
+    }
+    Ok(super::paging::page(
+        tasks,
+        limit as usize,
+        "before",
+        |t| t.id.to_string(),
+        &route,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
-//! `GET /v1/events` pages a long log instead of truncating it silently: each page but the
-//! last says `X-Has-More: true` with the `since` of the next page, and following them
-//! reads 100,000 events gapless, each once.
+//! `GET /v1/events` and `GET /v1/tasks` page instead of truncating silently: each page but
+//! the last says `X-Has-More: true` with the cursor of the next page, and following them
+//! reads 100,000 events gapless, and every task, each once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -82,4 +82,60 @@ async fn paging_through_100000_events_reads_each_once() {
         .unwrap();
     assert_eq!(resp.headers()["x-has-more"], "true");
     assert_eq!(resp.json::<Vec<Value>>().await.unwrap().len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_through_the_task_list_reads_each_task_once_newest_first() {
+    let ws = TestWorkspace::start().await;
+    for n in 0..250 {
+        ws.runtime
+            .tasks
+            .submit(coditect_runtime::tasks::SubmitTask {
+                agent: Some("alpha".into()),
+                role: None,
+                title: format!("task {n}"),
+                prompt: String::new(),
+                priority: 0,
+                submitted_by: "test".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut path = "/v1/tasks?agent=alpha&limit=100".to_string();
+    let mut ids = Vec::new();
+    loop {
+        let resp = ws
+            .client
+            .request(reqwest::Method::GET, &path)
+            .send()
+            .await
+            .unwrap();
+        let more = resp.headers()["x-has-more"] == "true";
+        let link = resp
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: Vec<Value> = resp.json().await.unwrap();
+        ids.extend(page.iter().map(|t| t["id"].as_i64().unwrap()));
+        if !more {
+            break;
+        }
+        // The Link header is the next page, filters kept.
+        let link = link.unwrap();
+        path = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            path.contains("agent=alpha") && path.contains("before="),
+            "{path}"
+        );
+    }
+    assert_eq!(ids.len(), 250);
+    assert!(
+        ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first, each once"
+    );
 }

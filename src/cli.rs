@@ -11,7 +11,7 @@ use crate::output::OutputFormat;
 #[derive(Debug, Parser)]
 #[command(name = "coditect", version, about, long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 invalid input (diff: there are differences), 2 usage error, 3 unavailable (no control plane, or it stopped answering mid-request; a workspace folder owned by another instance; a wait timed out), 4 not found or refused, 70 internal error."
+    after_help = "Exit codes: 0 ok, 1 invalid input (diff: there are differences), 2 usage error, 3 unavailable (no control plane, or it stopped answering mid-request; a workspace folder owned by another instance; a wait timed out), 4 not found or refused (a missing permission, no valid token), 70 internal error; `auth can-i` answers no with 1."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -27,9 +27,20 @@ pub struct GlobalArgs {
     /// (logs always go to stderr).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text, env = "CODITECT_OUTPUT")]
     pub output: OutputFormat,
-    /// The control plane to talk to.
-    #[arg(long, global = true, env = "CODITECT_SERVER", default_value = coditect_control_plane::client::DEFAULT_SERVER)]
-    pub server: String,
+    /// The control plane to talk to (default: the config's current context, else
+    /// http://127.0.0.1:7420).
+    #[arg(long, global = true, env = "CODITECT_SERVER")]
+    pub server: Option<String>,
+    /// The bearer token (default: the config's current context).
+    #[arg(long, global = true, env = "CODITECT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The client config file (default: ~/.coditect/config when it exists, else the
+    /// admin credential `up` wrote in $CODITECT_DATA_DIR or ./.coditect: admin.yaml).
+    #[arg(long, global = true, env = "CODITECT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A context of the config other than its current one.
+    #[arg(long, global = true, env = "CODITECT_CONTEXT")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +75,133 @@ pub enum Command {
     /// A workspace's agents: check that each can reach its model.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Users' tokens: create (the secret is shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Who am I, and may I do something (`auth can-i delete workspace/bob-main`).
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// The audit trail of every change: read it, verify its hash chain.
+    Audit(AuditArgs),
+    /// The client config: contexts (server, token) and the current one, like kubeconfig.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a user (yourself by default); prints the secret once.
+    Create(TokenCreateArgs),
+    /// List tokens (yours; a cluster admin sees everyone's).
+    List(TokenListArgs),
+    /// Revoke a token by id; it opens nothing from the next request on.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The user the token names (as in team members, owners, organization admins).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// How long it lives (`30d`, `12h`); it lives until revoked when absent.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// A cluster admin's token (only cluster admins may create one).
+    #[arg(long)]
+    pub cluster_admin: bool,
+    /// What it is for.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Only this user's tokens.
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (`cdt_{id}_…`, as `token list` shows it).
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Answers yes or no (exit 0 or 1), like kubectl: may I VERB KIND/NAME?
+    CanI(CanIArgs),
+    /// The user your credential names.
+    Whoami,
+}
+
+#[derive(Debug, Args)]
+pub struct CanIArgs {
+    /// get, list, watch, create, update, delete, or use (write through the gateway).
+    pub verb: String,
+    /// `workspace/bob-main`, `team/platform`, `organization/acme`.
+    pub object: String,
+    /// The organization of a team or workspace, when the name exists in several or the
+    /// object does not exist yet.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// For a workspace that does not exist yet: its team.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// For a workspace that does not exist yet: its owner.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Ask for another user (cluster admins only).
+    #[arg(long = "as")]
+    pub as_user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Entries from this long ago (`1h`, `7d`) or this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Check the whole hash chain instead (exit 1 when broken).
+    #[arg(long)]
+    pub verify: bool,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The contexts of the config, the current one marked.
+    GetContexts,
+    /// The current context's name.
+    CurrentContext,
+    /// Make a context the current one.
+    UseContext(UseContextArgs),
+    /// Add or change a context.
+    SetContext(SetContextArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UseContextArgs {
+    /// The context's name.
+    pub name: String,
+}
+
+/// `config set-context NAME --server URL --token T` (the global flags name what the
+/// context holds).
+#[derive(Debug, Args)]
+pub struct SetContextArgs {
+    /// The context's name.
+    pub name: String,
+    /// A file holding its token (instead of --token).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// A PEM file of the CA that signs the server's certificate.
+    #[arg(long)]
+    pub certificate_authority: Option<PathBuf>,
+    /// Also make it the current context.
+    #[arg(long)]
+    pub current: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +325,19 @@ pub struct UpArgs {
     /// Where the store, logs and workspace folders live.
     #[arg(long, env = "CODITECT_DATA_DIR", default_value = ".coditect")]
     pub data_dir: PathBuf,
+    /// Serve HTTPS with this PEM certificate (chain); needs --tls-key.
+    #[arg(long, env = "CODITECT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "CODITECT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS (something else encrypts).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Requests per second each token may make (bursts of twice that); cluster admins
+    /// are exempt.
+    #[arg(long, env = "CODITECT_RATE_LIMIT", default_value_t = 100.0)]
+    pub rate_limit: f64,
 }
 
 #[derive(Debug, Args)]

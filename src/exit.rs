@@ -6,7 +6,7 @@
 //! | 1 | invalid input: manifests with errors, unreadable files; for `diff`: there are differences |
 //! | 2 | usage error (clap) |
 //! | 3 | unavailable: no control plane answers, a workspace folder is owned by another instance, a wait timed out |
-//! | 4 | not found, or refused (conflict, objects still inside) |
+//! | 4 | not found, or refused (conflict, objects still inside, no valid token, a missing permission) |
 //! | 99 | load test ran, and a threshold failed (k6's code, so CI habits carry over) |
 //! | 70 | internal error |
 
@@ -61,7 +61,10 @@ impl From<coditect_control_plane::client::ClientError> for Failure {
         use coditect_control_plane::client::ClientError as C;
         match e {
             C::Unreachable { .. } | C::Interrupted { .. } => Failure::Unavailable(e.to_string()),
-            C::NotFound(_) | C::Refused(_) => Failure::Refused(e.to_string()),
+            C::NotFound(_) | C::Refused(_) | C::Unauthenticated(_) | C::Forbidden(_) => {
+                Failure::Refused(e.to_string())
+            }
+            C::Setup(_) => Failure::Internal(anyhow::anyhow!(e)),
             C::Invalid { .. } => {
                 eprintln!("error: {e}");
                 Failure::InvalidInput

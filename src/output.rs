@@ -18,6 +18,13 @@ pub enum OutputFormat {
     Yaml,
 }
 
+impl OutputFormat {
+    /// JSON or YAML.
+    pub fn is_structured(self) -> bool {
+        matches!(self, OutputFormat::Json | OutputFormat::Yaml)
+    }
+}
+
 /// Logs to stderr: human-readable on a terminal, JSON lines with `--output json`.
 /// The level comes from `CODITECT_LOG` (e.g. `info`, `coditect_runtime=debug`), `warn` by default.
 pub fn init_tracing(format: OutputFormat) {

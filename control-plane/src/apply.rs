@@ -55,6 +55,15 @@ pub enum ApplyError {
 /// # Errors
 /// [`ApplyError::Invalid`] with every problem found.
 pub fn plan(store: &Store, objects: Vec<Value>) -> Result<Vec<Resource>, ApplyError> {
+    check(store, parse(objects)?)
+}
+
+/// Reads each object on its own (schema, per-object rules), without the store: what
+/// access control needs to know who an apply touches.
+///
+/// # Errors
+/// [`ApplyError::Invalid`] with every problem found.
+pub fn parse(objects: Vec<Value>) -> Result<Vec<Resource>, ApplyError> {
     let mut problems = Vec::new();
     let mut resources = Vec::new();
     for (i, value) in objects.into_iter().enumerate() {
@@ -73,6 +82,16 @@ pub fn plan(store: &Store, objects: Vec<Value>) -> Result<Vec<Resource>, ApplyEr
     if !problems.is_empty() {
         return Err(ApplyError::Invalid(problems));
     }
+    Ok(resources)
+}
+
+/// Checks parsed objects as a set against what the store holds (duplicates, references,
+/// quotas), then fills in their defaults.
+///
+/// # Errors
+/// [`ApplyError::Invalid`] with every problem found.
+pub fn check(store: &Store, mut resources: Vec<Resource>) -> Result<Vec<Resource>, ApplyError> {
+    let mut problems = Vec::new();
     let catalog = Catalog::new(store.list(None, None, &LabelSelector::default())?);
     let refs: Vec<&Resource> = resources.iter().collect();
     problems.extend(check_objects(&refs, &catalog).into_iter().map(|p| {

@@ -1,8 +1,13 @@
 //! The gateway: one address for every workspace. `/w/{org}/{workspace}/…` is proxied to
 //! that workspace's instance, found through the store (the registry is the store), for
-//! plain HTTP and for WebSocket. The client's `Authorization` header (or `access_token`
-//! query parameter) passes through untouched: the workspace checks it, the gateway does
-//! not hold workspace tokens for clients.
+//! plain HTTP and for WebSocket.
+//!
+//! The caller presents their own token (`Authorization: Bearer …`, or `?access_token=…`
+//! for browsers' WebSockets). The gateway checks it and the caller's roles (reads — GET,
+//! WebSocket tails, `POST /v1/query` — need `workspaces.read`; everything else
+//! `workspaces.use`, which viewers lack), then talks to the instance with the instance's
+//! own token: users never handle workspace tokens, and the caller's token never reaches
+//! the instance. The check is a hash and a few lookups in memory (no query).
 
 use axum::body::{Body, to_bytes};
 use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
@@ -15,6 +20,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as TgMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::access::Verb;
+use crate::access::http::bearer;
 use crate::server::ServerState;
 
 /// Request bodies up to this size are buffered, so a request that finds its instance
@@ -63,25 +70,67 @@ async fn forward(
         organization: Some(org),
         name: ws,
     };
-    let endpoint = match endpoint(&s, &key) {
-        Ok(e) => e,
-        Err(refused) => return *refused,
-    };
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let path = format!("/{rest}{query}");
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let who = match s.access.admit(bearer(req.headers(), req.uri().query())) {
+        Ok(who) => who,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let verb = verb_of(req.method(), &rest, is_upgrade);
+    let policy = s.access.policy(&s.store);
+    if let Err(refused) = crate::server::authorize(&policy, &who, verb, &key) {
+        return refused.into_response();
+    }
+    let (endpoint, token) = match instance(&s, &key) {
+        Ok(e) => e,
+        Err(refused) => return *refused,
+    };
+    let path = format!("/{rest}{}", without_token(req.uri().query()));
     if is_upgrade {
-        return websocket(req, format!("{endpoint}{path}")).await;
+        return websocket(req, format!("{endpoint}{path}"), &token).await;
     }
     http(&s, &key, req, &path).await
+}
+
+/// What a request through the gateway does to the workspace: reads need
+/// `workspaces.read`, the rest `workspaces.use`.
+fn verb_of(method: &axum::http::Method, rest: &str, is_upgrade: bool) -> Verb {
+    use axum::http::Method;
+    let reads = is_upgrade
+        || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || (*method == Method::POST && rest == "v1/query");
+    if reads { Verb::Read } else { Verb::Use }
+}
+
+/// The query string without the caller's `access_token` (it is not the instance's).
+fn without_token(query: Option<&str>) -> String {
+    let kept: Vec<&str> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("access_token="))
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
+}
+
+/// The workspace's instance address and token, or the answer to give when there is none.
+fn instance(s: &ServerState, key: &ObjectKey) -> Result<(String, String), Box<Response>> {
+    let not_ready = || {
+        Box::new(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("{key} has no running instance yet"),
+        ))
+    };
+    let endpoint = endpoint(s, key)?;
+    let token = s.instances.token(key).ok_or_else(not_ready)?;
+    Ok((endpoint, token))
 }
 
 /// The workspace's instance address, or the answer to give when there is none.
@@ -136,11 +185,11 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     loop {
-        let target = match endpoint(s, key) {
-            Ok(e) => format!("{e}{path}"),
+        let (target, token) = match instance(s, key) {
+            Ok((e, token)) => (format!("{e}{path}"), token),
             Err(refused) => return *refused,
         };
-        let out = outgoing(s, &parts, &target).body(body.clone());
+        let out = outgoing(s, &parts, &target, &token).body(body.clone());
         match out.send().await {
             Ok(resp) => return answer(resp),
             // The connection was refused: the request never reached the instance, so it is
@@ -164,12 +213,12 @@ async fn streamed(
     body: Body,
     path: &str,
 ) -> Response {
-    let target = match endpoint(s, key) {
-        Ok(e) => format!("{e}{path}"),
+    let (target, token) = match instance(s, key) {
+        Ok((e, token)) => (format!("{e}{path}"), token),
         Err(refused) => return *refused,
     };
-    let out =
-        outgoing(s, &parts, &target).body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let out = outgoing(s, &parts, &target, &token)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     match out.send().await {
         Ok(resp) => answer(resp),
         Err(e) if e.is_connect() => (
@@ -182,19 +231,21 @@ async fn streamed(
     }
 }
 
-/// The request to the instance: method, target and the end-to-end headers.
+/// The request to the instance: method, target, the end-to-end headers, and the
+/// instance's own token in place of the caller's.
 fn outgoing(
     s: &ServerState,
     parts: &axum::http::request::Parts,
     target: &str,
+    token: &str,
 ) -> reqwest::RequestBuilder {
     let mut out = s.http.request(parts.method.clone(), target);
     for (name, value) in &parts.headers {
-        if !is_hop_by_hop(name.as_str()) {
+        if !is_hop_by_hop(name.as_str()) && name != header::AUTHORIZATION {
             out = out.header(name, value);
         }
     }
-    out
+    out.bearer_auth(token)
 }
 
 /// The instance's answer, its body streamed back.
@@ -239,9 +290,15 @@ fn is_hop_by_hop(name: &str) -> bool {
     )
 }
 
-async fn websocket(req: Request, target: String) -> Response {
+async fn websocket(req: Request, target: String, token: &str) -> Response {
     let (mut parts, _) = req.into_parts();
-    let auth = parts.headers.get(header::AUTHORIZATION).cloned();
+    let Ok(auth) = axum::http::HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the instance's token cannot be a header".into(),
+        );
+    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
@@ -254,11 +311,9 @@ async fn websocket(req: Request, target: String) -> Response {
             format!("bad backend URL {url}"),
         );
     };
-    if let Some(auth) = auth {
-        backend_req
-            .headers_mut()
-            .insert(header::AUTHORIZATION, auth);
-    }
+    backend_req
+        .headers_mut()
+        .insert(header::AUTHORIZATION, auth);
     // Connect before accepting, so a refused backend (401, gone) is the client's answer.
     let backend = match tokio_tungstenite::connect_async(backend_req).await {
         Ok((b, _)) => b,

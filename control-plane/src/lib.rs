@@ -12,11 +12,13 @@
 //!                                                   │ status                │
 //!                                                   └──► Store              ▼
 //!  client ─► gateway /w/{org}/{ws}/… ─────────────────────────► workspace instance API
+//!     every route: access (token ─► identity ─► roles from the specs ─► audit trail)
 //! ```
 //!
 //! Depends on `coditect-specs` and `coditect-runtime`; it must never import ops, migrate,
 //! loadtest or the CLI.
 
+pub mod access;
 pub mod apply;
 pub mod client;
 pub mod conditions;

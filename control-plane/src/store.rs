@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use coditect_specs::{Kind, ObjectKey, Resource};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -92,6 +93,9 @@ pub struct ObjectEvent {
 pub struct Store {
     conn: Mutex<Connection>,
     changes: broadcast::Sender<Change>,
+    /// Grows when a spec is written or an object disappears (not on status writes), so
+    /// what is derived from specs alone (access control's roles) knows when to re-read.
+    spec_epoch: AtomicU64,
 }
 
 fn key_parts(key: &ObjectKey) -> (&'static str, String, String) {
@@ -145,11 +149,18 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             changes,
+            spec_epoch: AtomicU64::new(0),
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A number that changes whenever a spec is written or an object disappears; status
+    /// writes leave it alone.
+    pub fn spec_epoch(&self) -> u64 {
+        self.spec_epoch.load(Ordering::Acquire)
     }
 
     /// The current resource version.
@@ -297,6 +308,9 @@ impl Store {
             return Ok(out);
         }
         tx.commit().map_err(sqlite)?;
+        if !emitted.is_empty() {
+            self.spec_epoch.fetch_add(1, Ordering::AcqRel);
+        }
         // Publish while still holding the connection: watchers must see changes in
         // resourceVersion order (they skip versions they have passed).
         for c in emitted {
@@ -351,6 +365,9 @@ impl Store {
             log_change(&tx, rv, ChangeType::Modified, &next)?
         };
         tx.commit().map_err(sqlite)?;
+        if gone {
+            self.spec_epoch.fetch_add(1, Ordering::AcqRel);
+        }
         // Publish in resourceVersion order (see `apply`).
         let _ = self.changes.send(change);
         drop(conn);

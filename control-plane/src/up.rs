@@ -11,6 +11,10 @@ use std::time::Duration;
 use coditect_specs::{Kind, Resource};
 use tokio::sync::watch;
 
+use crate::access::Access;
+use crate::access::rate::RateLimit;
+use crate::access::tls::TlsFiles;
+use crate::client::config;
 use crate::controller::Controller;
 use crate::driver::Driver;
 use crate::driver::local::{LocalConfig, LocalDriver};
@@ -30,6 +34,28 @@ pub struct UpOptions {
     pub runtime_command: PathBuf,
     /// How often converged workspaces are checked.
     pub resync: Duration,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// Allow a non-loopback address without TLS.
+    pub insecure: bool,
+    /// Requests per second per token (cluster admins are exempt).
+    pub rate_limit: RateLimit,
+}
+
+impl UpOptions {
+    /// Options for `listen` and `data_dir` with everything else as `up` defaults it
+    /// (resync every 10 s, no TLS, the default rate limit).
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, runtime_command: PathBuf) -> Self {
+        UpOptions {
+            listen,
+            data_dir,
+            runtime_command,
+            resync: Duration::from_secs(10),
+            tls: None,
+            insecure: false,
+            rate_limit: RateLimit::default(),
+        }
+    }
 }
 
 /// Why `up` failed.
@@ -56,6 +82,20 @@ pub enum UpError {
         /// Why.
         source: std::io::Error,
     },
+    /// Access control could not be set up (tokens, audit trail, TLS).
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+    /// The admin credential could not be written.
+    #[error("write the admin credential: {0}")]
+    AdminConfig(#[from] crate::client::config::ConfigError),
+    /// A non-loopback address without TLS would send tokens in the clear.
+    #[error(
+        "refusing to listen on {addr} without TLS: tokens would cross the network in the clear; pass --tls-cert and --tls-key, or --insecure if something else encrypts the traffic"
+    )]
+    Insecure {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// The address could not be bound.
     #[error("listen on {addr}: {source}")]
     Listen {
@@ -71,11 +111,17 @@ pub enum UpError {
 pub struct ControlPlane {
     /// Where the API listens.
     pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`.
+    pub server: String,
+    /// The cluster admin's token (also in `admin_config`).
+    pub admin_token: String,
+    /// `<data>/admin.yaml`: the client config holding the admin credential (mode 0600).
+    pub admin_config: PathBuf,
     /// The store.
     pub store: Arc<Store>,
     driver: Arc<LocalDriver>,
     stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    serving: tokio::task::JoinHandle<()>,
     controller: tokio::task::JoinHandle<()>,
     /// The data dir's lock, held for the control plane's life: one control plane per
     /// data dir (a second would re-apply, roll and stop the first one's instances).
@@ -120,8 +166,17 @@ fn own_data_dir(dir: &std::path::Path) -> Result<std::fs::File, UpError> {
 /// # Errors
 /// [`UpError`].
 pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
+    if !opts.listen.ip().is_loopback() && opts.tls.is_none() && !opts.insecure {
+        return Err(UpError::Insecure { addr: opts.listen });
+    }
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(crate::access::tls::acceptor)
+        .transpose()?;
     let mut owner = own_data_dir(&opts.data_dir)?;
     let store = Arc::new(Store::open(&opts.data_dir.join("controlplane.db"))?);
+    let access = Arc::new(Access::open(&opts.data_dir, opts.rate_limit)?);
     let (driver, exits) = LocalDriver::new(LocalConfig {
         data_dir: opts.data_dir.clone(),
         runtime_command: opts.runtime_command.clone(),
@@ -137,10 +192,14 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         addr: opts.listen,
         source,
     })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = format!("{scheme}://{addr}");
     {
         use std::io::Write;
-        let _ = write!(owner, ", listening on http://{addr}");
+        let _ = write!(owner, ", listening on {server}");
     }
+    let admin_config = config::admin_config_path(&opts.data_dir);
+    let admin_token = write_admin_config(&access, &admin_config, &server, opts.tls.as_ref())?;
     let (stop, stopped) = watch::channel(false);
     let controller = Controller::new(Context {
         store: store.clone(),
@@ -153,22 +212,61 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         store: store.clone(),
         synced,
         http: reqwest::Client::new(),
+        access,
+        instances: driver.clone(),
     });
     let shutdown = wait(stopped);
-    let server = tokio::spawn(async move {
-        coditect_runtime::api::serve(listener, app, shutdown).await;
+    let serving = tokio::spawn(async move {
+        coditect_runtime::api::serve_with(listener, tls, app, shutdown).await;
     });
-    tracing::info!(%addr, data_dir = %opts.data_dir.display(), "control plane up");
+    tracing::info!(%server, data_dir = %opts.data_dir.display(), "control plane up");
     Ok(ControlPlane {
         addr,
+        server,
+        admin_token,
+        admin_config,
         store,
         driver,
         stop,
-        server,
+        serving,
         controller,
         _owner: owner,
     })
 }
+
+/// Writes `<data>/admin.yaml` (mode 0600) with the cluster admin's context for
+/// `server`, keeping the token it already holds while that token is valid. Returns the
+/// token.
+fn write_admin_config(
+    access: &Access,
+    path: &std::path::Path,
+    server: &str,
+    tls: Option<&TlsFiles>,
+) -> Result<String, UpError> {
+    let existing = config::ClientConfig::load(path)
+        .ok()
+        .flatten()
+        .and_then(|c| c.context(ADMIN_CONTEXT).and_then(|c| c.token.clone()));
+    let (token, new) = access.tokens.bootstrap(existing.as_deref())?;
+    if new {
+        tracing::info!(path = %path.display(), "wrote a new admin credential");
+    }
+    let mut cfg = config::ClientConfig::default();
+    cfg.set_context(config::Context {
+        name: ADMIN_CONTEXT.to_string(),
+        server: server.to_string(),
+        token: Some(token.clone()),
+        // A self-signed certificate is its own authority; a CA-signed one verifies
+        // against the system's roots as well as itself.
+        certificate_authority: tls.map(|t| std::path::absolute(&t.cert).unwrap_or(t.cert.clone())),
+    });
+    cfg.current_context = Some(ADMIN_CONTEXT.to_string());
+    cfg.save(path)?;
+    Ok(token)
+}
+
+/// The context name in `admin.yaml`.
+pub const ADMIN_CONTEXT: &str = "admin@local";
 
 async fn wait(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
@@ -178,7 +276,7 @@ impl ControlPlane {
     /// Stops serving and reconciling, then stops every instance cleanly (data kept).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
+        let _ = self.serving.await;
         let _ = self.controller.await;
         let workspaces = self
             .store

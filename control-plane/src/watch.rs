@@ -1,6 +1,7 @@
 //! Watch: the store's changes of one kind as a newline-delimited JSON stream, starting
 //! after a resource version. Replays the change log first, then follows live changes,
-//! skipping any already replayed (the same rule as the workspace event tail).
+//! skipping any already replayed (the same rule as the workspace event tail). Only
+//! objects the caller may read are sent, checked against the roles of the moment.
 
 use std::sync::Arc;
 
@@ -12,11 +13,23 @@ use coditect_specs::{Kind, Resource};
 use crate::selector::LabelSelector;
 use crate::store::{Change, Store};
 
-fn wanted(c: &Change, kind: Kind, org: Option<&str>, selector: &LabelSelector) -> bool {
+/// Whether the caller may see an object (access control's read check).
+pub type Visible = Box<dyn Fn(&Resource) -> bool + Send + Sync>;
+
+struct Filter {
+    kind: Kind,
+    org: Option<String>,
+    selector: LabelSelector,
+    visible: Visible,
+}
+
+fn wanted(c: &Change, f: &Filter) -> bool {
     let Ok(r) = Resource::from_trusted_json(c.object.clone()) else {
         return false;
     };
-    r.kind() == kind
+    let (kind, org, selector) = (f.kind, f.org.as_deref(), &f.selector);
+    (f.visible)(&r)
+        && r.kind() == kind
         && org.is_none_or(|o| {
             r.metadata().organization.as_deref() == Some(o)
                 || (kind == Kind::Organization && r.name() == o)
@@ -31,7 +44,14 @@ pub fn stream(
     org: Option<String>,
     selector: LabelSelector,
     from: u64,
+    visible: Visible,
 ) -> Response {
+    let filter = Filter {
+        kind,
+        org,
+        selector,
+        visible,
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(256);
     tokio::spawn(async move {
         let mut live = store.subscribe();
@@ -39,7 +59,7 @@ pub fn stream(
         let backlog = store.changes_since(from).unwrap_or_default();
         for c in backlog {
             last = c.resource_version;
-            if wanted(&c, kind, org.as_deref(), &selector) && tx.send(Ok(line(&c))).await.is_err() {
+            if wanted(&c, &filter) && tx.send(Ok(line(&c))).await.is_err() {
                 return;
             }
         }
@@ -48,18 +68,14 @@ pub fn stream(
                 Ok(c) if c.resource_version <= last => {}
                 Ok(c) => {
                     last = c.resource_version;
-                    if wanted(&c, kind, org.as_deref(), &selector)
-                        && tx.send(Ok(line(&c))).await.is_err()
-                    {
+                    if wanted(&c, &filter) && tx.send(Ok(line(&c))).await.is_err() {
                         return;
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     for c in store.changes_since(last).unwrap_or_default() {
                         last = c.resource_version;
-                        if wanted(&c, kind, org.as_deref(), &selector)
-                            && tx.send(Ok(line(&c))).await.is_err()
-                        {
+                        if wanted(&c, &filter) && tx.send(Ok(line(&c))).await.is_err() {
                             return;
                         }
                     }

@@ -54,7 +54,9 @@ pub enum LoadtestError {
 pub struct Options {
     /// A running control plane; `None` starts an embedded one.
     pub server: Option<String>,
-    /// The control plane's data directory (tokens and pids are read from it).
+    /// The token for `server` (an embedded control plane's is its admin's).
+    pub token: Option<String>,
+    /// The control plane's data directory (instances' pids are read from it).
     pub data_dir: Option<PathBuf>,
     /// The binary an embedded control plane runs instances with.
     pub runtime_command: PathBuf,
@@ -106,6 +108,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
     let chosen: Vec<String> = plan.iter().map(|(n, _)| n.clone()).collect();
     let mut target = Target::connect(
         opts.server.as_deref(),
+        opts.token.as_deref(),
         opts.data_dir.as_deref(),
         &opts.runtime_command,
     )

@@ -25,7 +25,8 @@ pub struct Ws {
     pub name: String,
     /// Its owner (names its folder).
     pub owner: String,
-    /// Its API token (read from its folder).
+    /// The control-plane token requests through the gateway carry (the gateway
+    /// presents the instance's own).
     pub token: String,
 }
 
@@ -36,6 +37,8 @@ pub struct Target {
     pub server: String,
     /// The control plane client.
     pub client: Client,
+    /// The control-plane token of the run (the embedded control plane's admin).
+    pub token: String,
     /// For workspace requests through the gateway.
     pub http: reqwest::Client,
     /// The control plane's data directory (tokens, pids).
@@ -68,6 +71,7 @@ impl Target {
     /// When the control plane cannot be reached or started.
     pub async fn connect(
         server: Option<&str>,
+        token: Option<&str>,
         data_dir: Option<&Path>,
         runtime_command: &Path,
     ) -> Result<Self, LoadtestError> {
@@ -77,7 +81,15 @@ impl Target {
             .map_err(|e| LoadtestError::Setup(e.to_string()))?;
         if let Some(server) = server {
             let data_dir = data_dir.map_or_else(|| PathBuf::from(".coditect"), Path::to_path_buf);
-            let client = Client::new(server);
+            let token = token
+                .ok_or_else(|| {
+                    LoadtestError::Setup(format!(
+                        "no token for {server}: pass --token, or a config with one"
+                    ))
+                })?
+                .to_string();
+            let client = Client::with_token(server, &token)
+                .map_err(|e| LoadtestError::Setup(e.to_string()))?;
             client
                 .wait_ready(Duration::from_secs(5))
                 .await
@@ -85,6 +97,7 @@ impl Target {
             return Ok(Target {
                 server: server.to_string(),
                 client,
+                token,
                 http,
                 data_dir,
                 workspaces: Vec::new(),
@@ -108,19 +121,19 @@ impl Target {
             },
             Path::to_path_buf,
         );
-        let cp = coditect_control_plane::up::start(UpOptions {
-            listen: "127.0.0.1:0"
-                .parse()
-                .map_err(|_| LoadtestError::Setup("address".into()))?,
-            data_dir: data_dir.clone(),
-            runtime_command: runtime_command.to_path_buf(),
-            resync: Duration::from_secs(30),
-        })
-        .await
-        .map_err(|e| LoadtestError::Setup(e.to_string()))?;
-        let server = format!("http://{}", cp.addr);
+        let listen = "127.0.0.1:0"
+            .parse()
+            .map_err(|_| LoadtestError::Setup("address".into()))?;
+        let mut opts = UpOptions::new(listen, data_dir.clone(), runtime_command.to_path_buf());
+        opts.resync = Duration::from_secs(30);
+        let cp = coditect_control_plane::up::start(opts)
+            .await
+            .map_err(|e| LoadtestError::Setup(e.to_string()))?;
+        let (server, token) = (cp.server.clone(), cp.admin_token.clone());
         Ok(Target {
-            client: Client::new(&server),
+            client: Client::with_token(&server, &token)
+                .map_err(|e| LoadtestError::Setup(e.to_string()))?,
+            token,
             server,
             http,
             data_dir,
@@ -184,17 +197,10 @@ impl Target {
             }
         }
         for (name, owner) in names {
-            let folder = self.folder(&owner, &name);
-            let token = std::fs::read_to_string(folder.join("api-token")).map_err(|e| {
-                LoadtestError::Setup(format!(
-                    "read the token of {name} in {} (is --data-dir the control plane's?): {e}",
-                    folder.display()
-                ))
-            })?;
             self.workspaces.push(Ws {
                 name,
                 owner,
-                token: token.trim().to_string(),
+                token: self.token.clone(),
             });
         }
         Ok(())

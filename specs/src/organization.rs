@@ -13,6 +13,10 @@ pub struct OrganizationSpec {
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Users who manage everything in the organization: its spec, every team and every
+    /// workspace (access control reads this; tokens name users).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admins: Vec<String>,
     /// Where workspaces of this organization keep their durable state.
     #[serde(default)]
     pub storage: StorageSpec,

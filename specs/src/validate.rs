@@ -99,6 +99,14 @@ pub fn check_document(resource: &Resource) -> Vec<Violation> {
 }
 
 fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
+    let mut seen = BTreeSet::new();
+    for (i, admin) in o.admins.iter().enumerate() {
+        let p = spec.key("admins").index(i);
+        c.label(p.clone(), admin, "user");
+        if !seen.insert(admin.as_str()) {
+            c.fail(p, format!("duplicate admin {admin:?}"));
+        }
+    }
     let storage = spec.key("storage");
     bucket_url(c, storage.key("bucket"), &o.storage.bucket);
     if let Some(mirror) = &o.storage.mirror {

@@ -3,7 +3,6 @@
 //! before a task fails on it. The calls go from here, not from the instance: what is
 //! checked is the key you hold.
 
-use coditect_control_plane::client::Client;
 use coditect_runtime::agents::check::{AgentCheck, CheckStatus, check_all};
 use coditect_specs::{Catalog, Kind, Resource};
 
@@ -11,14 +10,22 @@ use crate::cli::{AgentsCheckArgs, AgentsCommand};
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
-pub async fn run(format: OutputFormat, server: &str, cmd: &AgentsCommand) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    cmd: &AgentsCommand,
+) -> Result<(), Failure> {
     match cmd {
-        AgentsCommand::Check(args) => check(format, server, args).await,
+        AgentsCommand::Check(args) => check(format, remote, args).await,
     }
 }
 
-async fn check(format: OutputFormat, server: &str, args: &AgentsCheckArgs) -> Result<(), Failure> {
-    let workspaces = workspaces(format, server, args).await?;
+async fn check(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &AgentsCheckArgs,
+) -> Result<(), Failure> {
+    let workspaces = workspaces(format, remote, args).await?;
     let mut reports: Vec<(String, AgentCheck)> = Vec::new();
     for (name, agents) in workspaces {
         for report in check_all(&agents, &args.secrets_dir).await {
@@ -83,11 +90,12 @@ async fn check(format: OutputFormat, server: &str, args: &AgentsCheckArgs) -> Re
 /// the control plane.
 async fn workspaces(
     format: OutputFormat,
-    server: &str,
+    remote: &super::Remote,
     args: &AgentsCheckArgs,
 ) -> Result<Vec<(String, Vec<coditect_specs::AgentSpec>)>, Failure> {
     if let Some(name) = &args.workspace {
-        let found = Client::new(server)
+        let found = remote
+            .client()?
             .find(Kind::Workspace, name, args.org.as_deref())
             .await?;
         let Resource::Workspace(w) = found else {

@@ -8,14 +8,18 @@ use crate::cli::ApplyArgs;
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured};
 
-pub async fn run(format: OutputFormat, server: &str, args: &ApplyArgs) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &ApplyArgs,
+) -> Result<(), Failure> {
     let docs = manifests::load(&args.files, args.recursive, format)?;
     let prune = if args.prune {
         args.selector.as_deref()
     } else {
         None
     };
-    let response = apply_docs(&Client::new(server), &docs, args.dry_run, prune, format).await?;
+    let response = apply_docs(&remote.client()?, &docs, args.dry_run, prune, format).await?;
     print(format, &response, args.dry_run)
 }
 

@@ -6,7 +6,6 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use coditect_control_plane::client::Client;
 use coditect_runtime::layout::Layout;
 use coditect_runtime::sync::Bucket;
 use coditect_runtime::sync::replicator::SyncTarget;
@@ -19,10 +18,14 @@ use crate::cli::{BackupArgs, BackupCommand};
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
-pub async fn run(format: OutputFormat, server: &str, cmd: &BackupCommand) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    cmd: &BackupCommand,
+) -> Result<(), Failure> {
     match cmd {
-        BackupCommand::List(args) => list(format, &target(server, args).await?).await,
-        BackupCommand::Verify(args) => verify(format, &target(server, args).await?).await,
+        BackupCommand::List(args) => list(format, &target(remote, args).await?).await,
+        BackupCommand::Verify(args) => verify(format, &target(remote, args).await?).await,
         BackupCommand::Restore(args) => {
             let to_time = match &args.to_time {
                 Some(t) => Some(
@@ -33,7 +36,7 @@ pub async fn run(format: OutputFormat, server: &str, cmd: &BackupCommand) -> Res
                 ),
                 None => None,
             };
-            let t = target(server, &args.backup).await?;
+            let t = target(remote, &args.backup).await?;
             let report = restore_into(&t, &args.to, to_time).await?;
             if matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
                 return Ok(print_structured(format, &report)?);
@@ -56,8 +59,9 @@ pub async fn run(format: OutputFormat, server: &str, cmd: &BackupCommand) -> Res
 }
 
 /// The workspace's bucket and prefix: from the flags, else from its status.
-async fn target(server: &str, args: &BackupArgs) -> Result<SyncTarget, Failure> {
-    let ws = Client::new(server)
+async fn target(remote: &super::Remote, args: &BackupArgs) -> Result<SyncTarget, Failure> {
+    let ws = remote
+        .client()?
         .find(Kind::Workspace, &args.workspace, args.org.as_deref())
         .await?;
     let m = ws.metadata();

@@ -11,8 +11,12 @@ use crate::cli::DeleteArgs;
 use crate::exit::Failure;
 use crate::output::OutputFormat;
 
-pub async fn run(format: OutputFormat, server: &str, args: &DeleteArgs) -> Result<(), Failure> {
-    let client = Client::new(server);
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &DeleteArgs,
+) -> Result<(), Failure> {
+    let client = remote.client()?;
     let mut keys: Vec<ObjectKey> = if args.files.is_empty() {
         let (Some(kind), Some(name)) = (&args.kind, &args.name) else {
             eprintln!("error: name a KIND and NAME, or give -f PATH");

@@ -1,15 +1,18 @@
 //! `coditect describe KIND NAME`: spec, status, conditions and recent events.
 
-use coditect_control_plane::client::Client;
 use serde_json::{Value, json};
 
 use crate::cli::ObjectArgs;
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
-pub async fn run(format: OutputFormat, server: &str, args: &ObjectArgs) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &ObjectArgs,
+) -> Result<(), Failure> {
     let kind = super::kind(&args.kind)?;
-    let client = Client::new(server);
+    let client = remote.client()?;
     let object = client.find(kind, &args.name, args.org.as_deref()).await?;
     let key = object.key();
     let events = client.events(&key).await?;

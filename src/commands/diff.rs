@@ -1,7 +1,7 @@
 //! `coditect diff -f PATH`: what `apply` would change, as unified diffs of the effective
 //! objects; exit 1 when there are differences, like `kubectl diff`.
 
-use coditect_control_plane::client::{Client, ClientError};
+use coditect_control_plane::client::ClientError;
 use coditect_specs::{Catalog, Kind};
 
 use super::manifests;
@@ -9,9 +9,13 @@ use crate::cli::DiffArgs;
 use crate::exit::Failure;
 use crate::output::OutputFormat;
 
-pub async fn run(format: OutputFormat, server: &str, args: &DiffArgs) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &DiffArgs,
+) -> Result<(), Failure> {
     let mut docs = manifests::load(&args.files, args.recursive, format)?;
-    let client = Client::new(server);
+    let client = remote.client()?;
     let mut live = Vec::new();
     for kind in Kind::ALL {
         live.extend(client.list(kind, None).await?);

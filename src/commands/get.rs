@@ -1,6 +1,5 @@
 //! `coditect get KIND [NAME] [-l SELECTOR] [-o wide|yaml|json]`.
 
-use coditect_control_plane::client::Client;
 use coditect_specs::{Kind, Resource};
 use serde_json::Value;
 
@@ -8,9 +7,13 @@ use crate::cli::GetArgs;
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
-pub async fn run(format: OutputFormat, server: &str, args: &GetArgs) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &GetArgs,
+) -> Result<(), Failure> {
     let kind = super::kind(&args.kind)?;
-    let client = Client::new(server);
+    let client = remote.client()?;
     let objects = match &args.name {
         Some(name) => vec![client.find(kind, name, args.org.as_deref()).await?],
         None => client.list(kind, args.selector.as_deref()).await?,

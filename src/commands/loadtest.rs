@@ -10,9 +10,19 @@ use crate::cli::LoadtestArgs;
 use crate::exit::Failure;
 use crate::output::OutputFormat;
 
-pub async fn run(format: OutputFormat, server: &str, args: &LoadtestArgs) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &LoadtestArgs,
+) -> Result<(), Failure> {
+    let conn = if args.embedded {
+        None
+    } else {
+        Some(remote.connection()?)
+    };
     let opts = Options {
-        server: (!args.embedded).then(|| server.to_string()),
+        server: conn.as_ref().map(|c| c.server.clone()),
+        token: conn.and_then(|c| c.token),
         data_dir: args.data_dir.clone(),
         runtime_command: std::env::current_exe().context("find the coditect binary")?,
         users: args.users,

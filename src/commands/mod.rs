@@ -1,8 +1,11 @@
 //! One module per subcommand; each turns library results into output.
 
+mod access;
 mod agents;
 mod apply;
+mod audit;
 mod backup;
+mod config;
 mod delete;
 mod describe;
 mod diff;
@@ -17,29 +20,76 @@ mod wait;
 mod workspace_runtime;
 
 use anyhow::Context;
+use coditect_control_plane::client::Client;
+use coditect_control_plane::client::config::{ConnectFlags, Connection};
 
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 
+/// Where a command connects, as the flags, config files and defaults say.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    flags: ConnectFlags,
+}
+
+impl Remote {
+    /// The server and credential to use.
+    pub fn connection(&self) -> Result<Connection, Failure> {
+        coditect_control_plane::client::config::resolve(&self.flags).map_err(|e| {
+            eprintln!("error: {e}");
+            Failure::InvalidInput
+        })
+    }
+
+    /// A client carrying the credential.
+    pub fn client(&self) -> Result<Client, Failure> {
+        Ok(Client::connect(&self.connection()?)?)
+    }
+
+    /// The config file commands that edit one change: `--config`, or `~/.coditect/config`.
+    pub fn config_file(&self) -> Result<std::path::PathBuf, Failure> {
+        self.flags
+            .config
+            .clone()
+            .or_else(coditect_control_plane::client::config::user_config_path)
+            .ok_or_else(|| {
+                Failure::Refused("no config file: pass --config (HOME is not set)".into())
+            })
+    }
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let format = cli.global.output;
-    let server = cli.global.server.clone();
+    let remote = &Remote {
+        flags: ConnectFlags {
+            server: cli.global.server.clone(),
+            token: cli.global.token.clone(),
+            config: cli.global.config.clone(),
+            context: cli.global.context.clone(),
+            data_dir: std::env::var_os("CODITECT_DATA_DIR")
+                .map_or_else(|| ".coditect".into(), std::path::PathBuf::from),
+        },
+    };
     match cli.command {
         Command::Validate(args) => validate::run(format, &args),
         Command::Schema(args) => schema::run(format, &args),
         Command::Version => version::run(format),
         Command::WorkspaceRuntime(args) => workspace_runtime::run(&args),
         Command::Up(args) => block_on(up::run(format, &args)),
-        Command::Apply(args) => block_on(apply::run(format, &server, &args)),
-        Command::Get(args) => block_on(get::run(format, &server, &args)),
-        Command::Describe(args) => block_on(describe::run(format, &server, &args)),
-        Command::Diff(args) => block_on(diff::run(format, &server, &args)),
-        Command::Delete(args) => block_on(delete::run(format, &server, &args)),
-        Command::Wait(args) => block_on(wait::run(format, &server, &args)),
-        Command::Loadtest(args) => block_on(loadtest::run(format, &server, &args)),
-        Command::Backup(cmd) => block_on(backup::run(format, &server, &cmd)),
-        Command::Agents(cmd) => block_on(agents::run(format, &server, &cmd)),
+        Command::Apply(args) => block_on(apply::run(format, remote, &args)),
+        Command::Get(args) => block_on(get::run(format, remote, &args)),
+        Command::Describe(args) => block_on(describe::run(format, remote, &args)),
+        Command::Diff(args) => block_on(diff::run(format, remote, &args)),
+        Command::Delete(args) => block_on(delete::run(format, remote, &args)),
+        Command::Wait(args) => block_on(wait::run(format, remote, &args)),
+        Command::Loadtest(args) => block_on(loadtest::run(format, remote, &args)),
+        Command::Backup(cmd) => block_on(backup::run(format, remote, &cmd)),
+        Command::Agents(cmd) => block_on(agents::run(format, remote, &cmd)),
+        Command::Token(cmd) => block_on(access::token(format, remote, &cmd)),
+        Command::Auth(cmd) => block_on(access::auth(format, remote, &cmd)),
+        Command::Audit(args) => block_on(audit::run(format, remote, &args)),
+        Command::Config(cmd) => config::run(format, remote, &cmd),
     }
 }
 

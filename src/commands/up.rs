@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use coditect_control_plane::access::rate::RateLimit;
+use coditect_control_plane::access::tls::TlsFiles;
 use coditect_control_plane::client::Client;
+use coditect_control_plane::client::config::Connection;
 use coditect_control_plane::up::{UpOptions, start};
 use coditect_specs::{Kind, Resource};
 use serde_json::json;
@@ -17,12 +20,20 @@ use crate::output::OutputFormat;
 
 pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     let runtime_command = std::env::current_exe().context("find the coditect binary")?;
-    let opts = UpOptions {
-        listen: args.listen,
-        data_dir: args.data_dir.clone(),
-        runtime_command,
-        resync: Duration::from_secs(10),
+    let mut opts = UpOptions::new(args.listen, args.data_dir.clone(), runtime_command);
+    opts.insecure = args.insecure;
+    opts.rate_limit = RateLimit {
+        per_second: args.rate_limit,
+        burst: (args.rate_limit * 2.0)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32,
     };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        opts.tls = Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
     let docs = if args.files.is_empty() {
         Vec::new()
     } else {
@@ -34,8 +45,19 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     let cp = start(opts)
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?;
-    let server = format!("http://{}", cp.addr);
-    let client = Client::new(&server);
+    let server = cp.server.clone();
+    let client = match Client::connect(&Connection {
+        server: server.clone(),
+        token: Some(cp.admin_token.clone()),
+        certificate_authority: opts_ca(args),
+        source: None,
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            cp.shutdown().await;
+            return Err(e.into());
+        }
+    };
     // Apply before announcing, so whoever reads the announcement finds the objects.
     let applied = if docs.is_empty() {
         None
@@ -61,12 +83,13 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     if format == OutputFormat::Json {
         println!(
             "{}",
-            json!({"ready": true, "server": server, "dataDir": args.data_dir})
+            json!({"ready": true, "server": server, "dataDir": args.data_dir, "adminConfig": cp.admin_config})
         );
     } else {
         println!(
-            "control plane listening on {server} (data in {})",
-            args.data_dir.display()
+            "control plane listening on {server} (data in {}; admin credential in {}, which the CLI finds from this folder)",
+            args.data_dir.display(),
+            cp.admin_config.display()
         );
     }
     if let Some(r) = applied {
@@ -111,6 +134,11 @@ fn report_ready(client: &Client, docs: &[coditect_specs::Document], format: Outp
             }
         });
     }
+}
+
+/// The certificate `up` serves, trusted by its own client (it may be self-signed).
+fn opts_ca(args: &UpArgs) -> Option<std::path::PathBuf> {
+    args.tls_cert.clone()
 }
 
 async fn wait_for_signal() {

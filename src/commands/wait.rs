@@ -1,12 +1,16 @@
 //! `coditect wait --for=condition=Ready workspace/NAME --timeout 60s`.
 
-use coditect_control_plane::client::{Client, ClientError};
+use coditect_control_plane::client::ClientError;
 
 use crate::cli::WaitArgs;
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured};
 
-pub async fn run(format: OutputFormat, server: &str, args: &WaitArgs) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &WaitArgs,
+) -> Result<(), Failure> {
     let Some(condition) = args.condition.strip_prefix("condition=") else {
         eprintln!("error: --for takes condition=TYPE, e.g. --for=condition=Ready");
         return Err(Failure::InvalidInput);
@@ -15,7 +19,7 @@ pub async fn run(format: OutputFormat, server: &str, args: &WaitArgs) -> Result<
         eprintln!("error: name the object as KIND/NAME, e.g. workspace/alice-main");
         return Err(Failure::InvalidInput);
     };
-    let client = Client::new(server);
+    let client = remote.client()?;
     let key = client
         .find(super::kind(kind)?, name, args.org.as_deref())
         .await?

@@ -63,6 +63,8 @@ pub enum EventType {
     TaskFinished,
     /// A message was sent on the bus.
     MessageSent,
+    /// A change to the control plane (the audit trail, which is an event log of its own).
+    Audit,
 }
 
 /// One line of the log.

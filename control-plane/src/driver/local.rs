@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::{Driver, Instance};
+use super::{Driver, Instance, InstanceTokens};
 use crate::error::DriverError;
 
 /// How long a starting instance may take to print its ready line.
@@ -59,6 +59,12 @@ pub struct LocalDriver {
     known: Arc<Mutex<HashMap<ObjectKey, Known>>>,
     exits: mpsc::UnboundedSender<ObjectKey>,
     http: reqwest::Client,
+}
+
+impl InstanceTokens for LocalDriver {
+    fn token(&self, key: &ObjectKey) -> Option<String> {
+        self.known().get(key).map(|k| k.token.clone())
+    }
 }
 
 impl LocalDriver {

@@ -27,6 +27,13 @@ pub struct Instance {
     pub bucket: Option<String>,
 }
 
+/// Each running instance's own API token, which the gateway presents on a caller's
+/// behalf once access control has let the caller in (users never hold these tokens).
+pub trait InstanceTokens: Send + Sync + std::fmt::Debug + 'static {
+    /// The token of `key`'s instance, if one is known to run.
+    fn token(&self, key: &ObjectKey) -> Option<String>;
+}
+
 /// Starts, stops and observes instances.
 pub trait Driver: Send + Sync + 'static {
     /// The healthy instance of `key`, if one runs (adopting one left by an earlier

@@ -36,7 +36,7 @@ use axum::routing::{delete, get, post};
 use crate::workspace::WorkspaceRuntime;
 
 pub use errors::ApiError;
-pub use server::{HEADER_READ_TIMEOUT, serve};
+pub use server::{HEADER_READ_TIMEOUT, serve, serve_with};
 
 /// The largest JSON request body (tasks, locks, events, messages, queries).
 pub const MAX_JSON_BODY: usize = 2 << 20;

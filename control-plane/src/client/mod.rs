@@ -1,4 +1,7 @@
-//! The client the CLI uses to talk to a control plane.
+//! The client the CLI uses to talk to a control plane, and the config file that says
+//! which one and as whom ([`config`]).
+
+pub mod config;
 
 use std::time::Duration;
 
@@ -41,6 +44,16 @@ pub enum ClientError {
     /// Not found.
     #[error("{0}")]
     NotFound(String),
+    /// No valid credential (401): the message says why and how to get one.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The credential's user may not do this (403); the message names the missing
+    /// permission.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The client could not be set up (a CA file that cannot be read).
+    #[error("{0}")]
+    Setup(String),
     /// Refused for a reason the server states (conflict, bad request).
     #[error("{0}")]
     Refused(String),
@@ -96,7 +109,8 @@ pub fn condition_holds(r: &Resource, condition: &str) -> bool {
 }
 
 impl Client {
-    /// A client for `server` (`http://host:port`).
+    /// A client for `server` (`http://host:port`) without credentials (only `/healthz`
+    /// and `/readyz` answer it).
     pub fn new(server: &str) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
@@ -106,6 +120,61 @@ impl Client {
             base: server.trim_end_matches('/').to_string(),
             http,
         }
+    }
+
+    /// A client for `server` that sends `token` with every request.
+    ///
+    /// # Errors
+    /// [`ClientError::Setup`] when the token cannot be a header.
+    pub fn with_token(server: &str, token: &str) -> Result<Self, ClientError> {
+        Self::connect(&config::Connection {
+            server: server.to_string(),
+            token: Some(token.to_string()),
+            certificate_authority: None,
+            source: None,
+        })
+    }
+
+    /// A client for a resolved [`config::Connection`]: its token on every request, its CA
+    /// trusted for `https://`.
+    ///
+    /// # Errors
+    /// [`ClientError::Setup`] when the CA file cannot be read or the token cannot be a
+    /// header.
+    pub fn connect(conn: &config::Connection) -> Result<Self, ClientError> {
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
+        if let Some(token) = &conn.token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    ClientError::Setup("the token holds characters a header cannot".into())
+                })?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        if let Some(ca) = &conn.certificate_authority {
+            let pem = std::fs::read(ca).map_err(|e| {
+                ClientError::Setup(format!("certificate authority {}: {e}", ca.display()))
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ClientError::Setup(format!("certificate authority {}: {e}", ca.display()))
+            })? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Setup(format!("set up the HTTP client: {e}")))?;
+        Ok(Client {
+            base: conn.server.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The HTTP client, carrying the credential (for calls this type has no method for).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The server address.
@@ -138,7 +207,13 @@ impl Client {
         let reason = body["reason"].as_str().unwrap_or("").to_string();
         match status {
             200..=299 => Ok(body),
+            401 => Err(ClientError::Unauthenticated(format!(
+                "{reason} (server {})",
+                self.base
+            ))),
+            403 => Err(ClientError::Forbidden(reason)),
             404 => Err(ClientError::NotFound(reason)),
+            429 => Err(ClientError::Refused(reason)),
             422 => Err(ClientError::Invalid {
                 reason,
                 violations: serde_json::from_value(body["violations"].clone()).unwrap_or_default(),
@@ -146,6 +221,37 @@ impl Client {
             400 | 409 => Err(ClientError::Refused(reason)),
             _ => Err(ClientError::Other(format!("HTTP {status}: {reason}"))),
         }
+    }
+
+    /// `GET {server}{path}` with `query`, as JSON.
+    ///
+    /// # Errors
+    /// Transport and server errors.
+    pub async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
+            .await
+    }
+
+    /// `POST {server}{path}` with a JSON body.
+    ///
+    /// # Errors
+    /// Transport and server errors.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    /// `DELETE {server}{path}`.
+    ///
+    /// # Errors
+    /// Transport and server errors.
+    pub async fn delete_path(&self, path: &str) -> Result<Value, ClientError> {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
     }
 
     /// Applies objects (all or nothing).

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use coditect_control_plane::client::condition_holds;
-use coditect_runtime::testkit::{ApiClient, TempRoot};
+use coditect_runtime::testkit::TempRoot;
 use coditect_specs::{Kind, ObjectKey};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -502,12 +502,10 @@ async fn the_gateway_carries_websocket_streams_and_refuses_bad_tokens() {
     let wrong = format!("{base}/w/acme/alice-main/v1/events/ws?since=0&access_token=wrong");
     let err = tokio_tungstenite::connect_async(wrong).await.unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
-    let (status, _) = ApiClient::new(
-        cp.server.trim_start_matches("http://").parse().unwrap(),
-        None,
-    )
-    .get("/w/acme/no-such-workspace/v1/status")
-    .await;
+    let (status, _) = cp
+        .gateway_as(&cp.admin_token())
+        .get("/w/acme/no-such-workspace/v1/status")
+        .await;
     assert_eq!(status, 404);
 }
 

@@ -2,8 +2,9 @@
 //! provider's key set (three by environment, one by a secretRef file) runs the demo tasks
 //! (their model calls fail: no network here, which puts the keys' providers in the error
 //! paths too); then every file the run wrote (logs, databases, event log, bucket), the
-//! control plane's own log, the status, events and metrics through the gateway, and what
-//! the CLI prints are searched for each key.
+//! control plane's own log, the status, events and metrics through the gateway, the audit
+//! trail, and what the CLI prints are searched for each key — and for the control plane's
+//! own credentials: a user's token and the admin's (which only `admin.yaml` holds).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
@@ -66,7 +67,21 @@ async fn no_key_appears_in_any_log_event_status_error_or_output() {
         "no network here: the model calls fail {ended:?}"
     );
 
+    // A user's token, used through the API and the gateway (and refused once).
+    let created = cp.cli(&["-o", "json", "token", "create", "--user", "alice"]);
+    assert!(created.status.success());
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let user_token = created["token"].as_str().unwrap().to_string();
+    let as_alice = cp.gateway_as(&user_token);
+    assert_eq!(as_alice.get("/w/acme/alice-main/v1/status").await.0, 200);
+    let (status, refusal) = as_alice
+        .delete("/apis/coditect.io/v1/organizations/acme")
+        .await;
+    assert_eq!(status, 403);
+    let admin_token = cp.admin_token();
+
     let mut seen: Vec<(String, String)> = Vec::new();
+    seen.push(("a refusal".into(), refusal.to_string()));
     let gateway = cp.gateway("alice", "alice-main");
     for path in [
         "/w/acme/alice-main/v1/status",
@@ -90,6 +105,8 @@ async fn no_key_appears_in_any_log_event_status_error_or_output() {
         &["describe", "workspace", "alice-main"],
         &["describe", "workspace", "bob-main"],
         &["agents", "check", "alice-main"],
+        &["token", "list"],
+        &["audit"],
     ] {
         let out = cp.cli(args);
         seen.push((
@@ -104,13 +121,19 @@ async fn no_key_appears_in_any_log_event_status_error_or_output() {
     drop(cp); // stops the instances: their last logs and the final sync round are written
     seen.push(("up.log".into(), std::fs::read_to_string(&log).unwrap()));
     everything(&data, &data.join("secrets"), &mut seen);
+    // The one place the admin's token is written, by design (mode 0600, like k3s.yaml).
+    seen.retain(|(place, _)| !place.ends_with("admin.yaml"));
     assert!(
         seen.iter()
             .any(|(_, text)| text.contains("model call failed")),
         "the failures were recorded"
     );
     for (place, text) in &seen {
-        for key in KEYS {
+        for key in KEYS
+            .iter()
+            .copied()
+            .chain([user_token.as_str(), admin_token.as_str()])
+        {
             assert!(!text.contains(key), "{key} appears in {place}");
         }
     }

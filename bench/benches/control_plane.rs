@@ -56,14 +56,17 @@ fn benches(c: &mut Criterion) {
         .expect("runtime");
     let tmp = tempfile::tempdir().expect("temp dir");
     let cp = rt
-        .block_on(start(UpOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: tmp.path().to_path_buf(),
-            runtime_command: std::env::current_exe().expect("own path"),
-            resync: MINUTE,
+        .block_on(start({
+            let mut opts = UpOptions::new(
+                "127.0.0.1:0".parse().expect("addr"),
+                tmp.path().to_path_buf(),
+                std::env::current_exe().expect("own path"),
+            );
+            opts.resync = MINUTE;
+            opts
         }))
         .expect("control plane");
-    let client = Client::new(&format!("http://{}", cp.addr));
+    let client = Client::with_token(&cp.server, &cp.admin_token).expect("client");
     let setup = "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: bench}\nspec: {quotas: {maxWorkspaces: 100000, maxAwakeWorkspaces: 100000}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: bench}\nspec: {}\n";
     rt.block_on(client.apply(&objects(setup), false, None))
         .expect("setup");
@@ -180,8 +183,8 @@ fn benches(c: &mut Criterion) {
         (
             "reconnect/through_gateway",
             format!(
-                "ws://{}/w/bench/{name}/v1/events/ws?since=5&access_token={token}",
-                cp.addr
+                "ws://{}/w/bench/{name}/v1/events/ws?since=5&access_token={}",
+                cp.addr, cp.admin_token
             ),
         ),
         (

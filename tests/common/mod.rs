@@ -55,14 +55,28 @@ impl ControlPlane {
         }
     }
 
+    /// A client carrying the cluster admin's token (from the `admin.yaml` `up` wrote).
     pub fn client(&self) -> Client {
-        Client::new(&self.server)
+        Client::with_token(&self.server, &self.admin_token()).unwrap()
     }
 
+    /// The cluster admin's token, as the CLI finds it.
+    pub fn admin_token(&self) -> String {
+        let config = coditect_control_plane::client::config::ClientConfig::load(
+            &self.data.join("admin.yaml"),
+        )
+        .unwrap()
+        .expect("up wrote admin.yaml");
+        config.current().unwrap().token.clone().unwrap()
+    }
+
+    /// The CLI, pointed at this control plane with its admin credential.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_coditect"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("CODITECT_SERVER", &self.server)
+            .env("CODITECT_CONFIG", self.data.join("admin.yaml"))
+            .env_remove("CODITECT_TOKEN")
             .env_remove("CODITECT_OUTPUT")
             .args(args)
             .output()
@@ -75,12 +89,10 @@ impl ControlPlane {
         since: u64,
     ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
     {
-        let token =
-            std::fs::read_to_string(self.folder("alice", "alice-main").join("api-token")).unwrap();
         let base = self.server.replacen("http://", "ws://", 1);
         let url = format!(
             "{base}/w/acme/alice-main/v1/events/ws?since={since}&access_token={}",
-            token.trim()
+            self.admin_token()
         );
         tokio_tungstenite::connect_async(url).await.unwrap().0
     }
@@ -99,12 +111,16 @@ impl ControlPlane {
         v["pid"].as_u64().unwrap() as u32
     }
 
-    /// A client of the control plane's address carrying the workspace's token: paths
-    /// under `/w/acme/{ws}/` go through the gateway.
-    pub fn gateway(&self, owner: &str, ws: &str) -> ApiClient {
-        let token = std::fs::read_to_string(self.folder(owner, ws).join("api-token")).unwrap();
+    /// A client of the control plane's address carrying the admin's token: paths under
+    /// `/w/acme/{ws}/` go through the gateway (which presents the workspace's own token).
+    pub fn gateway(&self, _owner: &str, _ws: &str) -> ApiClient {
+        self.gateway_as(&self.admin_token())
+    }
+
+    /// A client of the control plane's address carrying `token`.
+    pub fn gateway_as(&self, token: &str) -> ApiClient {
         let addr = self.server.trim_start_matches("http://").parse().unwrap();
-        ApiClient::new(addr, Some(token.trim().to_string()))
+        ApiClient::new(addr, Some(token.to_string()))
     }
 
     pub fn sigkill(&mut self) {
@@ -197,11 +213,11 @@ pub async fn tasks_finished(
     let mut ended = Vec::new();
     let mut seen = std::collections::HashSet::new();
     while seen.len() < ids.len() {
-        let token = std::fs::read_to_string(cp.folder(owner, ws).join("api-token")).unwrap();
+        let _ = owner;
         let url = format!(
             "{}/w/acme/{ws}/v1/events/ws?since={since}&access_token={}",
             cp.server.replacen("http://", "ws://", 1),
-            token.trim()
+            cp.admin_token()
         );
         let Ok((mut stream, _)) = tokio_tungstenite::connect_async(url).await else {
             tokio::task::yield_now().await;

@@ -267,16 +267,8 @@ pub fn resolve(flags: &ConnectFlags) -> Result<Connection, ConfigError> {
     let mut context = None;
     let mut source = None;
     if let Some(path) = config_path(flags) {
-        let config = match ClientConfig::load(&path)? {
-            Some(c) => c,
-            None if flags.config.is_some() => {
-                return Err(ConfigError::Io {
-                    path,
-                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                });
-            }
-            None => ClientConfig::default(),
-        };
+        // A named file that does not exist yet reads as empty (as KUBECONFIG does).
+        let config = ClientConfig::load(&path)?.unwrap_or_default();
         context = match &flags.context {
             Some(name) => Some(
                 config

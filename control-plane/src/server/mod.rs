@@ -115,12 +115,12 @@ const LIMITS: &str = "control-plane API bodies are limited to 16 MiB (16777216 b
 
 /// An API error: a status and `{"error", "reason", …}`.
 #[derive(Debug)]
-pub struct ApiError(Response);
+pub struct ApiError(Box<Response>);
 
 impl ApiError {
     /// An error with `status` and a JSON body.
     pub fn new(status: StatusCode, body: Value) -> Self {
-        ApiError((status, Json(body)).into_response())
+        ApiError(Box::new((status, Json(body)).into_response()))
     }
 }
 
@@ -138,13 +138,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.0
+        *self.0
     }
 }
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError(r.into_response())
+        ApiError(Box::new(r.into_response()))
     }
 }
 

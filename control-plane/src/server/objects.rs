@@ -288,19 +288,26 @@ fn org_key(name: String) -> ObjectKey {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(super) struct DeleteQuery {
+    /// Remove the workspace's data folder and bucket copy too.
     #[serde(default)]
-    purge: Option<bool>,
+    purge: bool,
+    /// Check (authorization, preconditions) and change nothing, like kubectl's
+    /// `--dry-run=server`.
+    #[serde(default, rename = "dryRun")]
+    dry_run: bool,
 }
 
 pub(super) async fn delete_org(
     State(s): State<ServerState>,
     Extension(who): Extension<Identity>,
     Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let key = org_key(name.clone());
-    audited_delete(&s, &who, &key, false, || {
+    let q = DeleteQuery { purge: false, ..q };
+    audited_delete(&s, &who, &key, &q, || {
         let inside = s.store.list(None, Some(&name), &LabelSelector::default())?;
         if !inside.is_empty() {
             return Err(ApiError::new(
@@ -324,7 +331,7 @@ pub(super) async fn delete_scoped(
         organization: Some(org.clone()),
         name: name.clone(),
     };
-    audited_delete(&s, &who, &key, q.purge.unwrap_or(false), || {
+    audited_delete(&s, &who, &key, &q, || {
         if key.kind != Kind::Team {
             return Ok(());
         }
@@ -347,14 +354,16 @@ pub(super) async fn delete_scoped(
 }
 
 /// A delete: authorized, `precondition` checked, carried out, and audited whatever the
-/// outcome (once the caller is known to be allowed to see the object).
+/// outcome (once the caller is known to be allowed to see the object). A dry run stops
+/// before the change and leaves no record.
 async fn audited_delete(
     s: &ServerState,
     who: &Identity,
     key: &ObjectKey,
-    purge: bool,
+    q: &DeleteQuery,
     precondition: impl FnOnce() -> Result<(), ApiError>,
 ) -> Result<Json<Value>, ApiError> {
+    let (purge, dry_run) = (q.purge, q.dry_run);
     if s.store.get(key)?.is_none() {
         return Err(not_found(key));
     }
@@ -366,19 +375,25 @@ async fn audited_delete(
     let outcome = authorize(&policy, who, Verb::Delete, key)
         .map_err(|e| (Outcome::Denied, e))
         .and_then(|()| precondition().map_err(|e| (Outcome::Failed, e)))
-        .and_then(|()| match delete_object(&s.store, key, purge) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err((Outcome::Failed, not_found(key))),
-            Err(e) => Err((Outcome::Failed, e.into())),
+        .and_then(|()| {
+            if dry_run {
+                return Ok(());
+            }
+            match delete_object(&s.store, key, purge) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err((Outcome::Failed, not_found(key))),
+                Err(e) => Err((Outcome::Failed, e.into())),
+            }
         });
     let (result, detail) = match &outcome {
         Ok(()) => (Outcome::Ok, purge.then(|| "purge".to_string())),
         Err((Outcome::Denied, _)) => (Outcome::Denied, denial),
         Err((o, e)) => (*o, Some(format!("answered {}", e.status()))),
     };
-    // A denial of an object the caller cannot see is a 404 and is not worth a record.
+    // A denial of an object the caller cannot see is a 404 and is not worth a record;
+    // a dry run changes nothing.
     let hidden = matches!(&outcome, Err((Outcome::Denied, e)) if e.is_not_found());
-    if !hidden {
+    if !hidden && !dry_run {
         s.access
             .audit
             .record(Entry {
@@ -391,7 +406,9 @@ async fn audited_delete(
             .await?;
     }
     outcome.map_err(|(_, e)| e)?;
-    Ok(Json(json!({"deleted": key.to_string(), "purge": purge})))
+    Ok(Json(
+        json!({"deleted": key.to_string(), "purge": purge, "dryRun": dry_run}),
+    ))
 }
 
 /// Marks an object for deletion (its finalizers then run). Returns whether it existed.

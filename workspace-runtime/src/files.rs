@@ -50,6 +50,14 @@ pub enum FileError {
         "{0} resolves outside the workspace's projects folder (through a symbolic link); refused"
     )]
     OutsideProjects(String),
+    /// The path names a folder, or goes through a file as if it were one.
+    #[error("{path}: {reason}")]
+    NotAFile {
+        /// The path.
+        path: String,
+        /// Which.
+        reason: &'static str,
+    },
     /// The content is larger than a write may be.
     #[error("the file is larger than the limit of {limit} bytes")]
     TooLarge {
@@ -213,10 +221,26 @@ impl ProjectFiles {
         // Refuse a write the token may not make before taking its bytes.
         let path = self.locks.check_write(token, path)?;
         let target = self.contained(&path)?;
+        let not_a_file = |reason| FileError::NotAFile {
+            path: path.clone(),
+            reason,
+        };
+        if tokio::fs::metadata(&target).await.is_ok_and(|m| m.is_dir()) {
+            return Err(not_a_file("is a folder; only files can be written"));
+        }
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StorageError::io("create folder", parent))?;
+            match tokio::fs::create_dir_all(parent).await {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists
+                    ) =>
+                {
+                    return Err(not_a_file("a part of the path is a file, not a folder"));
+                }
+                Err(e) => return Err(StorageError::io("create folder", parent)(e).into()),
+            }
         }
         let n = self
             .staged

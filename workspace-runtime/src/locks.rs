@@ -123,7 +123,7 @@ struct State {
 /// Splits and checks a workspace-relative path.
 ///
 /// # Errors
-/// [`LockError::InvalidPath`] for absolute paths, `..`, or empty input.
+/// [`LockError::InvalidPath`] for absolute paths, `..`, control characters, or empty input.
 pub fn normalize(path: &str) -> Result<(String, Vec<String>), LockError> {
     let invalid = |reason| LockError::InvalidPath {
         path: path.to_string(),
@@ -135,6 +135,11 @@ pub fn normalize(path: &str) -> Result<(String, Vec<String>), LockError> {
     if path.starts_with('/') || path.contains('\\') {
         return Err(invalid(
             "must be relative to the workspace, with '/' separators",
+        ));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(invalid(
+            "must not contain control characters (NUL, newlines)",
         ));
     }
     let mut parts = Vec::new();

@@ -61,6 +61,10 @@ pub struct NewToken {
     pub description: Option<String>,
 }
 
+/// The longest a token may live (ten years); longer is refused rather than overflowing
+/// a time.
+pub const MAX_TTL: Duration = Duration::from_secs(3650 * 86_400);
+
 /// The description of the credential `up` writes.
 pub const BOOTSTRAP: &str = "bootstrap admin credential (admin.yaml)";
 
@@ -160,6 +164,12 @@ impl TokenStore {
             return Err(AccessError::Invalid(format!(
                 "user {:?} is not a valid name (lowercase letters, digits and '-', at most 63)",
                 new.user
+            )));
+        }
+        if new.ttl.is_some_and(|t| t > MAX_TTL || t.is_zero()) {
+            return Err(AccessError::Invalid(format!(
+                "ttl must be between 1s and {} days",
+                MAX_TTL.as_secs() / 86_400
             )));
         }
         let id = hex::encode(rand::random::<[u8; 6]>());
@@ -390,6 +400,16 @@ mod tests {
         assert!(s.authenticate_at(&token, created + 59_999).is_ok());
         let e = s.authenticate_at(&token, created + 60_000).unwrap_err();
         assert!(e.to_string().contains("expired"), "{e}");
+    }
+
+    #[test]
+    fn a_ttl_beyond_ten_years_or_of_zero_is_refused() {
+        let (_dir, s) = store();
+        for ttl in [Duration::from_secs(3651 * 86_400), Duration::ZERO] {
+            let e = s.create(&alice(Some(ttl)), "admin").unwrap_err();
+            assert!(matches!(e, AccessError::Invalid(_)), "{e}");
+        }
+        assert!(s.create(&alice(Some(MAX_TTL)), "admin").is_ok());
     }
 
     #[test]

@@ -116,6 +116,7 @@ impl From<FileError> for ApiError {
             FileError::Lock(l) => l.into(),
             FileError::Storage(s) => s.into(),
             FileError::NotFound(_) => err(StatusCode::NOT_FOUND, "not_found", e),
+            FileError::NotAFile { .. } => err(StatusCode::CONFLICT, "not_a_file", e),
             FileError::TooLarge { .. } => err(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e),
             FileError::OutsideProjects(_) => err(StatusCode::FORBIDDEN, "outside_projects", e),
         }

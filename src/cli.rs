@@ -86,6 +86,37 @@ pub enum Command {
     /// The client config: contexts (server, token) and the current one, like kubeconfig.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Put a workspace to sleep now: a final sync round, then its instance stops (its data
+    /// stays); any request through the gateway wakes it.
+    Sleep(SleepArgs),
+    /// Wake a sleeping workspace and wait until it is Ready.
+    Wake(SleepArgs),
+    /// Keep a workspace awake for a while even when idle (like Coder's `schedule extend`).
+    Keepalive(KeepaliveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SleepArgs {
+    /// `workspace/NAME` (or just NAME).
+    pub workspace: String,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// How long `wake` waits for Ready.
+    #[arg(long, default_value = "60s")]
+    pub timeout: coditect_specs::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct KeepaliveArgs {
+    /// `workspace/NAME` (or just NAME).
+    pub workspace: String,
+    /// How long (`2h`, `30m`; at most 7d).
+    #[arg(long = "for")]
+    pub span: coditect_specs::Duration,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -220,3 +220,102 @@ fn a_control_plane_dying_during_apply_is_exit_3_and_says_the_outcome_is_unknown(
         .stderr(predicate::str::contains("cannot be told whether"))
         .stderr(predicate::str::contains("coditect diff"));
 }
+
+#[test]
+fn config_contexts_are_set_listed_and_switched_like_kubeconfig() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let with_config = |args: &[&str]| {
+        let mut cmd = coditect();
+        cmd.env("CODITECT_CONFIG", &config)
+            .env_remove("CODITECT_SERVER")
+            .env_remove("CODITECT_TOKEN")
+            .args(args);
+        cmd
+    };
+    for (name, port) in [("dev", "1"), ("prod", "9")] {
+        with_config(&[
+            "config",
+            "set-context",
+            name,
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--token",
+            &format!("cdt_{name}_secret"),
+        ])
+        .assert()
+        .success();
+    }
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the config holds tokens");
+    // The first context set became the current one.
+    with_config(&["config", "current-context"])
+        .assert()
+        .success()
+        .stdout("dev\n");
+    with_config(&["config", "use-context", "prod"])
+        .assert()
+        .success();
+    with_config(&["config", "get-contexts"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"(?m)^\*\s+prod\s+http://127.0.0.1:9$").unwrap())
+        .stdout(predicate::str::is_match(r"(?m)^\s+dev\s+http://127.0.0.1:1$").unwrap());
+    // The current context is what commands connect to.
+    with_config(&["get", "workspaces"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "no control plane at http://127.0.0.1:9",
+        ));
+    with_config(&["config", "use-context", "staging"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            r#"no context "staging" (it has: dev, prod)"#,
+        ));
+}
+
+#[test]
+fn without_a_token_the_control_plane_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = std::process::Command::new(env!("CARGO_BIN_EXE_coditect"))
+        .args(["-o", "json", "up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(up.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let server = ready["server"].as_str().unwrap();
+    coditect()
+        .args(["get", "workspaces"])
+        .env("CODITECT_SERVER", server)
+        .env("CODITECT_CONFIG", dir.path().join("empty"))
+        .env_remove("CODITECT_TOKEN")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("no bearer token"))
+        .stderr(predicate::str::contains("admin.yaml"));
+    // Run from the data dir's parent, the CLI finds the admin credential by itself.
+    coditect()
+        .current_dir(dir.path())
+        .args(["get", "workspaces"])
+        .env("CODITECT_DATA_DIR", "data")
+        .env_remove("CODITECT_SERVER")
+        .env_remove("CODITECT_CONFIG")
+        .env_remove("CODITECT_TOKEN")
+        .env("HOME", dir.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no workspaces found"));
+    let _ = up.kill();
+    let _ = up.wait();
+}

@@ -217,36 +217,8 @@ fn benches(c: &mut Criterion) {
     rt.block_on(cp.shutdown());
 }
 
-fn serve_instance(args: &[String]) {
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let opts = coditect_runtime::ServeOptions {
-        spec: flag("--spec").into(),
-        root: flag("--root").into(),
-        listen: flag("--listen")
-            .parse()
-            .unwrap_or_else(|_| "127.0.0.1:0".parse().expect("addr")),
-        bucket: Some(flag("--bucket")).filter(|b| !b.is_empty()),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(e) = rt.block_on(coditect_runtime::serve(opts)) {
-        eprintln!("error: {e}");
-        std::process::exit(3);
-    }
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("workspace-runtime") {
-        serve_instance(&args[2..]);
+    if coditect_bench::serve_instance_if_asked() {
         return;
     }
     let mut c = Criterion::default()

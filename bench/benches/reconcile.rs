@@ -28,6 +28,8 @@ impl Converged {
             session_expires_at: None,
             sync_lag_seconds: None,
             bucket: None,
+            sync_error: None,
+            activity: None,
         }
     }
 }

@@ -57,3 +57,38 @@ impl Drop for Percentiles {
         eprintln!("PERCENTILES {}", self.summary());
     }
 }
+
+/// When this process was started as `<bench> workspace-runtime --spec … --root … --listen
+/// … [--bucket …]` (the local driver starts instances that way, and a bench binary cannot
+/// name the `coditect` binary), serves that instance through the library call the CLI
+/// uses, and returns true once it stops; returns false otherwise.
+pub fn serve_instance_if_asked() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some("workspace-runtime") {
+        return false;
+    }
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let opts = coditect_runtime::ServeOptions {
+        spec: flag("--spec").into(),
+        root: flag("--root").into(),
+        listen: flag("--listen")
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        bucket: Some(flag("--bucket")).filter(|b| !b.is_empty()),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("invariant: a tokio runtime can be built");
+    if let Err(e) = rt.block_on(coditect_runtime::serve(opts)) {
+        eprintln!("error: {e}");
+        std::process::exit(3);
+    }
+    true
+}

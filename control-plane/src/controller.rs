@@ -73,6 +73,7 @@ impl<D: Driver> Controller<D> {
     pub async fn run(
         self: Arc<Self>,
         mut exits: mpsc::UnboundedReceiver<ObjectKey>,
+        mut nudges: mpsc::UnboundedReceiver<ObjectKey>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
@@ -118,6 +119,8 @@ impl<D: Driver> Controller<D> {
                     tracing::warn!(workspace = %key, crashes = entry.0, restart_in = ?delay, "instance exited");
                     self.queue.add_after(key, delay);
                 }
+                // A status-only wish (sleep, wake) that must be acted on now.
+                Some(key) = nudges.recv() => self.queue.add(key),
                 _ = resync.tick() => self.enqueue_all(),
                 key = self.queue.next() => {
                     let Ok(permit) = workers.clone().acquire_owned().await else { break };

@@ -84,6 +84,9 @@ async fn forward(
     if let Err(refused) = crate::server::authorize(&policy, &who, verb, &key) {
         return refused.into_response();
     }
+    if let Err(refused) = crate::server::wake_on_connect(&s, &who, &key).await {
+        return refused;
+    }
     let (endpoint, token) = match instance(&s, &key) {
         Ok(e) => e,
         Err(refused) => return *refused,

@@ -31,6 +31,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod selector;
 pub mod server;
+pub mod sleep;
 pub mod store;
 pub mod up;
 mod watch;

@@ -110,16 +110,24 @@ async fn reconcile_workspace<D: Driver>(
         ctx.store.remove_finalizer(key, RUNTIME_FINALIZER)?;
         return Ok(Action::AwaitChange);
     }
+    if crate::sleep::wants_sleep(&ws) {
+        return crate::sleep::converge_asleep(key, &ws, &placed, ctx).await;
+    }
+    let waking = ws
+        .status
+        .as_ref()
+        .is_some_and(|s| matches!(s.phase.as_deref(), Some("Asleep" | "Stopping" | "Waking")));
     let hash = coditect_specs::spec_hash(&Resource::Workspace(ws.clone()));
     let running = ctx.driver.observe(key, &ws).await;
     let converged = running.as_ref().is_some_and(|i| i.spec_hash == hash);
     if !converged {
         let (reason, message) = match &running {
             Some(_) => ("Rolling", "rolling the instance to the new spec"),
+            None if waking => ("Waking", "waking: starting the instance on its local data"),
             None => ("Starting", "starting the instance"),
         };
         write_status(ctx, key, |s| {
-            s.phase = Some("Starting".into());
+            s.phase = Some(if waking { "Waking" } else { "Starting" }.into());
             conditions::set(
                 &mut s.conditions,
                 "Progressing",
@@ -186,6 +194,9 @@ async fn reconcile_workspace<D: Driver>(
         s.spec_hash = Some(instance.spec_hash.clone());
         s.session_expires_at = instance.session_expires_at.clone();
         s.sync_lag_seconds = instance.sync_lag_seconds;
+        if let Some(activity) = &instance.activity {
+            s.last_activity_at = Some(activity.last_activity_at.clone());
+        }
         if instance.bucket.is_some() {
             s.bucket = instance.bucket.clone();
         }
@@ -217,7 +228,8 @@ async fn reconcile_workspace<D: Driver>(
     Ok(Action::Requeue(ctx.resync))
 }
 
-fn write_status<D>(
+/// Changes a workspace's status with `f`.
+pub(crate) fn write_status<D>(
     ctx: &Context<D>,
     key: &ObjectKey,
     f: impl FnOnce(&mut WorkspaceStatus),

@@ -119,6 +119,10 @@ pub struct ControlPlane {
     pub admin_config: PathBuf,
     /// The store.
     pub store: Arc<Store>,
+    /// Asks the controller to reconcile a workspace now (after a status-only wish).
+    pub nudge: tokio::sync::mpsc::UnboundedSender<coditect_specs::ObjectKey>,
+    /// Each instance's token.
+    pub instances: Arc<dyn crate::driver::InstanceTokens>,
     driver: Arc<LocalDriver>,
     stop: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
@@ -207,13 +211,15 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         resync: opts.resync,
     });
     let synced = controller.synced();
-    let controller = tokio::spawn(controller.run(exits, wait(stopped.clone())));
+    let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();
+    let controller = tokio::spawn(controller.run(exits, nudges, wait(stopped.clone())));
     let app = router(ServerState {
         store: store.clone(),
         synced,
         http: reqwest::Client::new(),
         access,
         instances: driver.clone(),
+        nudge: nudge.clone(),
     });
     let shutdown = wait(stopped);
     let serving = tokio::spawn(async move {
@@ -226,6 +232,8 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         admin_token,
         admin_config,
         store,
+        nudge,
+        instances: driver.clone(),
         driver,
         stop,
         serving,

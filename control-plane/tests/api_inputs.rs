@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use coditect_control_plane::up::{ControlPlane, UpOptions, start};
+use coditect_runtime::testkit::{assert_answered, json_bodies};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -141,63 +142,40 @@ fn method() -> impl Strategy<Value = reqwest::Method> {
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
-    let key = prop_oneof![
-        Just("objects".to_string()),
-        Just("apiVersion".to_string()),
-        Just("kind".to_string()),
-        Just("metadata".to_string()),
-        Just("name".to_string()),
-        Just("organization".to_string()),
-        Just("spec".to_string()),
-        Just("owner".to_string()),
-        Just("user".to_string()),
-        Just("clusterAdmin".to_string()),
-        Just("ttl".to_string()),
-        Just("verb".to_string()),
-        Just("as".to_string()),
-        Just("prune".to_string()),
-        Just("dryRun".to_string()),
-        "[a-z]{1,6}",
-    ];
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        prop_oneof![
-            Just("coditect.io/v1"),
-            Just("Workspace"),
-            Just("Organization"),
-            Just("Team"),
-            Just("acme"),
-            Just("platform"),
-            Just("bob"),
-            Just("admin"),
-            Just("30d"),
-            Just("delete"),
-            Just("workspaces"),
-            Just("-1s"),
-            Just("9999999999d"),
-        ]
-        .prop_map(Value::from),
-        "[ -~]{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 32, 6, move |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key.clone(), inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn answered_in_the_error_shape(status: u16, body: &Value, what: &str) {
-    assert!(status < 500, "{what}: {status} {body}");
-    if status >= 400 {
-        assert!(
-            body["error"].is_string(),
-            "{what}: {status} not in the error shape: {body}"
-        );
-    }
+    json_bodies(
+        &[
+            "objects",
+            "apiVersion",
+            "kind",
+            "metadata",
+            "name",
+            "organization",
+            "spec",
+            "owner",
+            "user",
+            "clusterAdmin",
+            "ttl",
+            "verb",
+            "as",
+            "prune",
+            "dryRun",
+        ],
+        &[
+            "coditect.io/v1",
+            "Workspace",
+            "Organization",
+            "Team",
+            "acme",
+            "platform",
+            "bob",
+            "admin",
+            "30d",
+            "delete",
+            "workspaces",
+            "-1s",
+            "9999999999d",
+        ],
+    )
 }
 
 proptest! {
@@ -224,11 +202,11 @@ proptest! {
     }
 
     #[test]
-    fn any_path_and_query_is_answered_in_the_error_shape(path in path(), method in method()) {
+    fn any_path_and_query_is_assert_answered(path in path(), method in method()) {
         for token in [world().cp.admin_token.as_str(), world().bob.as_str()] {
             let body = json!({});
             let (status, answer) = send(method.clone(), &path, Some(token), Some(&body));
-            answered_in_the_error_shape(status, &answer, &format!("{method} {path}"));
+            assert_answered(status, &answer, &format!("{method} {path}"));
         }
     }
 
@@ -244,7 +222,7 @@ proptest! {
         let w = world();
         let rv_before = w.cp.store.resource_version();
         let (status, answer) = send(reqwest::Method::POST, route, Some(&w.bob), Some(&body));
-        answered_in_the_error_shape(status, &answer, &format!("POST {route} {body}"));
+        assert_answered(status, &answer, &format!("POST {route} {body}"));
         if route.ends_with("/apply") {
             prop_assert_eq!(w.cp.store.resource_version(), rv_before, "bob changed the store: {} {}", status, answer);
         }
@@ -253,6 +231,6 @@ proptest! {
             prop_assert_eq!(&answer["record"]["clusterAdmin"], false);
         }
         let (status, answer) = send(reqwest::Method::POST, route, Some(&w.cp.admin_token), Some(&body));
-        answered_in_the_error_shape(status, &answer, &format!("admin POST {route} {body}"));
+        assert_answered(status, &answer, &format!("admin POST {route} {body}"));
     }
 }

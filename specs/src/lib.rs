@@ -47,7 +47,9 @@ pub use effective::{apply_defaults, apply_defaults_all, apply_defaults_objects};
 pub use error::{Diagnostic, SpecError, Violation};
 pub use hash::spec_hash;
 pub use load::{Document, from_value, load, parse_str};
-pub use meta::{Condition, ConditionStatus, ObjectMeta, RollupStatus, WorkspaceStatus};
+pub use meta::{
+    Condition, ConditionStatus, ObjectMeta, RollupStatus, SleepStatus, WorkspaceStatus,
+};
 pub use organization::OrganizationSpec;
 pub use quantity::{Quantity, QuantityParseError};
 pub use resource::{API_VERSION, Kind, ObjectKey, Organization, Resource, Team, Workspace};

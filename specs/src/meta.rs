@@ -110,7 +110,8 @@ pub struct WorkspaceStatus {
     /// Observed conditions (`Ready`, `Progressing`, `Degraded`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// A one-word summary: Pending, Starting, Running, Sleeping, Terminating, Failed.
+    /// A one-word summary: Pending, Starting, Running, Stopping (going to sleep), Asleep,
+    /// Waking, Terminating, Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Where the runtime instance answers (`http://127.0.0.1:PORT`).
@@ -130,4 +131,32 @@ pub struct WorkspaceStatus {
     /// reads it from here when the instance is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    /// Present while the workspace is to sleep (or sleeps): why, by whom, since when.
+    /// Cleared by a wake (by hand, or a client connecting through the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<SleepStatus>,
+    /// The last client request the instance saw (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity_at: Option<String>,
+    /// Why an awake workspace is not put to sleep, as auto-sleep last judged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awake_because: Option<String>,
+}
+
+/// Why and since when a workspace sleeps.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SleepStatus {
+    /// Why it was put to sleep (`idle for 30m`, `by hand`).
+    pub reason: String,
+    /// Who asked (a user, or `auto-sleep`).
+    pub by: String,
+    /// When it was asked (RFC 3339).
+    pub requested_at: String,
+    /// When the instance stopped (RFC 3339); absent while it is still stopping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asleep_since: Option<String>,
+    /// Why it is not asleep yet, when something holds it (unsaved work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
 }

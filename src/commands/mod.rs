@@ -13,6 +13,7 @@ mod get;
 mod loadtest;
 mod manifests;
 mod schema;
+mod sleep;
 mod up;
 mod validate;
 mod version;
@@ -90,6 +91,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Auth(cmd) => block_on(access::auth(format, remote, &cmd)),
         Command::Audit(args) => block_on(audit::run(format, remote, &args)),
         Command::Config(cmd) => config::run(format, remote, &cmd),
+        Command::Sleep(args) => block_on(sleep::sleep(format, remote, &args)),
+        Command::Wake(args) => block_on(sleep::wake(format, remote, &args)),
+        Command::Keepalive(args) => block_on(sleep::keepalive(format, remote, &args)),
     }
 }
 

@@ -17,6 +17,7 @@
 //! Depends on `coditect-specs` only; it must never import the control plane or anything
 //! above it (the control plane starts runtime instances, not the other way round).
 
+pub mod activity;
 pub mod agents;
 pub mod api;
 pub mod bus;

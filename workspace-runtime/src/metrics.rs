@@ -37,6 +37,18 @@ pub struct Metrics {
     pub disk_full: prometheus_client::metrics::counter::Counter,
     /// When a write was last refused for a full disk (unix ms; 0: never).
     pub disk_full_at: Gauge,
+    /// What keeps the workspace awake, by fact (`connections`, `tasks_open`,
+    /// `model_calls_in_flight`, `locks_held`, `keep_alive`), set when metrics are read.
+    pub activity: Family<FactLabel, Gauge>,
+    /// The last client request (unix seconds).
+    pub last_activity: Gauge,
+}
+
+/// The label of an activity fact.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct FactLabel {
+    /// Which fact.
+    pub fact: &'static str,
 }
 
 impl Default for Metrics {
@@ -55,6 +67,8 @@ impl Default for Metrics {
             sync_bytes: Default::default(),
             disk_full: Default::default(),
             disk_full_at: Gauge::default(),
+            activity: Family::default(),
+            last_activity: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -88,6 +102,16 @@ impl Default for Metrics {
             m.sync_lag.clone(),
         );
         r.register(
+            "activity",
+            "What keeps the workspace awake, by fact (0: not this)",
+            m.activity.clone(),
+        );
+        r.register(
+            "last_activity_timestamp_seconds",
+            "The last client request, unix seconds",
+            m.last_activity.clone(),
+        );
+        r.register(
             "sync_uploads",
             "Objects uploaded to the bucket",
             m.sync_uploads.clone(),
@@ -107,6 +131,21 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Sets the activity gauges from `facts`.
+    pub fn observe_activity(&self, facts: &crate::activity::ActivityFacts) {
+        for (fact, n) in [
+            ("connections", facts.connections),
+            ("tasks_open", facts.tasks_open),
+            ("model_calls_in_flight", facts.model_calls_in_flight),
+            ("locks_held", facts.locks_held),
+            ("keep_alive", i64::from(facts.keep_alive_until.is_some())),
+        ] {
+            self.activity.get_or_create(&FactLabel { fact }).set(n);
+        }
+        self.last_activity
+            .set(i64::try_from(facts.last_activity_ms / 1000).unwrap_or(i64::MAX));
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -426,3 +426,43 @@ pub fn ready_client(child: &mut std::process::Child) -> ApiClient {
     let token = std::fs::read_to_string(Path::new(root).join("api-token")).expect("api token");
     ApiClient::new(addr, Some(token))
 }
+
+/// Asserts an answer to a hostile or careless request: never a server error, and every
+/// refusal in the API's JSON error shape (`{"error", "reason"}`).
+pub fn assert_answered(status: u16, body: &Value, what: &str) {
+    assert!(status < 500, "{what}: {status} {body}");
+    if status >= 400 {
+        assert!(
+            body["error"].is_string(),
+            "{what}: {status} not in the error shape: {body}"
+        );
+    }
+}
+
+/// Arbitrary JSON bodies for property tests of an API: objects whose keys are drawn
+/// mostly from `keys` (the names the API reads, so the body gets past the first check)
+/// and leaves mostly from `words`, nested a few levels.
+pub fn json_bodies(
+    keys: &'static [&'static str],
+    words: &'static [&'static str],
+) -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        3 => proptest::sample::select(keys).prop_map(str::to_string),
+        1 => "[a-z]{1,6}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        proptest::sample::select(words).prop_map(Value::from),
+        "[ -~]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}

@@ -79,6 +79,8 @@ pub struct WorkspaceRuntime {
     pub context: crate::agents::context::SharedContext,
     /// What each agent is doing now.
     pub agents: crate::agents::AgentBoard,
+    /// What keeps the workspace awake (requests, WebSockets, model calls, keep-alive).
+    pub activity: Arc<crate::activity::Activity>,
     /// Where `secretRef`s are read from.
     secrets: PathBuf,
     /// Where it syncs to, if anywhere.
@@ -224,6 +226,7 @@ impl WorkspaceRuntime {
             token,
             context: Default::default(),
             agents: Default::default(),
+            activity: Default::default(),
             secrets,
             sync_target: target,
             sync: Default::default(),

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use coditect_runtime::testkit::TestWorkspace;
+use coditect_runtime::testkit::{TestWorkspace, assert_answered, json_bodies};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -112,16 +112,6 @@ fn planted() -> Vec<PathBuf> {
     out
 }
 
-fn refusal_or_success(status: u16, body: &Value, what: &str) {
-    assert!(status < 500, "{what}: {status} {body}");
-    if status >= 400 {
-        assert!(
-            body["error"].is_string(),
-            "{what}: {status} not in the error shape: {body}"
-        );
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -136,7 +126,7 @@ proptest! {
             assert!(!text.contains(SECRET), "GET {path} served the secret");
             assert!(!text.contains("root:x:0"), "GET {path} served /etc/passwd");
             let (status, body) = w.ws.client.put_file(&path, w.token, "fuzz", &content).await;
-            refusal_or_success(status, &body, &format!("PUT {path}"));
+            assert_answered(status, &body, &format!("PUT {path}"));
         });
         prop_assert!(planted().is_empty(), "a write through {path} landed outside: {:?}", planted());
         let secret = std::fs::read_to_string(w.outside.path().join("secret.txt")).unwrap();
@@ -160,7 +150,7 @@ proptest! {
         let w = world();
         w.rt.block_on(async {
             let (status, body) = w.ws.client.post("/v1/query", &json!({"db": db, "sql": sql})).await;
-            refusal_or_success(status, &body, &format!("query {sql:?} on {db}"));
+            assert_answered(status, &body, &format!("query {sql:?} on {db}"));
             if sql.contains("ATTACH") || sql.contains("load_extension") || sql.contains("VACUUM") || sql.starts_with("DELETE") {
                 assert!(status >= 400, "{sql:?} was carried out: {body}");
             }
@@ -180,7 +170,7 @@ proptest! {
         let w = world();
         w.rt.block_on(async {
             let (status, answer) = w.ws.client.post(route, &body).await;
-            refusal_or_success(status, &answer, &format!("POST {route} {body}"));
+            assert_answered(status, &answer, &format!("POST {route} {body}"));
         });
     }
 }
@@ -201,50 +191,10 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
+const KEYS: &[&str] = &[
+    "path", "mode", "holder", "agent", "title", "type", "data", "sql", "db", "ttlMs", "priority",
+];
+
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        "[ -~]{0,12}".prop_map(Value::from),
-        prop_oneof![
-            Just("path"),
-            Just("mode"),
-            Just("holder"),
-            Just("agent"),
-            Just("title"),
-            Just("type"),
-            Just("data"),
-            Just("sql"),
-            Just("db"),
-            Just("ttlMs"),
-            Just("priority")
-        ]
-        .prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 24, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(
-                prop_oneof![
-                    Just("path".to_string()),
-                    Just("mode".to_string()),
-                    Just("holder".to_string()),
-                    Just("agent".to_string()),
-                    Just("title".to_string()),
-                    Just("type".to_string()),
-                    Just("data".to_string()),
-                    Just("priority".to_string()),
-                    Just("ttlMs".to_string()),
-                    "[a-z]{1,5}"
-                ],
-                inner,
-                0..5,
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    json_bodies(KEYS, KEYS)
 }

@@ -162,6 +162,7 @@ impl LocalDriver {
             .http
             .get(format!("{endpoint}/v1/status"))
             .bearer_auth(token)
+            .header(coditect_runtime::activity::PROBE_HEADER, "1")
             .send()
             .await
             .ok()?;
@@ -181,6 +182,8 @@ impl LocalDriver {
                 .as_str()
                 .filter(|b| !b.is_empty())
                 .map(str::to_string),
+            sync_error: status["sync"]["lastError"].as_str().map(str::to_string),
+            activity: serde_json::from_value(status["activity"].clone()).ok(),
         })
     }
 

@@ -25,6 +25,10 @@ pub struct Instance {
     pub sync_lag_seconds: Option<f64>,
     /// The bucket it syncs to.
     pub bucket: Option<String>,
+    /// The bucket's last failure, while shipping fails (unsaved work stays local).
+    pub sync_error: Option<String>,
+    /// What keeps it awake, as the instance reports it (`status.activity`).
+    pub activity: Option<coditect_runtime::activity::ActivityFacts>,
 }
 
 /// Each running instance's own API token, which the gateway presents on a caller's

@@ -16,10 +16,14 @@
 //! | `POST /apis/coditect.io/v1/access-reviews` | `{verb, kind, name, organization?, team?, owner?, as?}`: may the caller (or `as`) do it? |
 //! | `POST`/`GET /apis/coditect.io/v1/tokens`, `DELETE …/tokens/{id}` | create (the secret shown once), list, revoke |
 //! | `GET /apis/coditect.io/v1/audit?since=&limit=`, `GET …/audit/verify` | the audit trail and its chain check |
-//! | `ANY /w/{org}/{workspace}/…` | the gateway to the workspace's own API |
+//! | `POST /apis/coditect.io/v1/organizations/{org}/workspaces/{name}/sleep`, `…/wake` | put to sleep, wake (`workspaces.use`) |
+//! | `ANY /w/{org}/{workspace}/…` | the gateway to the workspace's own API; wakes a sleeping one and holds the request |
 
 mod access;
 mod objects;
+mod sleep;
+
+pub(crate) use sleep::wake_on_connect;
 
 use std::sync::Arc;
 
@@ -50,6 +54,9 @@ pub struct ServerState {
     pub access: Arc<Access>,
     /// Each instance's own token, which the gateway presents on the caller's behalf.
     pub instances: Arc<dyn InstanceTokens>,
+    /// Asks the controller to reconcile a workspace now (sleep and wake are wishes in
+    /// the status, which does not trigger reconciles by itself).
+    pub nudge: tokio::sync::mpsc::UnboundedSender<coditect_specs::ObjectKey>,
 }
 
 /// The API and gateway router.
@@ -83,6 +90,14 @@ pub fn router(state: ServerState) -> Router {
         .route(
             "/apis/coditect.io/v1/organizations/{org}/{plural}/{name}",
             get(objects::get_scoped).delete(objects::delete_scoped),
+        )
+        .route(
+            "/apis/coditect.io/v1/organizations/{org}/workspaces/{name}/sleep",
+            post(sleep::sleep),
+        )
+        .route(
+            "/apis/coditect.io/v1/organizations/{org}/workspaces/{name}/wake",
+            post(sleep::wake),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),

@@ -218,7 +218,9 @@ impl<M: Model> TaskRun<'_, M> {
     async fn ask(&self, conversation: &Conversation) -> Option<Result<super::ModelTurn, String>> {
         let (ws, agent) = (self.ws, self.agent);
         let asked = std::time::Instant::now();
+        let in_flight = ws.activity.model_call();
         let answer = self.model.next_turn(conversation.turns(), &TOOLS).await;
+        drop(in_flight);
         let latency_ms = asked.elapsed().as_secs_f64() * 1000.0;
         let turn = match answer {
             Ok(t) => t,

@@ -111,6 +111,7 @@ pub(super) async fn tail_ws(
     Query(q): Query<TailQuery>,
 ) -> Response {
     ws.on_upgrade(move |socket| async move {
+        let _open = rt.activity.connection();
         if let Err(e) = tail(socket, rt, q.since).await {
             tracing::debug!(error = %e, "event stream ended");
         }
@@ -199,6 +200,7 @@ pub(super) async fn messages_ws(
 ) -> Result<Response, ApiError> {
     let q = parse_messages_query(axum_extra_query.0.as_deref().unwrap_or(""))?;
     Ok(ws.on_upgrade(move |mut socket| async move {
+        let _open = rt.activity.connection();
         let filter = MessageFilter {
             agent: q.agent,
             topics: q.topic.into_iter().collect(),

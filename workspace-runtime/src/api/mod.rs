@@ -17,6 +17,7 @@
 //! | `POST /v1/events`, `GET /v1/events`, `GET /v1/events/ws`, `GET /v1/verify` | event log |
 //! | `POST /v1/query` | read-only SQL |
 //! | `POST /v1/session/renew` | extend the session |
+//! | `POST /v1/keepalive` | `{"for": "2h"}`: keep the workspace awake that long |
 
 mod errors;
 mod events;
@@ -76,6 +77,7 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/verify", get(events::verify))
         .route("/v1/query", post(resources::query))
         .route("/v1/session/renew", post(resources::renew_session))
+        .route("/v1/keepalive", post(resources::keep_alive))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn_with_state(
             MAX_JSON_BODY as u64,
@@ -98,6 +100,10 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             ws.clone(),
             count_disk_full,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ws.clone(),
+            note_activity,
         ))
         .layer(axum::middleware::from_fn_with_state(
             ws.clone(),
@@ -186,6 +192,21 @@ pub async fn json_refusals(
         axum::Json(serde_json::json!({"error": kind, "reason": reason})),
     )
         .into_response()
+}
+
+/// Notes a client request as activity (health checks and the control plane's probes,
+/// marked with [`crate::activity::PROBE_HEADER`], are not).
+async fn note_activity(
+    State(ws): State<Arc<WorkspaceRuntime>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let probe = req.uri().path() == "/v1/health"
+        || req.headers().contains_key(crate::activity::PROBE_HEADER);
+    if !probe {
+        ws.activity.touch();
+    }
+    next.run(req).await
 }
 
 /// Counts the writes refused for a full disk, for `/metrics` and the status.

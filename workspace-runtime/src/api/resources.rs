@@ -59,6 +59,7 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
         "locks": rt.locks.list().len(),
         "lockWaiters": rt.locks.waiting(),
         "activeTasks": rt.tasks.active(),
+        "activity": rt.activity.facts(rt.tasks.active(), rt.locks.list().len()),
         "storage": {
             "diskFullRefusals": rt.metrics.disk_full.get(),
             "lastDiskFullAt": match rt.metrics.disk_full_at.get() {
@@ -80,6 +81,8 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
 
 /// `GET /metrics`.
 pub(super) async fn metrics(State(rt): Rt) -> impl IntoResponse {
+    rt.metrics
+        .observe_activity(&rt.activity.facts(rt.tasks.active(), rt.locks.list().len()));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         rt.metrics.encode(),
@@ -277,6 +280,30 @@ pub(super) async fn query(
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))??;
     Ok(Json(result))
+}
+
+/// The body of `POST /v1/keepalive`.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct KeepAlive {
+    /// How long (`2h`, `30m`), at most a week.
+    #[serde(rename = "for")]
+    span: coditect_specs::Duration,
+}
+
+/// `POST /v1/keepalive {"for": "2h"}`: the workspace is not put to sleep for that long,
+/// even when idle (like Coder's `schedule extend`).
+pub(super) async fn keep_alive(
+    State(rt): Rt,
+    Json(b): Json<KeepAlive>,
+) -> Result<Json<Value>, ApiError> {
+    let span = b.span.to_std();
+    if span.is_zero() || span > std::time::Duration::from_secs(7 * 86_400) {
+        return Err(ApiError::bad_request("for: between 1s and 7d"));
+    }
+    let until = rt.activity.keep_alive(span);
+    Ok(Json(
+        json!({"keepAliveUntil": crate::clock::rfc3339(until)}),
+    ))
 }
 
 /// `POST /v1/session/renew`.

@@ -1,0 +1,125 @@
+//! `POST …/workspaces/{name}/sleep` and `…/wake`: by hand, with the caller's
+//! `workspaces.use`, audited. The gateway wakes on connect through [`wake_on_connect`].
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use coditect_specs::{Kind, ObjectKey};
+use serde_json::{Value, json};
+
+use super::{ApiError, ServerState, authorize, not_found};
+use crate::access::{Entry, Identity, Outcome, Verb};
+
+/// How long a request through the gateway is held while its workspace wakes.
+pub const WAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn workspace(org: String, name: String) -> ObjectKey {
+    ObjectKey {
+        kind: Kind::Workspace,
+        organization: Some(org),
+        name,
+    }
+}
+
+async fn audit(
+    s: &ServerState,
+    who: &Identity,
+    action: &str,
+    key: &ObjectKey,
+    detail: &str,
+) -> Result<(), ApiError> {
+    s.access
+        .audit
+        .record(Entry {
+            who,
+            action,
+            objects: vec![key.to_string()],
+            outcome: Outcome::Ok,
+            detail: Some(detail.to_string()),
+        })
+        .await?;
+    Ok(())
+}
+
+/// `POST …/workspaces/{name}/sleep`: the instance stops after a final sync round (unless
+/// it has unsaved work it cannot ship); its data stays.
+pub(super) async fn sleep(
+    State(s): State<ServerState>,
+    Extension(who): Extension<Identity>,
+    Path((org, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let key = workspace(org, name);
+    s.store.get(&key)?.ok_or_else(|| not_found(&key))?;
+    let policy = s.access.policy(&s.store);
+    authorize(&policy, &who, Verb::Use, &key)?;
+    let reason = format!("put to sleep by {}", who.user);
+    let after = crate::sleep::request_sleep(&s.store, &key, &who.user, &reason)?
+        .ok_or_else(|| not_found(&key))?;
+    let _ = s.nudge.send(key.clone());
+    audit(&s, &who, "sleep", &key, &reason).await?;
+    Ok(Json(
+        json!({"sleeping": key.to_string(), "status": after.status_json()}),
+    ))
+}
+
+/// `POST …/workspaces/{name}/wake`: answers at once; `coditect wake` then waits for Ready.
+pub(super) async fn wake(
+    State(s): State<ServerState>,
+    Extension(who): Extension<Identity>,
+    Path((org, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let key = workspace(org, name);
+    s.store.get(&key)?.ok_or_else(|| not_found(&key))?;
+    let policy = s.access.policy(&s.store);
+    authorize(&policy, &who, Verb::Use, &key)?;
+    let was = crate::sleep::request_wake(&s.store, &key)?;
+    let _ = s.nudge.send(key.clone());
+    if was {
+        audit(&s, &who, "wake", &key, &format!("woken by {}", who.user)).await?;
+    }
+    Ok(Json(json!({"waking": was, "workspace": key.to_string()})))
+}
+
+/// Wakes a sleeping workspace for a request through the gateway and holds the request
+/// until the instance serves: the client sees one slow answer, never an error (unless the
+/// wake takes longer than [`WAKE_TIMEOUT`]: 503 with `Retry-After`).
+///
+/// # Errors
+/// The response to give instead.
+pub(crate) async fn wake_on_connect(
+    s: &ServerState,
+    who: &Identity,
+    key: &ObjectKey,
+) -> Result<(), Response> {
+    let Ok(Some(current)) = s.store.get(key) else {
+        return Ok(()); // the gateway's own lookup answers 404 or 500
+    };
+    if crate::sleep::serving(&current) {
+        return Ok(());
+    }
+    let asleep =
+        matches!(&current, coditect_specs::Resource::Workspace(w) if crate::sleep::wants_sleep(w));
+    if asleep {
+        let woke = crate::sleep::request_wake(&s.store, key)
+            .map_err(|e| ApiError::from(e).into_response())?;
+        let _ = s.nudge.send(key.clone());
+        if woke {
+            tracing::info!(workspace = %key, user = %who.user, "waking on connect");
+            audit(s, who, "wake", key, "a request through the gateway")
+                .await
+                .map_err(IntoResponse::into_response)?;
+        }
+    }
+    if crate::sleep::wait_serving(&s.store, key, WAKE_TIMEOUT).await {
+        return Ok(());
+    }
+    Err((
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        Json(json!({"error": "waking", "reason": format!("{key} did not start within {}s; try again", WAKE_TIMEOUT.as_secs())})),
+    )
+        .into_response())
+}

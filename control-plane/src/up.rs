@@ -123,6 +123,8 @@ pub struct ControlPlane {
     pub nudge: tokio::sync::mpsc::UnboundedSender<coditect_specs::ObjectKey>,
     /// Each instance's token.
     pub instances: Arc<dyn crate::driver::InstanceTokens>,
+    /// Tokens, roles and the audit trail.
+    pub access: Arc<Access>,
     driver: Arc<LocalDriver>,
     stop: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
@@ -217,7 +219,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         store: store.clone(),
         synced,
         http: reqwest::Client::new(),
-        access,
+        access: access.clone(),
         instances: driver.clone(),
         nudge: nudge.clone(),
     });
@@ -234,6 +236,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         store,
         nudge,
         instances: driver.clone(),
+        access,
         driver,
         stop,
         serving,

@@ -92,6 +92,9 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
             cp.admin_config.display()
         );
     }
+    // Auto-sleep: idle workspaces sleep, windows wake them (each workspace's policy).
+    let sleeper =
+        tokio::spawn(coditect_ops::autosleep::AutoSleeper::new(&cp).run(Duration::from_secs(5)));
     if let Some(r) = applied {
         if format != OutputFormat::Json {
             apply::print(format, &r, false)?;
@@ -100,6 +103,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     }
     signal.await;
     eprintln!("stopping: workspace instances are stopped cleanly, data is kept");
+    sleeper.abort();
     cp.shutdown().await;
     Ok(())
 }

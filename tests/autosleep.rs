@@ -1,0 +1,340 @@
+//! Auto-sleep against real instances and real agent loops, with the auto-sleeper's clock
+//! in the test's hands: only an idle workspace sleeps; a model call in flight (a local
+//! model server that holds the request), a queued task, a held lock, an open WebSocket
+//! and a keep-alive each keep theirs awake and the status says which; the sleeping one is
+//! woken by a request through the gateway, and answered.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::post;
+use coditect_control_plane::client::Client;
+use coditect_control_plane::up::{UpOptions, start};
+use coditect_ops::autosleep::{AutoSleeper, Step};
+use coditect_runtime::testkit::{ApiClient, TempRoot};
+use coditect_specs::{Kind, ObjectKey, Resource};
+use serde_json::json;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn key(name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: Kind::Workspace,
+        organization: Some("acme".into()),
+        name: name.into(),
+    }
+}
+
+/// A Chat Completions server that takes every request and never answers it (a model
+/// thinking for a long time); it says when the first request has arrived.
+async fn slow_model() -> (String, Arc<tokio::sync::Notify>) {
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let seen = arrived.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let seen = seen.clone();
+            async move {
+                seen.notify_one();
+                std::future::pending::<()>().await;
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), arrived)
+}
+
+fn manifests(model: &str) -> Vec<Resource> {
+    let mut text = String::from(
+        "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {storage: {bucket: 'file:bucket/acme'}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {workspaceDefaults: {autoSleep: {idleAfter: 1m}}}\n",
+    );
+    for name in ["idle", "lock", "socket", "kept"] {
+        text.push_str(&format!(
+            "---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: {name}, organization: acme, team: t}}\nspec: {{owner: u, agents: [{{name: a, provider: offline}}]}}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: model, organization: acme, team: t}}\nspec:\n  owner: u\n  agents:\n    - name: slow\n      provider: openai-compatible\n      model: thinker\n      baseUrl: {model}\n      credentials: {{secretRef: {{name: slow, key: api-key}}}}\n"
+    ));
+    let (docs, diags) =
+        coditect_specs::parse_str("autosleep.yaml", std::path::Path::new("."), &text);
+    assert!(diags.is_empty(), "{diags:?}");
+    docs.into_iter().map(|d| d.resource).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_idle_workspaces_sleep_and_the_busy_ones_say_why() {
+    let tmp = TempRoot::new();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("secrets/slow")).unwrap();
+    std::fs::write(data.join("secrets/slow/api-key"), "sk-local").unwrap();
+    let (model, arrived) = slow_model().await;
+    let cp = start(UpOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data.clone(),
+        env!("CARGO_BIN_EXE_coditect").into(),
+    ))
+    .await
+    .unwrap();
+    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    admin.apply(&manifests(&model), false, None).await.unwrap();
+    for name in ["idle", "lock", "socket", "kept", "model"] {
+        admin.wait_for(&key(name), "Ready", MINUTE).await.unwrap();
+    }
+    let gateway = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        Some(cp.admin_token.clone()),
+    );
+    // Work in progress, one kind per workspace.
+    for title in ["think", "then think again"] {
+        let (status, body) = gateway
+            .post(
+                "/w/acme/model/v1/tasks",
+                &json!({"title": title, "agent": "slow"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    arrived.notified().await; // the model call is in flight
+    let (status, body) = gateway
+        .post(
+            "/w/acme/lock/v1/locks",
+            &json!({"path": "src/", "mode": "exclusive", "holder": "a", "ttlMs": 86_400_000}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (socket, _) =
+        tokio_tungstenite::connect_async(gateway.ws_url("/w/acme/socket/v1/events/ws?since=0"))
+            .await
+            .unwrap();
+    let (status, body) = gateway
+        .post("/w/acme/kept/v1/keepalive", &json!({"for": "3h"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Two hours on, as far as the auto-sleeper can tell.
+    let sleeper = AutoSleeper::new(&cp);
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let steps: HashMap<String, Step> = sleeper
+        .pass(later)
+        .await
+        .into_iter()
+        .map(|(k, s)| (k.name, s))
+        .collect();
+    assert!(matches!(&steps["idle"], Step::Slept(_)), "{steps:?}");
+    for (name, why) in [
+        ("model", "model call(s) in flight"),
+        ("model", "2 task(s) queued or running"),
+        ("lock", "lock(s) held"),
+        ("socket", "open WebSocket"),
+        ("kept", "keep-alive until"),
+    ] {
+        assert!(
+            matches!(&steps[name], Step::Kept(w) if w.contains(why)),
+            "{name}: {why} in {steps:?}"
+        );
+    }
+    // The sleeping one stops; the others say in their status why they are awake.
+    let asleep = admin
+        .watch_until(&key("idle"), MINUTE, |r| {
+            r.status_json()["phase"] == "Asleep"
+        })
+        .await
+        .unwrap();
+    let status = asleep.status_json();
+    assert_eq!(status["sleep"]["by"], "auto-sleep");
+    assert!(
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "False" && c["reason"] == "Asleep")
+    );
+    let lock = admin.get(&key("lock")).await.unwrap();
+    assert!(
+        lock.status_json()["awakeBecause"]
+            .as_str()
+            .unwrap()
+            .contains("lock")
+    );
+
+    // The WebSocket closes: next time round, that one sleeps too.
+    drop(socket);
+    let steps = sleeper.pass(later).await;
+    assert!(
+        steps
+            .iter()
+            .any(|(k, s)| k.name == "socket" && matches!(s, Step::Slept(_))),
+        "{steps:?}"
+    );
+
+    // A request through the gateway wakes the sleeping one and is answered.
+    let (status, body) = gateway.get("/w/acme/idle/v1/status").await;
+    assert_eq!(
+        (status, body["workspace"].as_str()),
+        (200, Some("idle")),
+        "{body}"
+    );
+    let awake = admin.get(&key("idle")).await.unwrap();
+    assert_eq!(awake.status_json()["phase"], "Running");
+    assert!(awake.status_json()["sleep"].is_null());
+    cp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_whose_bucket_fails_stays_awake_and_says_why_until_it_is_shipped() {
+    let tmp = TempRoot::new();
+    let data = tmp.path().join("data");
+    let cp = start(UpOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data.clone(),
+        env!("CARGO_BIN_EXE_coditect").into(),
+    ))
+    .await
+    .unwrap();
+    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let text = "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {storage: {bucket: 'file:bucket/acme'}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {}\n---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {name: w, organization: acme, team: t}\nspec: {owner: u, agents: [{name: a, provider: offline}], sync: {eventsInterval: 1s, databasesInterval: 1s}}\n";
+    let (docs, diags) = coditect_specs::parse_str("w.yaml", std::path::Path::new("."), text);
+    assert!(diags.is_empty(), "{diags:?}");
+    let objects: Vec<Resource> = docs.into_iter().map(|d| d.resource).collect();
+    admin.apply(&objects, false, None).await.unwrap();
+    admin.wait_for(&key("w"), "Ready", MINUTE).await.unwrap();
+    // The bucket goes away (a file where its folder was: every write to it fails), and
+    // there is work to ship.
+    let bucket = data.join("bucket/acme");
+    let aside = data.join("bucket/acme.aside");
+    std::fs::rename(&bucket, &aside).unwrap();
+    std::fs::write(&bucket, "not a folder").unwrap();
+    let gateway = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        Some(cp.admin_token.clone()),
+    );
+    let (status, _) = gateway
+        .post(
+            "/w/acme/w/v1/events",
+            &json!({"agent": "a", "type": "agent_message", "data": {"unsaved": true}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = gateway
+        .post(
+            "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let held = admin
+        .watch_until(&key("w"), MINUTE, |r| {
+            r.status_json()["sleep"]["blocked"].is_string()
+        })
+        .await
+        .unwrap();
+    let status = held.status_json();
+    assert!(
+        status["sleep"]["blocked"]
+            .as_str()
+            .unwrap()
+            .contains("unsaved work"),
+        "{status}"
+    );
+    assert_eq!(status["phase"], "Running", "still awake: {status}");
+    assert!(status["endpoint"].is_string(), "and serving: {status}");
+    // The bucket comes back: the work is shipped, then it sleeps.
+    std::fs::remove_file(&bucket).unwrap();
+    std::fs::rename(&aside, &bucket).unwrap();
+    admin
+        .watch_until(&key("w"), MINUTE, |r| r.status_json()["phase"] == "Asleep")
+        .await
+        .unwrap();
+    cp.shutdown().await;
+}
+
+mod common;
+
+/// `coditect sleep` / `wake` through the CLI, a WebSocket that wakes a sleeping workspace,
+/// and a control plane SIGKILLed in the middle of a sleep and of a wake: each converges
+/// when it comes back, and no acknowledged event is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sleep_and_wake_survive_a_killed_control_plane_and_a_websocket_wakes() {
+    use futures_util::StreamExt;
+    let tmp = TempRoot::new();
+    let mut cp = common::ControlPlane::up(tmp.path(), &["specs/examples/"]);
+    common::ready(&cp, "bob-main").await;
+    let gateway = cp.gateway("bob", "bob-main");
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        let (status, e) = gateway
+            .post(
+                "/w/acme/bob-main/v1/events",
+                &json!({"agent": "a", "type": "agent_message", "data": {"i": i}}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        acked.push(e["seq"].as_u64().unwrap());
+    }
+    let path = |action: &str| {
+        format!("/apis/coditect.io/v1/organizations/acme/workspaces/bob-main/{action}")
+    };
+
+    // Killed right after the wish to sleep.
+    assert_eq!(gateway.post(&path("sleep"), &json!({})).await.0, 200);
+    cp.sigkill();
+    let mut cp = common::ControlPlane::up(tmp.path(), &[]);
+    cp.client()
+        .watch_until(&common::ws_key("bob-main"), MINUTE, |r| {
+            r.status_json()["phase"] == "Asleep"
+        })
+        .await
+        .unwrap();
+    let bob = cp.folder("bob", "bob-main").join("runtime.json");
+    assert!(
+        !bob.exists() || !common::alive(cp.pid("bob", "bob-main")),
+        "bob's instance stopped"
+    );
+    assert!(
+        common::alive(cp.pid("alice", "alice-main")),
+        "alice's still runs"
+    );
+    // Killed right after the wish to wake.
+    let gateway = cp.gateway("bob", "bob-main");
+    assert_eq!(gateway.post(&path("wake"), &json!({})).await.0, 200);
+    cp.sigkill();
+    let cp = common::ControlPlane::up(tmp.path(), &[]);
+    common::ready(&cp, "bob-main").await;
+
+    // Asleep again, by the CLI; a WebSocket through the gateway wakes it and streams.
+    let out = cp.cli(&["sleep", "workspace/bob-main"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("asleep"));
+    let gateway = cp.gateway("bob", "bob-main");
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(gateway.ws_url("/w/acme/bob-main/v1/events/ws?since=0"))
+            .await
+            .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < acked.len() {
+        let frame = socket.next().await.unwrap().unwrap();
+        let e: serde_json::Value = serde_json::from_str(&frame.into_text().unwrap()).unwrap();
+        if e["data"]["i"].is_u64() {
+            seen.push(e["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, acked, "every acknowledged event, once, in order");
+    let out = cp.cli(&["get", "workspace", "bob-main"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Running"));
+    let out = cp.cli(&["wake", "bob-main"]);
+    assert!(
+        out.status.success(),
+        "waking an awake workspace is a no-op: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

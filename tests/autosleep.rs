@@ -338,3 +338,113 @@ async fn sleep_and_wake_survive_a_killed_control_plane_and_a_websocket_wakes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `quotas.maxAwakeWorkspaces` holds: three workspaces declared into a quota of two, one
+/// sleeps; a request to it puts the least recently active idle one to sleep first and is
+/// answered; when every awake one is busy, a request is refused at once (503 with
+/// `Retry-After`) and nothing is half-done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_awake_quota_evicts_the_least_recently_active_idle_workspace_or_refuses() {
+    let tmp = TempRoot::new();
+    let cp = start(UpOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        tmp.path().join("data"),
+        env!("CARGO_BIN_EXE_coditect").into(),
+    ))
+    .await
+    .unwrap();
+    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let mut text = String::from(
+        "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {quotas: {maxWorkspaces: 10, maxAwakeWorkspaces: 2}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {}\n",
+    );
+    for name in ["w1", "w2", "w3"] {
+        text.push_str(&format!("---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: {name}, organization: acme, team: t}}\nspec: {{owner: u, agents: [{{name: a, provider: offline}}]}}\n"));
+    }
+    let (docs, diags) = coditect_specs::parse_str("q.yaml", std::path::Path::new("."), &text);
+    assert!(diags.is_empty(), "{diags:?}");
+    admin
+        .apply(
+            &docs.into_iter().map(|d| d.resource).collect::<Vec<_>>(),
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let settled = |r: &Resource| {
+        let s = r.status_json();
+        s["phase"] == "Running" || s["phase"] == "Asleep"
+    };
+    let mut awake = Vec::new();
+    let mut asleep = Vec::new();
+    for name in ["w1", "w2", "w3"] {
+        let r = admin
+            .watch_until(&key(name), MINUTE, settled)
+            .await
+            .unwrap();
+        if r.status_json()["phase"] == "Running" {
+            awake.push(name);
+        } else {
+            assert_eq!(
+                r.status_json()["sleep"]["by"],
+                "quota",
+                "{}",
+                r.status_json()
+            );
+            asleep.push(name);
+        }
+    }
+    assert_eq!(
+        (awake.len(), asleep.len()),
+        (2, 1),
+        "awake {awake:?}, asleep {asleep:?}"
+    );
+    let gateway = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        Some(cp.admin_token.clone()),
+    );
+    // The newest request wins a place; the least recently active idle one gives it up.
+    let (older, newer) = (awake[0], awake[1]);
+    assert_eq!(
+        gateway.get(&format!("/w/acme/{newer}/v1/status")).await.0,
+        200
+    );
+    let sleeper = asleep[0];
+    let (status, body) = gateway.get(&format!("/w/acme/{sleeper}/v1/status")).await;
+    assert_eq!(status, 200, "{body}");
+    let evicted = admin.get(&key(older)).await.unwrap();
+    assert_eq!(
+        evicted.status_json()["sleep"]["by"],
+        "quota",
+        "{}",
+        evicted.status_json()
+    );
+    // Both awake ones busy now (a held lock each): a request to the sleeping one is
+    // refused at once, and it stays asleep.
+    for name in [newer, sleeper] {
+        let (status, body) = gateway
+            .post(
+                &format!("/w/acme/{name}/v1/locks"),
+                &json!({"path": "x/", "mode": "exclusive", "holder": "a", "ttlMs": 600_000}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let resp = gateway
+        .request(reqwest::Method::GET, &format!("/w/acme/{older}/v1/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "quota_full", "{body}");
+    let r = admin.get(&key(older)).await.unwrap();
+    assert_eq!(r.status_json()["phase"], "Asleep");
+    for name in [newer, sleeper] {
+        assert_eq!(
+            admin.get(&key(name)).await.unwrap().status_json()["phase"],
+            "Running"
+        );
+    }
+    cp.shutdown().await;
+}

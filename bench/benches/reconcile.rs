@@ -75,6 +75,8 @@ fn reconcile_1000(c: &mut Criterion) {
         store: store.clone(),
         driver: Arc::new(Converged),
         resync: Duration::from_secs(10),
+        admission: tokio::sync::Mutex::new(()),
+        audit: None,
     };
     let keys: Vec<ObjectKey> = store
         .list(Some(Kind::Workspace), None, &LabelSelector::default())

@@ -28,6 +28,7 @@ pub mod driver;
 pub mod error;
 pub mod gateway;
 pub mod queue;
+pub mod quota;
 pub mod reconcile;
 pub mod selector;
 pub mod server;

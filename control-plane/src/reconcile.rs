@@ -43,6 +43,10 @@ pub struct Context<D> {
     pub driver: Arc<D>,
     /// How often a converged workspace is checked again.
     pub resync: Duration,
+    /// Held while a start is admitted against the organization's awake quota.
+    pub admission: tokio::sync::Mutex<()>,
+    /// Where sleeps the reconcilers decide themselves (the quota's) are recorded.
+    pub audit: Option<crate::access::AuditLog>,
 }
 
 /// Reconciles the object at `key`, whatever its kind.
@@ -72,13 +76,7 @@ async fn reconcile_workspace<D: Driver>(
     ctx: &Context<D>,
 ) -> Result<Action, ReconcileError> {
     let generation = ws.metadata.generation;
-    // The instance syncs to its organization's bucket; the driver resolves a relative
-    // `file:` bucket against its data dir (and purges the workspace's objects there).
-    let mut placed = ws.clone();
-    placed
-        .metadata
-        .annotations
-        .insert(BUCKET_ANNOTATION.into(), organization_bucket(ctx, key));
+    let placed = placed(ctx, key, &ws);
     if ws.metadata.deletion_timestamp.is_some() {
         let purge = ws
             .metadata
@@ -113,14 +111,31 @@ async fn reconcile_workspace<D: Driver>(
     if crate::sleep::wants_sleep(&ws) {
         return crate::sleep::converge_asleep(key, &ws, &placed, ctx).await;
     }
-    let waking = ws
-        .status
-        .as_ref()
-        .is_some_and(|s| matches!(s.phase.as_deref(), Some("Asleep" | "Stopping" | "Waking")));
+    let phase = ws.status.as_ref().and_then(|s| s.phase.clone());
+    let waking = matches!(phase.as_deref(), Some("Asleep" | "Stopping" | "Waking"));
+    // A wake or a restart may make room by putting an idle workspace to sleep.
+    let may_evict = waking || phase.as_deref() == Some("Running");
     let hash = coditect_specs::spec_hash(&Resource::Workspace(ws.clone()));
     let running = ctx.driver.observe(key, &ws).await;
     let converged = running.as_ref().is_some_and(|i| i.spec_hash == hash);
     if !converged {
+        // A start takes a place in the organization's awake quota, under one lock so
+        // two starts cannot both take the last one (the lock is let go once this start
+        // is recorded, before the instance is started).
+        let admission = match running {
+            Some(_) => None,
+            None => Some(ctx.admission.lock().await),
+        };
+        if admission.is_some()
+            && let crate::quota::Admission::Full(reason) =
+                crate::quota::admit(key, ctx, may_evict).await?
+        {
+            drop(admission);
+            crate::sleep::request_sleep(&ctx.store, key, crate::quota::QUOTA, &reason)?;
+            ctx.store.record_event(key, "Warning", "QuotaFull", &reason);
+            crate::quota::record(ctx, key, &reason).await;
+            return crate::sleep::converge_asleep(key, &ws, &placed, ctx).await;
+        }
         let (reason, message) = match &running {
             Some(_) => ("Rolling", "rolling the instance to the new spec"),
             None if waking => ("Waking", "waking: starting the instance on its local data"),
@@ -137,6 +152,7 @@ async fn reconcile_workspace<D: Driver>(
                 generation,
             );
         })?;
+        drop(admission);
         ctx.store.record_event(key, "Normal", reason, message);
     }
     let instance = match ctx.driver.ensure(key, &placed, &hash).await {
@@ -240,6 +256,18 @@ pub(crate) fn write_status<D>(
         }
     })?;
     Ok(())
+}
+
+/// The workspace as its driver runs it: with its organization's bucket (the driver
+/// resolves a relative `file:` bucket against its data dir, and purges the workspace's
+/// objects there).
+pub(crate) fn placed<D>(ctx: &Context<D>, key: &ObjectKey, ws: &Workspace) -> Workspace {
+    let mut placed = ws.clone();
+    placed
+        .metadata
+        .annotations
+        .insert(BUCKET_ANNOTATION.into(), organization_bucket(ctx, key));
+    placed
 }
 
 /// The annotation that carries a workspace's bucket to its driver.

@@ -167,22 +167,39 @@ pub fn serving(r: &Resource) -> bool {
     }))
 }
 
+/// How waiting for a wake ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Woken {
+    /// It serves.
+    Serving,
+    /// It was put back to sleep to hold its organization's awake quota; why.
+    QuotaFull(String),
+    /// Not within the time given, or the workspace is gone.
+    NotYet,
+}
+
 /// Waits until the workspace serves, following the store's changes (no polling).
-/// Returns false when `timeout` passes first or the workspace is gone.
-pub async fn wait_serving(store: &Store, key: &ObjectKey, timeout: Duration) -> bool {
+pub async fn wait_serving(store: &Store, key: &ObjectKey, timeout: Duration) -> Woken {
     let mut changes = store.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match store.get(key) {
-            Ok(Some(r)) if serving(&r) => return true,
+            Ok(Some(r)) if serving(&r) => return Woken::Serving,
+            Ok(Some(Resource::Workspace(w))) => {
+                if let Some(sleep) = w.status.and_then(|s| s.sleep)
+                    && sleep.by == crate::quota::QUOTA
+                {
+                    return Woken::QuotaFull(sleep.reason);
+                }
+            }
             Ok(Some(_)) => {}
-            _ => return false,
+            _ => return Woken::NotYet,
         }
         // Wait for the next change of this key (any lag means: look again).
         loop {
             match tokio::time::timeout_at(deadline, changes.recv()).await {
-                Err(_) => return false,
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return false,
+                Err(_) => return Woken::NotYet,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Woken::NotYet,
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
                 Ok(Ok(c)) => {
                     let name = c.object["metadata"]["name"].as_str();

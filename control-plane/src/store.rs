@@ -404,6 +404,23 @@ impl Store {
         Ok(())
     }
 
+    /// Workspaces of `org` that are awake or being started (phase Starting, Waking or
+    /// Running, no sleep wish), `except` one; counted in SQL, without reading them.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn count_awake(&self, org: &str, except: &str) -> Result<u32, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT count(*) FROM objects WHERE kind = 'Workspace' AND org = ?1 AND name != ?2
+                   AND json_extract(body, '$.status.sleep') IS NULL
+                   AND json_extract(body, '$.status.phase') IN ('Starting', 'Waking', 'Running')",
+                params![org, except],
+                |r| r.get(0),
+            )
+            .map_err(sqlite)
+    }
+
     /// Changes after `rv`, in order.
     ///
     /// # Errors

@@ -211,6 +211,8 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         store: store.clone(),
         driver: driver.clone(),
         resync: opts.resync,
+        admission: tokio::sync::Mutex::new(()),
+        audit: Some(access.audit.clone()),
     });
     let synced = controller.synced();
     let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();

@@ -68,9 +68,15 @@ pub async fn wake(
     let key = find(&client, &args.workspace, args.org.as_deref()).await?;
     let v = client.post_json(&path(&key, "wake"), &json!({})).await?;
     let ready = client
-        .wait_for(&key, "Ready", args.timeout.to_std())
+        .watch_until(&key, args.timeout.to_std(), |r| {
+            coditect_control_plane::client::condition_holds(r, "Ready")
+                || r.status_json()["sleep"]["by"] == coditect_control_plane::quota::QUOTA
+        })
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?;
+    if let Some(why) = ready.status_json()["sleep"]["reason"].as_str() {
+        return Err(Failure::Refused(format!("{key} stays asleep: {why}")));
+    }
     if format.is_structured() {
         return Ok(print_structured(
             format,

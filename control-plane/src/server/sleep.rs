@@ -113,13 +113,23 @@ pub(crate) async fn wake_on_connect(
                 .map_err(IntoResponse::into_response)?;
         }
     }
-    if crate::sleep::wait_serving(&s.store, key, WAKE_TIMEOUT).await {
-        return Ok(());
-    }
+    let (error, reason, retry) = match crate::sleep::wait_serving(&s.store, key, WAKE_TIMEOUT).await
+    {
+        crate::sleep::Woken::Serving => return Ok(()),
+        crate::sleep::Woken::QuotaFull(reason) => ("quota_full", reason, "30"),
+        crate::sleep::Woken::NotYet => (
+            "waking",
+            format!(
+                "{key} did not start within {}s; try again",
+                WAKE_TIMEOUT.as_secs()
+            ),
+            "5",
+        ),
+    };
     Err((
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "5")],
-        Json(json!({"error": "waking", "reason": format!("{key} did not start within {}s; try again", WAKE_TIMEOUT.as_secs())})),
+        [(header::RETRY_AFTER, retry)],
+        Json(json!({"error": error, "reason": reason})),
     )
         .into_response())
 }

@@ -397,7 +397,13 @@ fn segment_path(dir: &Path, session: u64) -> PathBuf {
     dir.join(format!("{session:06}.jsonl"))
 }
 
-/// Finds the segments, repairs a torn tail, and returns the last event.
+/// How much of the newest segment [`EventLog::open`] reads: its last 64 KiB, whatever the
+/// log's age. Damage in that window (other than a torn final line) refuses the open;
+/// older history is checked by [`EventLog::verify`], not on every start.
+const TAIL_WINDOW: u64 = 64 * 1024;
+
+/// Finds the segments, repairs a torn tail, and returns the last event. Bounded work: the
+/// first line of each segment, and the tail of the newest one that holds events.
 fn scan(dir: &Path) -> Result<(Vec<Segment>, Option<Event>, Recovery), StorageError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(StorageError::io("list", dir))?
@@ -408,15 +414,21 @@ fn scan(dir: &Path) -> Result<(Vec<Segment>, Option<Event>, Recovery), StorageEr
     let mut segments = Vec::new();
     let mut last: Option<Event> = None;
     let mut recovery = Recovery::default();
-    for path in paths {
-        let (first, tail, truncated) = scan_segment(&path)?;
-        recovery.truncated_bytes += truncated;
+    // Newest first: tails are read until one holds an event; the rest give their first seq.
+    for path in paths.into_iter().rev() {
+        let first = if last.is_none() {
+            let (first, tail, truncated) = scan_tail(&path)?;
+            recovery.truncated_bytes += truncated;
+            last = tail;
+            first
+        } else {
+            first_seq(&path)?
+        };
         if let Some(first) = first {
             segments.push(Segment {
                 first_seq: first,
                 path,
             });
-            last = tail.or(last);
         }
     }
     segments.sort_by_key(|s| s.first_seq);
@@ -424,50 +436,60 @@ fn scan(dir: &Path) -> Result<(Vec<Segment>, Option<Event>, Recovery), StorageEr
     Ok((segments, last, recovery))
 }
 
-/// First seq, last event and truncated bytes of one segment.
-fn scan_segment(path: &Path) -> Result<(Option<u64>, Option<Event>, u64), StorageError> {
+/// The seq of a segment's first event (a sealed segment: its first line is whole).
+fn first_seq(path: &Path) -> Result<Option<u64>, StorageError> {
     let file = File::open(path).map_err(StorageError::io("open segment", path))?;
+    let mut line = Vec::new();
+    BufReader::new(file)
+        .read_until(b'\n', &mut line)
+        .map_err(StorageError::io("read segment", path))?;
+    if line.is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Event>(&line) {
+        Ok(e) => Ok(Some(e.seq)),
+        Err(e) => Err(StorageError::CorruptLog {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// First seq, last event and truncated bytes of the newest segment, reading only its
+/// first line and its last [`TAIL_WINDOW`] bytes; a torn final line is cut off.
+fn scan_tail(path: &Path) -> Result<(Option<u64>, Option<Event>, u64), StorageError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).map_err(StorageError::io("open segment", path))?;
     let len = file
         .metadata()
         .map_err(StorageError::io("stat segment", path))?
         .len();
-    let mut reader = BufReader::new(file);
-    let mut good_end: u64 = 0;
-    let mut first = None;
-    let mut last: Option<Event> = None;
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(StorageError::io("read segment", path))?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        let complete = line.last() == Some(&b'\n');
-        let at_end = good_end + n as u64 == len;
-        match serde_json::from_slice::<Event>(&line) {
-            Ok(event) if complete => {
-                first.get_or_insert(event.seq);
-                good_end += n as u64;
-                last = Some(event);
-            }
-            // Only the last line may be torn: it never got its newline, or a crash left
-            // garbage in it. A bad line with more after it is real corruption.
-            _ if at_end => break,
-            parsed => {
-                return Err(StorageError::CorruptLog {
-                    path: path.to_path_buf(),
-                    line: number,
-                    reason: parsed
-                        .err()
-                        .map_or("line without newline".into(), |e| e.to_string()),
-                });
+    let mut start = len.saturating_sub(TAIL_WINDOW);
+    file.seek(SeekFrom::Start(start))
+        .map_err(StorageError::io("seek segment", path))?;
+    let mut window = Vec::with_capacity(usize::try_from(len - start).unwrap_or(0));
+    file.read_to_end(&mut window)
+        .map_err(StorageError::io("read segment", path))?;
+    let mut from = 0;
+    if start > 0 {
+        // The window begins inside a line: start at the next one.
+        match window.iter().position(|b| *b == b'\n') {
+            Some(p) => from = p + 1,
+            None => {
+                // One line longer than the window: read the whole segment.
+                start = 0;
+                window = std::fs::read(path).map_err(StorageError::io("read segment", path))?;
             }
         }
     }
+    let base = start + from as u64;
+    let (first_in_window, last, good_end) = scan_lines(path, &window[from..], base, len)?;
+    let first = if start == 0 {
+        first_in_window
+    } else {
+        first_seq(path)?
+    };
     let truncated = len - good_end;
     if truncated > 0 {
         tracing::warn!(path = %path.display(), bytes = truncated, "truncating torn final line of event log");
@@ -481,6 +503,59 @@ fn scan_segment(path: &Path) -> Result<(Option<u64>, Option<Event>, u64), Storag
             .map_err(StorageError::io("sync segment", path))?;
     }
     Ok((first, last, truncated))
+}
+
+/// Parses whole lines of `bytes` (which start at `base` in a file of `len` bytes): the
+/// first seq, the last event, and where the last good line ends. Only the file's final
+/// line may be bad (torn: no newline, or garbage a crash left); a bad line with more
+/// after it is corruption.
+fn scan_lines(
+    path: &Path,
+    bytes: &[u8],
+    base: u64,
+    len: u64,
+) -> Result<(Option<u64>, Option<Event>, u64), StorageError> {
+    let mut good_end = base;
+    let mut first = None;
+    let mut last: Option<Event> = None;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let (line, tail) = rest.split_at(n);
+        rest = tail;
+        let complete = line.last() == Some(&b'\n');
+        let at_end = good_end + n as u64 == len;
+        match serde_json::from_slice::<Event>(line) {
+            Ok(event) if complete => {
+                first.get_or_insert(event.seq);
+                good_end += n as u64;
+                last = Some(event);
+            }
+            _ if at_end => break,
+            parsed => {
+                return Err(StorageError::CorruptLog {
+                    path: path.to_path_buf(),
+                    line: line_number(path, good_end),
+                    reason: parsed
+                        .err()
+                        .map_or("line without newline".into(), |e| e.to_string()),
+                });
+            }
+        }
+    }
+    Ok((first, last, good_end))
+}
+
+/// The 1-based number of the line that starts at byte `offset` (read only to report
+/// corruption).
+fn line_number(path: &Path, offset: u64) -> usize {
+    std::fs::read(path).map_or(0, |b| {
+        let end = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+        b[..end].iter().filter(|c| **c == b'\n').count() + 1
+    })
 }
 
 /// The writer thread's state.
@@ -764,6 +839,42 @@ mod tests {
             matches!(err, StorageError::CorruptLog { line: 2, .. }),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn open_reads_a_bounded_tail_whatever_the_log_s_age() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = EventLog::open(tmp.path(), 1).unwrap();
+            for i in 0..3000 {
+                log.append_nowait(draft(i));
+            }
+            log.append(draft(3000)).await.unwrap();
+            log.set_session(2);
+            log.append(draft(3001)).await.unwrap();
+            log.set_session(3); // a session that never wrote
+        }
+        // Damage deep inside the old segment, far outside the tail window: the open does
+        // not read it (so it stays fast for a long-lived workspace); verify finds it.
+        let old = tmp.path().join("000001.jsonl");
+        let text = std::fs::read_to_string(&old).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        assert!(text.len() as u64 > 2 * TAIL_WINDOW);
+        lines[10] = lines[10].replace("\"i\":10", "\"i\":99");
+        std::fs::write(&old, lines.join("\n") + "\n").unwrap();
+        // A torn tail in the newest segment with events is still cut off.
+        let newest = tmp.path().join("000002.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&newest).unwrap();
+        let torn = b"{\"seq\":3003,";
+        f.write_all(torn).unwrap();
+        drop(f);
+        let (log, rec) = EventLog::open(tmp.path(), 3).unwrap();
+        assert_eq!(rec.last_seq, 3002);
+        assert_eq!(rec.truncated_bytes, torn.len() as u64);
+        assert_eq!(log.append(draft(1)).await.unwrap().seq, 3003);
+        assert_eq!(log.replay(3001).count(), 3);
+        let broken = log.verify().unwrap_err();
+        assert_eq!(broken.seq, 11, "{broken}");
     }
 
     #[tokio::test]

@@ -93,6 +93,38 @@ pub enum Command {
     Wake(SleepArgs),
     /// Keep a workspace awake for a while even when idle (like Coder's `schedule extend`).
     Keepalive(KeepaliveArgs),
+    /// What workspaces cost: a projection for N users from a usage profile.
+    #[command(subcommand)]
+    Cost(CostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CostCommand {
+    /// A month for N users from a usage profile, with and without auto-sleep, beside the
+    /// product brief's $9.50 a user before optimisation.
+    Project(CostProjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CostProjectArgs {
+    /// Users (one workspace each).
+    #[arg(long, default_value_t = 1000)]
+    pub users: u32,
+    /// A pricing file (default: the one shipped, ops/pricing/2026-12.yaml).
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// vCPUs each workspace requests.
+    #[arg(long)]
+    pub vcpus: Option<f64>,
+    /// GiB of memory each workspace requests.
+    #[arg(long)]
+    pub memory_gib: Option<f64>,
+    /// Hours a month a workspace is awake with auto-sleep (without: 730).
+    #[arg(long)]
+    pub awake_hours: Option<f64>,
+    /// GiB each workspace keeps in the bucket.
+    #[arg(long)]
+    pub stored_gib: Option<f64>,
 }
 
 #[derive(Debug, Args)]

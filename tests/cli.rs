@@ -319,3 +319,41 @@ fn without_a_token_the_control_plane_says_how_to_get_one() {
     let _ = up.kill();
     let _ = up.wait();
 }
+
+#[test]
+fn cost_project_puts_auto_sleep_beside_always_on_and_the_brief() {
+    let out = coditect()
+        .args(["-o", "json", "cost", "project", "--users", "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let on = v["withoutAutoSleep"]["perUser"].as_f64().unwrap();
+    let slept = v["withAutoSleep"]["perUser"].as_f64().unwrap();
+    assert!(
+        on > 7.0 && slept < 4.0,
+        "always on {on}, with auto-sleep {slept}"
+    );
+    assert_eq!(v["brief"]["month"], 9500.0);
+    // The arithmetic is the pricing file's: 730 h × (0.25 × 0.0445 + 1 × 0.0049225).
+    let compute = v["withoutAutoSleep"]["month"]["compute"].as_f64().unwrap();
+    assert!((compute - 1000.0 * 730.0 * (0.25 * 0.0445 + 0.0049225)).abs() < 1e-6);
+    coditect()
+        .args(["cost", "project", "--users", "1000"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("AUTO-SLEEP (198 h)"))
+        .stdout(predicate::str::contains("per user a month"));
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "version: x\ncurrency: USD\nprices: {}\n").unwrap();
+    coditect()
+        .args(["cost", "project", "--pricing"])
+        .arg(bad.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no price \"vcpuHour\""));
+}

@@ -3,7 +3,8 @@
 //! Operations around running workspaces: the auto-sleep policy (a workspace is idle only
 //! when no client is connected, no task is queued or running, no model call is in flight,
 //! no lock is held and no keep-alive is in force, outside its keep-awake windows) and the
-//! auto-sleeper that applies it; the cost model behind `coditect cost report` comes next.
+//! auto-sleeper that applies it; the cost model (prices as data, arithmetic as one pure
+//! function) behind `coditect cost`.
 //! `ops/deploy/` will hold the Kubernetes manifests (CRDs, operator, RBAC).
 //!
 //! ```text
@@ -16,5 +17,6 @@
 //! Depends on the control plane and below; nothing but the CLI imports it.
 
 pub mod autosleep;
+pub mod cost;
 pub mod idle;
 pub mod schedule;

@@ -6,6 +6,7 @@ mod apply;
 mod audit;
 mod backup;
 mod config;
+mod cost;
 mod delete;
 mod describe;
 mod diff;
@@ -94,6 +95,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sleep(args) => block_on(sleep::sleep(format, remote, &args)),
         Command::Wake(args) => block_on(sleep::wake(format, remote, &args)),
         Command::Keepalive(args) => block_on(sleep::keepalive(format, remote, &args)),
+        Command::Cost(cmd) => cost::run(format, &cmd),
     }
 }
 

@@ -42,7 +42,16 @@ impl EventTail {
                 self.offset = 0;
                 0
             }),
-            None => 0,
+            // A fresh tail (a new instance of a long-lived workspace) finds `from` by
+            // reading a few lines, not by reading the log from its start.
+            None => {
+                let i = locate_file(&files, from)?;
+                if let Some(file) = files.get(i) {
+                    self.offset = locate_offset(file, from)?;
+                    self.file = Some(file.clone());
+                }
+                i
+            }
         };
         let (mut out, mut next) = (Vec::new(), from);
         'files: for file in &files[start..] {
@@ -85,6 +94,55 @@ impl EventTail {
         }
         Ok(out)
     }
+}
+
+/// The seq on the line that starts at `at` in `f` (reading at most that line).
+fn seq_at(f: &mut std::fs::File, at: u64) -> std::io::Result<Option<(u64, u64)>> {
+    let mut reader = std::io::BufReader::new(&mut *f);
+    reader.seek(SeekFrom::Start(at))?;
+    let mut line = Vec::new();
+    std::io::BufRead::read_until(&mut reader, b'\n', &mut line)?;
+    if line.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    let seq = serde_json::from_slice::<Seq>(&line)
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .seq;
+    Ok(Some((seq, line.len() as u64)))
+}
+
+/// The index of the last session file whose first event is at or before `from`.
+fn locate_file(files: &[PathBuf], from: u64) -> std::io::Result<usize> {
+    let mut found = 0;
+    for (i, file) in files.iter().enumerate() {
+        match seq_at(&mut std::fs::File::open(file)?, 0)? {
+            Some((first, _)) if first <= from => found = i,
+            Some(_) => break,
+            None => {}
+        }
+    }
+    Ok(found)
+}
+
+/// A byte offset in `file` where a line starts whose seq is at or before `from` — close
+/// to it, found by bisecting the file (a few small reads, whatever its size).
+fn locate_offset(file: &Path, from: u64) -> std::io::Result<u64> {
+    let mut f = std::fs::File::open(file)?;
+    let (mut lo, mut hi) = (0u64, f.metadata()?.len());
+    while hi - lo > 64 * 1024 {
+        let mid = lo + (hi - lo) / 2;
+        // The first line starting after `mid`.
+        let mut reader = std::io::BufReader::new(&mut f);
+        reader.seek(SeekFrom::Start(mid))?;
+        let mut partial = Vec::new();
+        let skipped = std::io::BufRead::read_until(&mut reader, b'\n', &mut partial)? as u64;
+        let start = mid + skipped;
+        match seq_at(&mut f, start)? {
+            Some((seq, _)) if seq < from => lo = start,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
 }
 
 #[cfg(test)]
@@ -142,5 +200,46 @@ mod tests {
             tail.read(dir.path(), 11, 12).is_err(),
             "seqs the log does not hold"
         );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_tail_finds_its_place_in_a_long_log_by_bisection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = EventLog::open(dir.path(), 1).unwrap();
+        let mut last = None;
+        for session in 1..=3u64 {
+            log.set_session(session);
+            for i in 0..8000 {
+                log.append_nowait(EventDraft::new(
+                    "t",
+                    EventType::AgentMessage,
+                    serde_json::json!({"i": i, "pad": "x".repeat(100)}),
+                ));
+            }
+            last = Some(
+                log.append(EventDraft::new(
+                    "t",
+                    EventType::Checkpoint,
+                    serde_json::json!({}),
+                ))
+                .await
+                .unwrap()
+                .seq,
+            );
+        }
+        let last = last.unwrap();
+        assert!(
+            std::fs::metadata(dir.path().join("000001.jsonl"))
+                .unwrap()
+                .len()
+                > 512 * 1024
+        );
+        for from in [
+            1, 2, 4000, 8000, 8001, 8002, 12_345, 16_002, 16_003, 20_000, last,
+        ] {
+            let until = (from + 50).min(last);
+            let got = seqs(&EventTail::new().read(dir.path(), from, until).unwrap());
+            assert_eq!(got, (from..=until).collect::<Vec<_>>(), "from {from}");
+        }
     }
 }

@@ -87,7 +87,8 @@ async fn forward(
     if let Err(refused) = crate::server::wake_on_connect(&s, &who, &key).await {
         return refused;
     }
-    let (endpoint, token) = match instance(&s, &key) {
+    let deadline = tokio::time::Instant::now() + RESTART_GRACE;
+    let (endpoint, token) = match instance_by(&s, &key, deadline).await {
         Ok(e) => e,
         Err(refused) => return *refused,
     };
@@ -134,6 +135,34 @@ fn instance(s: &ServerState, key: &ObjectKey) -> Result<(String, String), Box<Re
     let endpoint = endpoint(s, key)?;
     let token = s.instances.token(key).ok_or_else(not_ready)?;
     Ok((endpoint, token))
+}
+
+/// [`instance`], held until `deadline` while the workspace has none: an instance that
+/// crashed is being restarted, and the request waits for it rather than fail.
+async fn instance_by(
+    s: &ServerState,
+    key: &ObjectKey,
+    deadline: tokio::time::Instant,
+) -> Result<(String, String), Box<Response>> {
+    loop {
+        match instance(s, key) {
+            Ok(found) => return Ok(found),
+            Err(refused)
+                if refused.status() == StatusCode::SERVICE_UNAVAILABLE
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                // The restart is recorded in the store; look again when it changes (or
+                // shortly: the driver learns the new token just before the store does).
+                let mut changes = s.store.subscribe();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(10),
+                    changes.recv(),
+                )
+                .await;
+            }
+            Err(refused) => return Err(refused),
+        }
+    }
 }
 
 /// The workspace's instance address, or the answer to give when there is none.
@@ -188,7 +217,7 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     loop {
-        let (target, token) = match instance(s, key) {
+        let (target, token) = match instance_by(s, key, deadline).await {
             Ok((e, token)) => (format!("{e}{path}"), token),
             Err(refused) => return *refused,
         };
@@ -216,7 +245,8 @@ async fn streamed(
     body: Body,
     path: &str,
 ) -> Response {
-    let (target, token) = match instance(s, key) {
+    let deadline = tokio::time::Instant::now() + RESTART_GRACE;
+    let (target, token) = match instance_by(s, key, deadline).await {
         Ok((e, token)) => (format!("{e}{path}"), token),
         Err(refused) => return *refused,
     };

@@ -204,16 +204,27 @@ async fn a_workspace_whose_bucket_fails_stays_awake_and_says_why_until_it_is_shi
     let objects: Vec<Resource> = docs.into_iter().map(|d| d.resource).collect();
     admin.apply(&objects, false, None).await.unwrap();
     admin.wait_for(&key("w"), "Ready", MINUTE).await.unwrap();
-    // The bucket goes away (a file where its folder was: every write to it fails), and
+    let gateway = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        Some(cp.admin_token.clone()),
+    );
+    // Once the instance owns the workspace in the bucket (its first round done)…
+    loop {
+        let (_, status) = gateway.get("/w/acme/w/v1/status").await;
+        if status["sync"]["bucket"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty())
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // …the bucket goes away (a file where its folder was: every write to it fails), and
     // there is work to ship.
     let bucket = data.join("bucket/acme");
     let aside = data.join("bucket/acme.aside");
     std::fs::rename(&bucket, &aside).unwrap();
     std::fs::write(&bucket, "not a folder").unwrap();
-    let gateway = ApiClient::new(
-        cp.server.trim_start_matches("http://").parse().unwrap(),
-        Some(cp.admin_token.clone()),
-    );
     let (status, _) = gateway
         .post(
             "/w/acme/w/v1/events",
@@ -221,6 +232,14 @@ async fn a_workspace_whose_bucket_fails_stays_awake_and_says_why_until_it_is_shi
         )
         .await;
     assert_eq!(status, 200);
+    // The instance's next round fails, and it says so.
+    loop {
+        let (_, status) = gateway.get("/w/acme/w/v1/status").await;
+        if status["sync"]["lastError"].is_string() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     let (status, body) = gateway
         .post(
             "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",

@@ -20,8 +20,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as TgMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::access::Verb;
 use crate::access::http::bearer;
+use crate::access::{Identity, Verb};
 use crate::server::ServerState;
 
 /// Request bodies up to this size are buffered, so a request that finds its instance
@@ -84,11 +84,8 @@ async fn forward(
     if let Err(refused) = crate::server::authorize(&policy, &who, verb, &key) {
         return refused.into_response();
     }
-    if let Err(refused) = crate::server::wake_on_connect(&s, &who, &key).await {
-        return refused;
-    }
     let deadline = tokio::time::Instant::now() + RESTART_GRACE;
-    let (endpoint, token) = match instance_by(&s, &key, deadline).await {
+    let (endpoint, token) = match instance_by(&s, &who, &key, deadline).await {
         Ok(e) => e,
         Err(refused) => return *refused,
     };
@@ -96,7 +93,7 @@ async fn forward(
     if is_upgrade {
         return websocket(req, format!("{endpoint}{path}"), &token).await;
     }
-    http(&s, &key, req, &path).await
+    http(&s, &who, &key, req, &path).await
 }
 
 /// What a request through the gateway does to the workspace: reads need
@@ -137,10 +134,12 @@ fn instance(s: &ServerState, key: &ObjectKey) -> Result<(String, String), Box<Re
     Ok((endpoint, token))
 }
 
-/// [`instance`], held until `deadline` while the workspace has none: an instance that
-/// crashed is being restarted, and the request waits for it rather than fail.
+/// [`instance`]; when the workspace has none, it is woken if it sleeps (or awaited while
+/// it starts or restarts after a crash) and the request is held until it serves, or
+/// until `deadline` for a restart. The common case is one store read.
 async fn instance_by(
     s: &ServerState,
+    who: &Identity,
     key: &ObjectKey,
     deadline: tokio::time::Instant,
 ) -> Result<(String, String), Box<Response>> {
@@ -151,14 +150,14 @@ async fn instance_by(
                 if refused.status() == StatusCode::SERVICE_UNAVAILABLE
                     && tokio::time::Instant::now() < deadline =>
             {
-                // The restart is recorded in the store; look again when it changes (or
-                // shortly: the driver learns the new token just before the store does).
+                crate::server::wake_on_connect(s, who, key)
+                    .await
+                    .map_err(Box::new)?;
+                // Serving as the store says; the driver may learn the new token a moment
+                // later (just before the store does, on a restart): look again shortly.
                 let mut changes = s.store.subscribe();
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_millis(10),
-                    changes.recv(),
-                )
-                .await;
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(10), changes.recv())
+                    .await;
             }
             Err(refused) => return Err(refused),
         }
@@ -169,13 +168,17 @@ async fn instance_by(
 fn endpoint(s: &ServerState, key: &ObjectKey) -> Result<String, Box<Response>> {
     let refused = |status, error, reason: String| Box::new(refuse(status, error, reason));
     match s.store.get(key) {
-        Ok(Some(Resource::Workspace(w))) => w.status.and_then(|st| st.endpoint).ok_or_else(|| {
-            refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                format!("{key} has no running instance yet"),
-            )
-        }),
+        Ok(Some(Resource::Workspace(w))) => w
+            .status
+            .filter(|st| st.sleep.is_none())
+            .and_then(|st| st.endpoint)
+            .ok_or_else(|| {
+                refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_ready",
+                    format!("{key} has no running instance yet"),
+                )
+            }),
         Ok(_) => Err(refused(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -193,7 +196,13 @@ fn endpoint(s: &ServerState, key: &ObjectKey) -> Result<String, Box<Response>> {
 /// restarted or rolled) before the gateway gives up with 502.
 const RESTART_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Response {
+async fn http(
+    s: &ServerState,
+    who: &Identity,
+    key: &ObjectKey,
+    req: Request,
+    path: &str,
+) -> Response {
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -206,7 +215,7 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
     let has_body =
         declared.is_some_and(|l| l > 0) || parts.headers.contains_key(header::TRANSFER_ENCODING);
     if has_body && declared.is_none_or(|l| l > BUFFERED_BODY) {
-        return streamed(s, key, parts, body, path).await;
+        return streamed(s, who, key, parts, body, path).await;
     }
     let Ok(body) = to_bytes(body, BUFFERED_BODY as usize).await else {
         return too_large();
@@ -217,7 +226,7 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
     loop {
-        let (target, token) = match instance_by(s, key, deadline).await {
+        let (target, token) = match instance_by(s, who, key, deadline).await {
             Ok((e, token)) => (format!("{e}{path}"), token),
             Err(refused) => return *refused,
         };
@@ -240,13 +249,14 @@ async fn http(s: &ServerState, key: &ObjectKey, req: Request, path: &str) -> Res
 /// be sent again), so an instance that is restarting answers 503 with `Retry-After`.
 async fn streamed(
     s: &ServerState,
+    who: &Identity,
     key: &ObjectKey,
     parts: axum::http::request::Parts,
     body: Body,
     path: &str,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + RESTART_GRACE;
-    let (target, token) = match instance_by(s, key, deadline).await {
+    let (target, token) = match instance_by(s, who, key, deadline).await {
         Ok((e, token)) => (format!("{e}{path}"), token),
         Err(refused) => return *refused,
     };

@@ -8,13 +8,19 @@ use crate::cli::{KeepaliveArgs, SleepArgs};
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured};
 
-/// The workspace `workspace/NAME` (or `NAME`) names.
-async fn find(client: &Client, name: &str, org: Option<&str>) -> Result<ObjectKey, Failure> {
+/// A client, and the workspace `workspace/NAME` (or `NAME`) names.
+async fn find(
+    remote: &super::Remote,
+    name: &str,
+    org: Option<&str>,
+) -> Result<(Client, ObjectKey), Failure> {
+    let client = remote.client()?;
     let name = name
         .strip_prefix("workspace/")
         .or_else(|| name.strip_prefix("workspaces/"))
         .unwrap_or(name);
-    Ok(client.find(Kind::Workspace, name, org).await?.key())
+    let key = client.find(Kind::Workspace, name, org).await?.key();
+    Ok((client, key))
 }
 
 fn path(key: &ObjectKey, action: &str) -> String {
@@ -30,8 +36,7 @@ pub async fn sleep(
     remote: &super::Remote,
     args: &SleepArgs,
 ) -> Result<(), Failure> {
-    let client = remote.client()?;
-    let key = find(&client, &args.workspace, args.org.as_deref()).await?;
+    let (client, key) = find(remote, &args.workspace, args.org.as_deref()).await?;
     let v = client.post_json(&path(&key, "sleep"), &json!({})).await?;
     // Wait until it is asleep (or says what holds it).
     let asleep = client
@@ -64,8 +69,7 @@ pub async fn wake(
     remote: &super::Remote,
     args: &SleepArgs,
 ) -> Result<(), Failure> {
-    let client = remote.client()?;
-    let key = find(&client, &args.workspace, args.org.as_deref()).await?;
+    let (client, key) = find(remote, &args.workspace, args.org.as_deref()).await?;
     let v = client.post_json(&path(&key, "wake"), &json!({})).await?;
     let ready = client
         .watch_until(&key, args.timeout.to_std(), |r| {
@@ -100,8 +104,7 @@ pub async fn keepalive(
     remote: &super::Remote,
     args: &KeepaliveArgs,
 ) -> Result<(), Failure> {
-    let client = remote.client()?;
-    let key = find(&client, &args.workspace, args.org.as_deref()).await?;
+    let (client, key) = find(remote, &args.workspace, args.org.as_deref()).await?;
     let span = args.span.to_std();
     let v = client
         .post_json(

@@ -7,8 +7,8 @@ use coditect_specs::{Kind, ObjectKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ServerState, bad_request};
-use crate::access::{Entry, Identity, NewToken, Outcome, Subject, Verb};
+use super::{ApiError, ServerState, bad_request, record};
+use crate::access::{Identity, NewToken, Outcome, Subject, Verb};
 
 fn forbidden(reason: impl Into<String>, permission: &str) -> ApiError {
     ApiError::new(
@@ -168,27 +168,6 @@ pub(super) async fn create_token(
     )
     .await?;
     Ok(Json(json!({"token": token, "record": rec})))
-}
-
-async fn record(
-    s: &ServerState,
-    who: &Identity,
-    action: &str,
-    objects: Vec<String>,
-    outcome: Outcome,
-    detail: Option<String>,
-) -> Result<(), ApiError> {
-    s.access
-        .audit
-        .record(Entry {
-            who,
-            action,
-            objects,
-            outcome,
-            detail,
-        })
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -191,6 +191,29 @@ impl From<crate::access::AccessError> for ApiError {
     }
 }
 
+/// Appends a change (or a refusal of one) to the audit trail; answers only once it is
+/// durable.
+pub(super) async fn record(
+    s: &ServerState,
+    who: &crate::access::Identity,
+    action: &str,
+    objects: Vec<String>,
+    outcome: crate::access::Outcome,
+    detail: Option<String>,
+) -> Result<(), ApiError> {
+    s.access
+        .audit
+        .record(crate::access::Entry {
+            who,
+            action,
+            objects,
+            outcome,
+            detail,
+        })
+        .await?;
+    Ok(())
+}
+
 /// Whether `who` may `verb` the stored object `key`: `Ok`, 403 naming the permission, or
 /// 404 when the caller may not even read it (nothing is told of objects one cannot see).
 pub(crate) fn authorize(

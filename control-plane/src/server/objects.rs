@@ -11,9 +11,9 @@ use coditect_specs::{Kind, ObjectKey, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ServerState, authorize, bad_request, not_found};
+use super::{ApiError, ServerState, authorize, bad_request, not_found, record};
 use crate::access::http::Refusal;
-use crate::access::{Denial, Entry, Identity, Outcome, Subject, Verb};
+use crate::access::{Denial, Identity, Outcome, Subject, Verb};
 use crate::apply::{ApplyError, check, parse, prune_set};
 use crate::error::StoreError;
 use crate::reconcile::PURGE_ANNOTATION;
@@ -49,16 +49,7 @@ pub(super) async fn apply(
             Ok(v) => (Outcome::Ok, applied_keys(v), None),
             Err((objects, e)) => (e.outcome(), objects.clone(), Some(e.reason())),
         };
-        s.access
-            .audit
-            .record(Entry {
-                who: &who,
-                action: "apply",
-                objects,
-                outcome: result,
-                detail,
-            })
-            .await?;
+        record(&s, &who, "apply", objects, result, detail).await?;
     }
     outcome.map(Json).map_err(|(_, e)| e.into())
 }
@@ -394,16 +385,7 @@ async fn audited_delete(
     // a dry run changes nothing.
     let hidden = matches!(&outcome, Err((Outcome::Denied, e)) if e.is_not_found());
     if !hidden && !dry_run {
-        s.access
-            .audit
-            .record(Entry {
-                who,
-                action: "delete",
-                objects: vec![key.to_string()],
-                outcome: result,
-                detail,
-            })
-            .await?;
+        record(s, who, "delete", vec![key.to_string()], result, detail).await?;
     }
     outcome.map_err(|(_, e)| e)?;
     Ok(Json(

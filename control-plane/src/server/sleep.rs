@@ -10,8 +10,8 @@ use axum::{Extension, Json};
 use coditect_specs::{Kind, ObjectKey};
 use serde_json::{Value, json};
 
-use super::{ApiError, ServerState, authorize, not_found};
-use crate::access::{Entry, Identity, Outcome, Verb};
+use super::{ApiError, ServerState, authorize, not_found, record};
+use crate::access::{Identity, Outcome, Verb};
 
 /// How long a request through the gateway is held while its workspace wakes.
 pub const WAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,17 +31,30 @@ async fn audit(
     key: &ObjectKey,
     detail: &str,
 ) -> Result<(), ApiError> {
-    s.access
-        .audit
-        .record(Entry {
-            who,
-            action,
-            objects: vec![key.to_string()],
-            outcome: Outcome::Ok,
-            detail: Some(detail.to_string()),
-        })
-        .await?;
-    Ok(())
+    let objects = vec![key.to_string()];
+    record(
+        s,
+        who,
+        action,
+        objects,
+        Outcome::Ok,
+        Some(detail.to_string()),
+    )
+    .await
+}
+
+/// The workspace `{org}/{name}` when it exists and `who` may use it.
+fn usable(
+    s: &ServerState,
+    who: &Identity,
+    org: String,
+    name: String,
+) -> Result<ObjectKey, ApiError> {
+    let key = workspace(org, name);
+    s.store.get(&key)?.ok_or_else(|| not_found(&key))?;
+    let policy = s.access.policy(&s.store);
+    authorize(&policy, who, Verb::Use, &key)?;
+    Ok(key)
 }
 
 /// `POST …/workspaces/{name}/sleep`: the instance stops after a final sync round (unless
@@ -51,10 +64,7 @@ pub(super) async fn sleep(
     Extension(who): Extension<Identity>,
     Path((org, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = workspace(org, name);
-    s.store.get(&key)?.ok_or_else(|| not_found(&key))?;
-    let policy = s.access.policy(&s.store);
-    authorize(&policy, &who, Verb::Use, &key)?;
+    let key = usable(&s, &who, org, name)?;
     let reason = format!("put to sleep by {}", who.user);
     let after = crate::sleep::request_sleep(&s.store, &key, &who.user, &reason)?
         .ok_or_else(|| not_found(&key))?;
@@ -71,10 +81,7 @@ pub(super) async fn wake(
     Extension(who): Extension<Identity>,
     Path((org, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = workspace(org, name);
-    s.store.get(&key)?.ok_or_else(|| not_found(&key))?;
-    let policy = s.access.policy(&s.store);
-    authorize(&policy, &who, Verb::Use, &key)?;
+    let key = usable(&s, &who, org, name)?;
     let was = crate::sleep::request_wake(&s.store, &key)?;
     let _ = s.nudge.send(key.clone());
     if was {

@@ -192,7 +192,7 @@ fn wakes(c: &mut Criterion) {
         .sample_size(10)
         .sampling_mode(criterion::SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_millis(300));
+        .measurement_time(Duration::from_secs(2));
     for (label, name) in [
         ("wake/local_data_fresh", "fresh"),
         ("wake/local_data_1m_events", "old"),

@@ -28,6 +28,33 @@ fn key(name: &str) -> ObjectKey {
     }
 }
 
+/// An embedded control plane on a free port with its data in `data` (instances run the
+/// real binary), the admin's client, and a client of its gateway as the admin.
+async fn embedded(
+    data: &std::path::Path,
+) -> (coditect_control_plane::up::ControlPlane, Client, ApiClient) {
+    let cp = start(UpOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data.to_path_buf(),
+        env!("CARGO_BIN_EXE_coditect").into(),
+    ))
+    .await
+    .unwrap();
+    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let gateway = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        Some(cp.admin_token.clone()),
+    );
+    (cp, admin, gateway)
+}
+
+/// The objects of a manifest text.
+fn objects(text: &str) -> Vec<Resource> {
+    let (docs, diags) = coditect_specs::parse_str("test.yaml", std::path::Path::new("."), text);
+    assert!(diags.is_empty(), "{diags:?}");
+    docs.into_iter().map(|d| d.resource).collect()
+}
+
 /// A Chat Completions server that takes every request and never answers it (a model
 /// thinking for a long time); it says when the first request has arrived.
 async fn slow_model() -> (String, Arc<tokio::sync::Notify>) {
@@ -61,10 +88,7 @@ fn manifests(model: &str) -> Vec<Resource> {
     text.push_str(&format!(
         "---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: model, organization: acme, team: t}}\nspec:\n  owner: u\n  agents:\n    - name: slow\n      provider: openai-compatible\n      model: thinker\n      baseUrl: {model}\n      credentials: {{secretRef: {{name: slow, key: api-key}}}}\n"
     ));
-    let (docs, diags) =
-        coditect_specs::parse_str("autosleep.yaml", std::path::Path::new("."), &text);
-    assert!(diags.is_empty(), "{diags:?}");
-    docs.into_iter().map(|d| d.resource).collect()
+    objects(&text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,22 +98,11 @@ async fn only_idle_workspaces_sleep_and_the_busy_ones_say_why() {
     std::fs::create_dir_all(data.join("secrets/slow")).unwrap();
     std::fs::write(data.join("secrets/slow/api-key"), "sk-local").unwrap();
     let (model, arrived) = slow_model().await;
-    let cp = start(UpOptions::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data.clone(),
-        env!("CARGO_BIN_EXE_coditect").into(),
-    ))
-    .await
-    .unwrap();
-    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let (cp, admin, gateway) = embedded(&data).await;
     admin.apply(&manifests(&model), false, None).await.unwrap();
     for name in ["idle", "lock", "socket", "kept", "model"] {
         admin.wait_for(&key(name), "Ready", MINUTE).await.unwrap();
     }
-    let gateway = ApiClient::new(
-        cp.server.trim_start_matches("http://").parse().unwrap(),
-        Some(cp.admin_token.clone()),
-    );
     // Work in progress, one kind per workspace.
     for title in ["think", "then think again"] {
         let (status, body) = gateway
@@ -190,24 +203,10 @@ async fn only_idle_workspaces_sleep_and_the_busy_ones_say_why() {
 async fn a_workspace_whose_bucket_fails_stays_awake_and_says_why_until_it_is_shipped() {
     let tmp = TempRoot::new();
     let data = tmp.path().join("data");
-    let cp = start(UpOptions::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data.clone(),
-        env!("CARGO_BIN_EXE_coditect").into(),
-    ))
-    .await
-    .unwrap();
-    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let (cp, admin, gateway) = embedded(&data).await;
     let text = "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {storage: {bucket: 'file:bucket/acme'}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {}\n---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {name: w, organization: acme, team: t}\nspec: {owner: u, agents: [{name: a, provider: offline}], sync: {eventsInterval: 1s, databasesInterval: 1s}}\n";
-    let (docs, diags) = coditect_specs::parse_str("w.yaml", std::path::Path::new("."), text);
-    assert!(diags.is_empty(), "{diags:?}");
-    let objects: Vec<Resource> = docs.into_iter().map(|d| d.resource).collect();
-    admin.apply(&objects, false, None).await.unwrap();
+    admin.apply(&objects(text), false, None).await.unwrap();
     admin.wait_for(&key("w"), "Ready", MINUTE).await.unwrap();
-    let gateway = ApiClient::new(
-        cp.server.trim_start_matches("http://").parse().unwrap(),
-        Some(cp.admin_token.clone()),
-    );
     // Once the instance owns the workspace in the bucket (its first round done)…
     loop {
         let (_, status) = gateway.get("/w/acme/w/v1/status").await;
@@ -365,30 +364,14 @@ async fn sleep_and_wake_survive_a_killed_control_plane_and_a_websocket_wakes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_awake_quota_evicts_the_least_recently_active_idle_workspace_or_refuses() {
     let tmp = TempRoot::new();
-    let cp = start(UpOptions::new(
-        "127.0.0.1:0".parse().unwrap(),
-        tmp.path().join("data"),
-        env!("CARGO_BIN_EXE_coditect").into(),
-    ))
-    .await
-    .unwrap();
-    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let (cp, admin, gateway) = embedded(&tmp.path().join("data")).await;
     let mut text = String::from(
         "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {quotas: {maxWorkspaces: 10, maxAwakeWorkspaces: 2}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {}\n",
     );
     for name in ["w1", "w2", "w3"] {
         text.push_str(&format!("---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: {name}, organization: acme, team: t}}\nspec: {{owner: u, agents: [{{name: a, provider: offline}}]}}\n"));
     }
-    let (docs, diags) = coditect_specs::parse_str("q.yaml", std::path::Path::new("."), &text);
-    assert!(diags.is_empty(), "{diags:?}");
-    admin
-        .apply(
-            &docs.into_iter().map(|d| d.resource).collect::<Vec<_>>(),
-            false,
-            None,
-        )
-        .await
-        .unwrap();
+    admin.apply(&objects(&text), false, None).await.unwrap();
     let settled = |r: &Resource| {
         let s = r.status_json();
         s["phase"] == "Running" || s["phase"] == "Asleep"
@@ -416,10 +399,6 @@ async fn the_awake_quota_evicts_the_least_recently_active_idle_workspace_or_refu
         (awake.len(), asleep.len()),
         (2, 1),
         "awake {awake:?}, asleep {asleep:?}"
-    );
-    let gateway = ApiClient::new(
-        cp.server.trim_start_matches("http://").parse().unwrap(),
-        Some(cp.admin_token.clone()),
     );
     // The newest request wins a place; the least recently active idle one gives it up.
     let (older, newer) = (awake[0], awake[1]);

@@ -475,6 +475,9 @@ pub struct DeleteArgs {
     /// Return at once instead of waiting for the object to be gone.
     #[arg(long)]
     pub no_wait: bool,
+    /// Check that the delete would be allowed and would go ahead; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -341,6 +341,18 @@ async fn revocation_cuts_a_token_off_at_the_next_request_and_everything_is_audit
         (Some(1), "no")
     );
     assert!(String::from_utf8_lossy(&no.stderr).contains("workspaces.delete"));
+    let dry = as_bob(&["delete", "workspace", "bob-main", "--dry-run"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would be deleted (dry run)"));
+    assert_eq!(
+        bob.get("/w/acme/bob-main/v1/status").await.0,
+        200,
+        "still there"
+    );
     let denied = as_bob(&["delete", "workspace", "alice-main"]);
     assert_eq!(denied.status.code(), Some(4));
     assert!(

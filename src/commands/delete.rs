@@ -37,13 +37,17 @@ pub async fn run(
     // Workspaces before teams before organizations.
     keys.sort_by_key(|k| std::cmp::Reverse(Kind::ALL.iter().position(|x| *x == k.kind)));
     for key in keys {
-        match client.delete(&key, args.purge).await {
+        match client.delete_with(&key, args.purge, args.dry_run).await {
             Ok(()) => {}
             Err(ClientError::NotFound(_)) if !args.files.is_empty() => {
                 println!("{key} not found");
                 continue;
             }
             Err(e) => return Err(e.into()),
+        }
+        if args.dry_run {
+            println!("{key} would be deleted (dry run)");
+            continue;
         }
         if !args.no_wait {
             wait_gone(&client, &key).await?;

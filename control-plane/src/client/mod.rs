@@ -373,9 +373,27 @@ impl Client {
     /// # Errors
     /// [`ClientError::NotFound`]; [`ClientError::Refused`] when it still holds objects.
     pub async fn delete(&self, key: &ObjectKey, purge: bool) -> Result<(), ClientError> {
+        self.delete_with(key, purge, false).await
+    }
+
+    /// [`Client::delete`], or with `dry_run` only checked (access, preconditions), like
+    /// kubectl's `--dry-run=server`.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`]; [`ClientError::Refused`] when it still holds objects;
+    /// [`ClientError::Forbidden`].
+    pub async fn delete_with(
+        &self,
+        key: &ObjectKey,
+        purge: bool,
+        dry_run: bool,
+    ) -> Result<(), ClientError> {
         let mut req = self.http.delete(self.object_url(key));
         if purge {
             req = req.query(&[("purge", "true")]);
+        }
+        if dry_run {
+            req = req.query(&[("dryRun", "true")]);
         }
         self.send(req).await.map(|_| ())
     }

@@ -40,14 +40,7 @@ async fn workspace(bytes: usize) -> TestWorkspace {
                 )?;
                 let mut stmt = tx.prepare_cached("INSERT INTO bench_fill (data) VALUES (?1)")?;
                 for _ in 0..64.min(rows - chunk * 64) {
-                    let row: Vec<u8> = (0..ROW)
-                        .map(|_| {
-                            seed ^= seed << 13;
-                            seed ^= seed >> 7;
-                            seed ^= seed << 17;
-                            seed as u8
-                        })
-                        .collect();
+                    let row = coditect_bench::noise(&mut seed, ROW);
                     stmt.execute([row])?;
                 }
                 Ok(())

@@ -92,14 +92,7 @@ fn fill_database(db: &Path, bytes: usize) {
     for _ in 0..(bytes / row).div_ceil(64) {
         let tx = conn.unchecked_transaction().expect("tx");
         for _ in 0..64 {
-            let data: Vec<u8> = (0..row)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect();
+            let data = coditect_bench::noise(&mut seed, row);
             tx.execute("INSERT INTO bench_fill (data) VALUES (?1)", [data])
                 .expect("insert");
         }

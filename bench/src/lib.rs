@@ -92,3 +92,16 @@ pub fn serve_instance_if_asked() -> bool {
     }
     true
 }
+
+/// Bytes that do not compress (xorshift), for filling databases to a size: each call
+/// continues from `seed`.
+pub fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed as u8
+        })
+        .collect()
+}

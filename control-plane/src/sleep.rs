@@ -25,7 +25,7 @@ use crate::store::Store;
 const BLOCKED_RETRY: Duration = Duration::from_secs(5);
 
 fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    coditect_runtime::clock::rfc3339(coditect_runtime::clock::now_ms())
 }
 
 /// Asks for `key` to sleep; a workspace already asleep (or going) keeps its first reason.

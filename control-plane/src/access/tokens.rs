@@ -13,7 +13,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use coditect_runtime::api::constant_time_eq;
+use coditect_runtime::clock::{now_ms, rfc3339};
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -77,16 +80,6 @@ pub struct TokenStore {
 
 fn sqlite(e: rusqlite::Error) -> AccessError {
     AccessError::Store(e.to_string())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -336,11 +329,6 @@ fn is_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -223,6 +223,8 @@ async fn count_disk_full(
     resp
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two secrets without stopping at the first difference, so timing tells
+/// nothing. Shared with the control plane's token check.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -33,6 +33,7 @@ pub(super) async fn health(State(rt): Rt) -> Json<Value> {
 /// `GET /v1/status`.
 pub(super) async fn status(State(rt): Rt) -> Json<Value> {
     let spec = &rt.spec;
+    let (active, leases) = (rt.tasks.active(), rt.locks.list().len());
     let session = rt.sessions.current();
     let agents: Vec<Value> = spec
         .spec
@@ -56,10 +57,10 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
         "session": {"id": session.id, "expiresAt": crate::clock::rfc3339(session.expires_at_ms), "renewals": session.renewals},
         "agents": agents,
         "lastSeq": rt.events.durable_seq(),
-        "locks": rt.locks.list().len(),
+        "locks": leases,
         "lockWaiters": rt.locks.waiting(),
-        "activeTasks": rt.tasks.active(),
-        "activity": rt.activity.facts(rt.tasks.active(), rt.locks.list().len()),
+        "activeTasks": active,
+        "activity": rt.activity.facts(active, leases),
         "storage": {
             "diskFullRefusals": rt.metrics.disk_full.get(),
             "lastDiskFullAt": match rt.metrics.disk_full_at.get() {

@@ -93,16 +93,34 @@ pub enum Command {
     Wake(SleepArgs),
     /// Keep a workspace awake for a while even when idle (like Coder's `schedule extend`).
     Keepalive(KeepaliveArgs),
-    /// What workspaces cost: a projection for N users from a usage profile.
+    /// What workspaces cost: a report priced from measured usage, or a projection for N
+    /// users from a usage profile.
     #[command(subcommand)]
     Cost(CostCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CostCommand {
+    /// What the workspaces cost over a window, from measured usage (awake seconds ×
+    /// requested CPU and memory, bytes stored, object operations by billing class, restore
+    /// egress, log volume), per workspace, team and organization.
+    Report(CostReportArgs),
     /// A month for N users from a usage profile, with and without auto-sleep, beside the
     /// product brief's $9.50 a user before optimisation.
     Project(CostProjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CostReportArgs {
+    /// Only this organization's workspaces.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The window's start: `30d` (that long ago) or an RFC 3339 time.
+    #[arg(long, default_value = "30d")]
+    pub since: String,
+    /// A pricing file (default: the one shipped, ops/pricing/2026-12.yaml).
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +400,9 @@ pub struct UpArgs {
     /// Manifests to apply once the control plane runs.
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
+    /// The pricing file budget alerts price usage with (default: the one shipped).
+    #[arg(long, env = "CODITECT_PRICING")]
+    pub pricing: Option<PathBuf>,
     /// API and gateway address.
     #[arg(long, env = "CODITECT_LISTEN", default_value = "127.0.0.1:7420")]
     pub listen: std::net::SocketAddr,

@@ -32,11 +32,27 @@ pub fn init_tracing(format: OutputFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| CountedStderr);
     if format == OutputFormat::Json {
         builder.json().init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+}
+
+/// Standard error, with every byte counted as log volume (a workspace instance reports it
+/// for the cost report's observability line).
+struct CountedStderr;
+
+impl std::io::Write for CountedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = std::io::stderr().write(buf)?;
+        coditect_runtime::sync::meter::count_log_bytes(n);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -35,4 +35,5 @@ pub mod server;
 pub mod sleep;
 pub mod store;
 pub mod up;
+pub mod usage;
 mod watch;

@@ -106,6 +106,29 @@ fn key_parts(key: &ObjectKey) -> (&'static str, String, String) {
     )
 }
 
+/// The phase recorded when a workspace is gone (deleted).
+pub const GONE: &str = "Gone";
+
+/// One recorded change of a workspace's phase.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseTransition {
+    /// The organization.
+    pub organization: String,
+    /// The workspace.
+    pub workspace: String,
+    /// The phase it entered ([`GONE`] when deleted).
+    pub phase: String,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
@@ -142,7 +165,11 @@ impl Store {
              CREATE TABLE IF NOT EXISTS events (
                 id INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, org TEXT NOT NULL,
                 name TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, org, name, id);",
+             CREATE INDEX IF NOT EXISTS events_by_object ON events (kind, org, name, id);
+             CREATE TABLE IF NOT EXISTS phases (
+                id INTEGER PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL,
+                phase TEXT NOT NULL, at_ms INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS phases_by_workspace ON phases (org, name, id);",
         )
         .map_err(sqlite)?;
         let (changes, _) = broadcast::channel(4096);
@@ -347,6 +374,27 @@ impl Store {
         next.metadata_mut().resource_version = Some(rv.to_string());
         let gone =
             next.metadata().deletion_timestamp.is_some() && next.metadata().finalizers.is_empty();
+        let phase = |r: &Resource| match r {
+            Resource::Workspace(w) => w.status.as_ref().and_then(|s| s.phase.clone()),
+            _ => None,
+        };
+        let (was, is) = (
+            phase(&before),
+            if gone {
+                Some(GONE.to_string())
+            } else {
+                phase(&next)
+            },
+        );
+        if let (Resource::Workspace(_), Some(is)) = (&next, is)
+            && was.as_ref() != Some(&is)
+        {
+            tx.execute(
+                "INSERT INTO phases (org, name, phase, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![org, name, is, now_ms() as i64],
+            )
+            .map_err(sqlite)?;
+        }
         let change = if gone {
             tx.execute(
                 "DELETE FROM objects WHERE kind = ?1 AND org = ?2 AND name = ?3",
@@ -458,6 +506,43 @@ impl Store {
     /// Live changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    /// The phase transitions of the workspaces of `org` (all when `None`) up to `until_ms`,
+    /// by workspace, oldest first: each workspace's last transition before `since_ms` (the
+    /// phase it was in when the window opened) and every one in the window.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn phase_history(
+        &self,
+        org: Option<&str>,
+        since_ms: u64,
+        until_ms: u64,
+    ) -> Result<Vec<PhaseTransition>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT org, name, phase, at_ms FROM phases p
+                  WHERE (?1 IS NULL OR org = ?1) AND at_ms <= ?3
+                    AND (at_ms >= ?2 OR id = (SELECT max(id) FROM phases q
+                          WHERE q.org = p.org AND q.name = p.name AND q.at_ms < ?2))
+                  ORDER BY org, name, id",
+            )
+            .map_err(sqlite)?;
+        let rows = stmt
+            .query_map(params![org, since_ms as i64, until_ms as i64], |r| {
+                Ok(PhaseTransition {
+                    organization: r.get(0)?,
+                    workspace: r.get(1)?,
+                    phase: r.get(2)?,
+                    at_ms: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        Ok(rows)
     }
 
     /// Records a reconcile event for `describe`.

@@ -1,8 +1,6 @@
 //! `coditect audit [--since 1h|TIME] [--verify]`: the audit trail, oldest first, or a check
 //! of its whole hash chain.
 
-use std::time::{Duration, SystemTime};
-
 use serde_json::Value;
 
 use crate::cli::AuditArgs;
@@ -82,15 +80,5 @@ pub async fn run(
 
 /// `1h` (that long ago) or an RFC 3339 time, as RFC 3339.
 fn since_time(since: &str) -> Result<String, Failure> {
-    if humantime::parse_rfc3339_weak(since).is_ok() {
-        return Ok(since.to_string());
-    }
-    let ago: Duration = humantime::parse_duration(since).map_err(|e| {
-        eprintln!("error: --since {since:?}: {e} (say 1h, 7d, or an RFC 3339 time)");
-        Failure::InvalidInput
-    })?;
-    let at = SystemTime::now()
-        .checked_sub(ago)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    Ok(humantime::format_rfc3339_millis(at).to_string())
+    Ok(humantime::format_rfc3339_millis(super::parse_since(since)?).to_string())
 }

@@ -1,33 +1,144 @@
-//! `coditect cost project --users 1000`: a month for N users, with and without auto-sleep.
+//! `coditect cost report [--org O] [--since 30d]`: what the workspaces cost, priced from
+//! the control plane's measured usage; `coditect cost project --users 1000`: a month for N
+//! users, with and without auto-sleep.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
+use coditect_control_plane::usage::UsageReport;
 use coditect_ops::cost::{Cost, DEFAULT_PRICING, Pricing, Profile, cost};
+use coditect_ops::report::{Scope, price};
 use serde_json::json;
 
-use crate::cli::{CostCommand, CostProjectArgs};
+use crate::cli::{CostCommand, CostProjectArgs, CostReportArgs};
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
 /// The product brief's own model: $9,500 a month for 1,000 users before optimisation.
 const BRIEF_PER_USER: f64 = 9.50;
 
-pub fn run(format: OutputFormat, cmd: &CostCommand) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &super::Remote,
+    cmd: &CostCommand,
+) -> Result<(), Failure> {
     match cmd {
+        CostCommand::Report(args) => report(format, remote, args).await,
         CostCommand::Project(args) => project(format, args),
     }
 }
 
-fn project(format: OutputFormat, args: &CostProjectArgs) -> Result<(), Failure> {
-    let text = match &args.pricing {
+/// The pricing file at `path`, or the one shipped.
+pub(crate) fn pricing(path: Option<&PathBuf>) -> Result<Pricing, Failure> {
+    let text = match path {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
         }
         None => DEFAULT_PRICING.to_string(),
     };
-    let pricing = Pricing::parse(&text).map_err(|e| {
+    Pricing::parse(&text).map_err(|e| {
         eprintln!("error: {e}");
         Failure::InvalidInput
-    })?;
+    })
+}
+
+fn ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn report(
+    format: OutputFormat,
+    remote: &super::Remote,
+    args: &CostReportArgs,
+) -> Result<(), Failure> {
+    let pricing = pricing(args.pricing.as_ref())?;
+    let since = ms(super::parse_since(&args.since)?);
+    let until = ms(std::time::SystemTime::now());
+    let client = remote.client()?;
+    let mut q = vec![
+        ("sinceMs", since.to_string()),
+        ("untilMs", until.to_string()),
+    ];
+    if let Some(org) = &args.org {
+        q.push(("organization", org.clone()));
+    }
+    let value = client.get_json("/apis/coditect.io/v1/usage", &q).await?;
+    let usage: UsageReport = serde_json::from_value(value)
+        .context("the server's usage report is not in the expected shape")?;
+    for w in &usage.workspaces {
+        if let Some(e) = &w.bucket_error {
+            eprintln!(
+                "warning: {}/{}: bucket not read ({e}); its storage, operations and logs count as zero",
+                w.organization, w.workspace
+            );
+        }
+    }
+    let report = price(&usage, &pricing).map_err(|e| Failure::Internal(e.into()))?;
+    if format.is_structured() {
+        return Ok(print_structured(
+            format,
+            &json!({"report": report, "usage": usage}),
+        )?);
+    }
+    let money = |x: f64| format!("${x:.2}");
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                match r.scope {
+                    Scope::Workspace => "workspace",
+                    Scope::Team => "team",
+                    Scope::Organization => "organization",
+                    Scope::Total => "total",
+                }
+                .into(),
+                r.name.clone(),
+                format!("{:.1}", r.awake_hours),
+                money(r.cost.compute),
+                money(r.cost.storage),
+                money(r.cost.operations),
+                money(r.cost.egress),
+                money(r.cost.observability),
+                money(r.cost.total),
+                r.users.to_string(),
+                money(r.per_user_per_month),
+            ]
+        })
+        .collect();
+    println!(
+        "{} to {}; prices {} ({})",
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(since)
+        ),
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(until)
+        ),
+        pricing.version,
+        pricing.currency
+    );
+    print_table(
+        &[
+            "SCOPE",
+            "NAME",
+            "AWAKE H",
+            "COMPUTE",
+            "STORAGE",
+            "OPERATIONS",
+            "EGRESS",
+            "OBSERVABILITY",
+            "TOTAL",
+            "USERS",
+            "PER USER/MONTH",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+fn project(format: OutputFormat, args: &CostProjectArgs) -> Result<(), Failure> {
+    let pricing = pricing(args.pricing.as_ref())?;
     let profile = |sleep: bool| {
         let mut p = Profile::default_for(sleep);
         p.vcpus = args.vcpus.unwrap_or(p.vcpus);

@@ -95,8 +95,22 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sleep(args) => block_on(sleep::sleep(format, remote, &args)),
         Command::Wake(args) => block_on(sleep::wake(format, remote, &args)),
         Command::Keepalive(args) => block_on(sleep::keepalive(format, remote, &args)),
-        Command::Cost(cmd) => cost::run(format, &cmd),
+        Command::Cost(cmd) => block_on(cost::run(format, remote, &cmd)),
     }
+}
+
+/// `--since`: `1h`, `30d` (that long ago) or an RFC 3339 time.
+pub(crate) fn parse_since(since: &str) -> Result<std::time::SystemTime, Failure> {
+    if let Ok(at) = humantime::parse_rfc3339_weak(since) {
+        return Ok(at);
+    }
+    let ago = humantime::parse_duration(since).map_err(|e| {
+        eprintln!("error: --since {since:?}: {e} (say 1h, 30d, or an RFC 3339 time)");
+        Failure::InvalidInput
+    })?;
+    Ok(std::time::SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH))
 }
 
 /// Runs an async command on a fresh multi-threaded runtime.

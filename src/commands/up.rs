@@ -95,6 +95,14 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     // Auto-sleep: idle workspaces sleep, windows wake them (each workspace's policy).
     let sleeper =
         tokio::spawn(coditect_ops::autosleep::AutoSleeper::new(&cp).run(Duration::from_secs(5)));
+    // Budgets: an organization past its alert threshold gets a BudgetAlert condition.
+    let budgets = tokio::spawn(
+        coditect_ops::budget::BudgetWatch::new(
+            cp.store.clone(),
+            super::cost::pricing(args.pricing.as_ref())?,
+        )
+        .run(BUDGET_EVERY),
+    );
     if let Some(r) = applied {
         if format != OutputFormat::Json {
             apply::print(format, &r, false)?;
@@ -104,9 +112,13 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     signal.await;
     eprintln!("stopping: workspace instances are stopped cleanly, data is kept");
     sleeper.abort();
+    budgets.abort();
     cp.shutdown().await;
     Ok(())
 }
+
+/// How often budgets are checked (a month-to-date figure moves slowly).
+const BUDGET_EVERY: Duration = Duration::from_secs(60);
 
 /// Prints each applied workspace as it becomes Ready (in the background).
 fn report_ready(client: &Client, docs: &[coditect_specs::Document], format: OutputFormat) {

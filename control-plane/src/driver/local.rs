@@ -170,18 +170,24 @@ impl LocalDriver {
         (body["workspace"] == name).then_some(body)
     }
 
-    async fn instance(&self, k: &Known, name: &str) -> Option<Instance> {
-        let status = self.status(&k.endpoint, &k.token, name).await?;
+    async fn instance(&self, k: &Known, ws: &Workspace) -> Option<Instance> {
+        let status = self
+            .status(&k.endpoint, &k.token, &ws.metadata.name)
+            .await?;
         Some(Instance {
             endpoint: k.endpoint.clone(),
             pid: Some(k.pid),
             spec_hash: status["specHash"].as_str().unwrap_or_default().to_string(),
             session_expires_at: status["session"]["expiresAt"].as_str().map(str::to_string),
             sync_lag_seconds: status["sync"]["lagSeconds"].as_f64(),
-            bucket: status["sync"]["bucket"]
-                .as_str()
-                .filter(|b| !b.is_empty())
-                .map(str::to_string),
+            // Until its first sync round the instance does not report the bucket it was
+            // started with; it is this one.
+            bucket: Some(
+                status["sync"]["bucket"]
+                    .as_str()
+                    .filter(|b| !b.is_empty())
+                    .map_or_else(|| self.bucket_url(ws), str::to_string),
+            ),
             sync_error: status["sync"]["lastError"].as_str().map(str::to_string),
             activity: serde_json::from_value(status["activity"].clone()).ok(),
         })
@@ -316,7 +322,7 @@ impl LocalDriver {
             }
         });
         tracing::info!(workspace = %key, pid, endpoint = %known.endpoint, "instance started");
-        self.instance(&known, &name)
+        self.instance(&known, ws)
             .await
             .ok_or_else(|| fail("started but does not answer /v1/status".into()))
     }
@@ -359,16 +365,15 @@ fn tail(path: &Path, n: usize) -> String {
 
 impl Driver for LocalDriver {
     async fn observe(&self, key: &ObjectKey, ws: &Workspace) -> Option<Instance> {
-        let name = &ws.metadata.name;
         let cached = self.known().get(key).cloned();
         if let Some(k) = cached {
-            if let Some(i) = self.instance(&k, name).await {
+            if let Some(i) = self.instance(&k, ws).await {
                 return Some(i);
             }
             self.known().remove(key);
         }
         let k = self.discover(self.layout(ws).root())?;
-        let instance = self.instance(&k, name).await?;
+        let instance = self.instance(&k, ws).await?;
         tracing::info!(workspace = %key, pid = k.pid, "adopted a running instance");
         self.known().insert(key.clone(), k);
         Some(instance)

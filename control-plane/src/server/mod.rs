@@ -17,11 +17,13 @@
 //! | `POST`/`GET /apis/coditect.io/v1/tokens`, `DELETE …/tokens/{id}` | create (the secret shown once), list, revoke |
 //! | `GET /apis/coditect.io/v1/audit?since=&limit=`, `GET …/audit/verify` | the audit trail and its chain check |
 //! | `POST /apis/coditect.io/v1/organizations/{org}/workspaces/{name}/sleep`, `…/wake` | put to sleep, wake (`workspaces.use`) |
+//! | `GET /apis/coditect.io/v1/usage?organization=&sinceMs=&untilMs=` | measured usage of the workspaces the caller may read (the cost report's input) |
 //! | `ANY /w/{org}/{workspace}/…` | the gateway to the workspace's own API; wakes a sleeping one and holds the request |
 
 mod access;
 mod objects;
 mod sleep;
+mod usage;
 
 pub(crate) use sleep::wake_on_connect;
 
@@ -78,6 +80,7 @@ pub fn router(state: ServerState) -> Router {
             delete(access::revoke_token),
         )
         .route("/apis/coditect.io/v1/audit", get(access::audit))
+        .route("/apis/coditect.io/v1/usage", get(usage::usage))
         .route(
             "/apis/coditect.io/v1/audit/verify",
             get(access::verify_audit),

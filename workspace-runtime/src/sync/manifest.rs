@@ -94,6 +94,10 @@ pub struct Manifest {
     pub projects: BTreeMap<String, ProjectFile>,
     /// When it was written (ms since the epoch).
     pub updated_ms: u64,
+    /// What the workspace's instances asked of the bucket and logged, per UTC day, kept
+    /// across instances (the cost report's measured operations, egress and log volume).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub usage: super::meter::UsageRecord,
 }
 
 /// A database generation: snapshots and the WAL batches after them.
@@ -118,6 +122,27 @@ impl Manifest {
             snapshots: self.snapshots.clone(),
             wal: self.wal.clone(),
         }
+    }
+
+    /// Bytes of the objects this manifest keeps: both generations' snapshots and WAL
+    /// batches, the event segments and the project blobs (each blob once).
+    pub fn stored_bytes(&self) -> u64 {
+        let generation = |snapshots: &BTreeMap<String, ObjectRef>, wal: &[WalRef]| -> u64 {
+            snapshots.values().map(|o| o.size).sum::<u64>()
+                + wal.iter().map(|w| w.object.size).sum::<u64>()
+        };
+        let blobs: BTreeMap<&str, u64> = self
+            .projects
+            .values()
+            .map(|p| (p.sha256.as_str(), p.size))
+            .collect();
+        generation(&self.snapshots, &self.wal)
+            + self
+                .previous
+                .as_ref()
+                .map_or(0, |p| generation(&p.snapshots, &p.wal))
+            + self.events.iter().map(|e| e.object.size).sum::<u64>()
+            + blobs.values().sum::<u64>()
     }
 
     /// The last event seq in the bucket.

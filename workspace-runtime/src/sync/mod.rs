@@ -5,6 +5,7 @@
 pub mod gcs;
 pub mod local;
 pub mod manifest;
+pub mod meter;
 pub mod replicator;
 pub mod restore;
 pub mod segment;

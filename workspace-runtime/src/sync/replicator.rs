@@ -154,6 +154,8 @@ pub struct Replicator {
     scratch: PathBuf,
     roll_batches: usize,
     tail: super::tail::EventTail,
+    /// Writes already counted in the manifest's usage ahead of the meter (its own publish).
+    publish_counted: u64,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -205,6 +207,7 @@ impl Replicator {
                 events: old.as_ref().map(|m| m.events.clone()).unwrap_or_default(),
                 projects: old.as_ref().map(|m| m.projects.clone()).unwrap_or_default(),
                 updated_ms: 0,
+                usage: old.as_ref().map(|m| m.usage.clone()).unwrap_or_default(),
             },
             manifest_generation: old_generation.unwrap_or(0),
             cursors: vec![WalCursor::new(); 6],
@@ -217,6 +220,7 @@ impl Replicator {
             scratch,
             roll_batches: ROLL_BATCHES,
             tail: super::tail::EventTail::new(),
+            publish_counted: 0,
         };
 
         if let Some(old) = old {
@@ -330,6 +334,7 @@ impl Replicator {
     /// Writes the manifest, if it is still ours.
     async fn publish(&mut self, first: bool) -> Result<(), SyncError> {
         self.manifest.updated_ms = now_ms();
+        self.fold_usage();
         let bytes = serde_json::to_vec_pretty(&self.manifest)
             .map_err(|e| SyncError::Local(e.to_string()))?;
         let pre = if first {
@@ -364,6 +369,27 @@ impl Replicator {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Moves what the bucket was asked since the last publish into today's usage, this
+    /// publish's own write included (counted ahead, and taken off the next tally).
+    fn fold_usage(&mut self) {
+        let mut delta = self.target.bucket.meter().take();
+        delta.class_a = delta.class_a.saturating_sub(self.publish_counted) + 1;
+        self.publish_counted = 1;
+        let stored = self.manifest.stored_bytes();
+        super::meter::fold(
+            &mut self.manifest.usage,
+            super::meter::day_of(self.manifest.updated_ms),
+            &delta,
+            stored,
+        );
+    }
+
+    /// Whether the bucket was asked anything the manifest does not count yet.
+    fn usage_unrecorded(&self) -> bool {
+        let m = self.target.bucket.meter();
+        m.pending() > self.publish_counted
     }
 
     /// Deletes database generations older than the two the manifest keeps.
@@ -671,6 +697,11 @@ impl Replicator {
             next = started + tick.saturating_sub(budget).max(Duration::from_millis(50));
         }
         let _ = self.round(true, true).await;
+        // What the last rounds asked of the bucket (a prune's list and deletes) is counted
+        // in the bucket before the instance goes.
+        if self.usage_unrecorded() && !self.status.get().fenced {
+            let _ = self.publish(false).await;
+        }
     }
 
     fn failed(&self, e: &SyncError) {

@@ -3,10 +3,13 @@
 //! need. Writes that publish state take a [`Precondition`] (create-only, or the generation
 //! the writer last saw), so two instances can never both believe they own a workspace.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::gcs::GcsBucket;
 use super::local::LocalFolder;
+use super::meter::OpMeter;
 
 /// What an object write requires of the object's present state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +65,17 @@ pub enum StoreError {
     },
 }
 
-/// A bucket: `gs://BUCKET[/PREFIX]` or `file:///PATH`.
+/// A bucket: `gs://BUCKET[/PREFIX]` or `file:///PATH`, with a tally of the operations
+/// asked of it (shared by its clones), as the bill counts them.
 #[derive(Debug, Clone)]
-pub enum Bucket {
+pub struct Bucket {
+    backend: Backend,
+    meter: Arc<OpMeter>,
+}
+
+/// Where a bucket's objects live.
+#[derive(Debug, Clone)]
+enum Backend {
     /// A local folder.
     Local(LocalFolder),
     /// A GCS bucket.
@@ -98,7 +109,7 @@ impl Bucket {
                     reason: "a file:// bucket needs an absolute path".into(),
                 });
             }
-            return Ok(Bucket::Local(LocalFolder::new(path.into())));
+            return Ok(Bucket::with(Backend::Local(LocalFolder::new(path.into()))));
         }
         if let Some(rest) = url.strip_prefix("gs://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -109,7 +120,7 @@ impl Bucket {
                 });
             }
             let gcs = Box::pin(GcsBucket::open(bucket, prefix, emulator)).await?;
-            return Ok(Bucket::Gcs(Box::new(gcs)));
+            return Ok(Bucket::with(Backend::Gcs(Box::new(gcs))));
         }
         Err(StoreError::BadUrl {
             url: url.into(),
@@ -127,9 +138,10 @@ impl Bucket {
         data: Bytes,
         pre: Precondition,
     ) -> Result<ObjectMeta, StoreError> {
-        match self {
-            Bucket::Local(b) => b.put(name, data, pre).await,
-            Bucket::Gcs(b) => Box::pin(b.put(name, data, pre)).await,
+        self.meter.class_a(1);
+        match &self.backend {
+            Backend::Local(b) => b.put(name, data, pre).await,
+            Backend::Gcs(b) => Box::pin(b.put(name, data, pre)).await,
         }
     }
 
@@ -144,9 +156,10 @@ impl Bucket {
         src: &std::path::Path,
         pre: Precondition,
     ) -> Result<ObjectMeta, StoreError> {
-        match self {
-            Bucket::Local(b) => b.put_file(name, src, pre).await,
-            Bucket::Gcs(b) => Box::pin(b.put_file(name, src, pre)).await,
+        self.meter.class_a(1);
+        match &self.backend {
+            Backend::Local(b) => b.put_file(name, src, pre).await,
+            Backend::Gcs(b) => Box::pin(b.put_file(name, src, pre)).await,
         }
     }
 
@@ -160,10 +173,15 @@ impl Bucket {
         name: &str,
         dest: &std::path::Path,
     ) -> Result<Option<FileDigest>, StoreError> {
-        match self {
-            Bucket::Local(b) => b.get_to_file(name, dest).await,
-            Bucket::Gcs(b) => Box::pin(b.get_to_file(name, dest)).await,
-        }
+        let got = match &self.backend {
+            Backend::Local(b) => b.get_to_file(name, dest).await,
+            Backend::Gcs(b) => Box::pin(b.get_to_file(name, dest)).await,
+        };
+        self.meter.read(match &got {
+            Ok(Some(d)) => d.size,
+            _ => 0,
+        });
+        got
     }
 
     /// The object's bytes and metadata, or `None` when it does not exist.
@@ -171,10 +189,15 @@ impl Bucket {
     /// # Errors
     /// [`StoreError::Unavailable`].
     pub async fn get(&self, name: &str) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
-        match self {
-            Bucket::Local(b) => b.get(name).await,
-            Bucket::Gcs(b) => Box::pin(b.get(name)).await,
-        }
+        let got = match &self.backend {
+            Backend::Local(b) => b.get(name).await,
+            Backend::Gcs(b) => Box::pin(b.get(name)).await,
+        };
+        self.meter.read(match &got {
+            Ok(Some((b, _))) => b.len() as u64,
+            _ => 0,
+        });
+        got
     }
 
     /// The objects whose names start with `prefix`, by name.
@@ -182,10 +205,12 @@ impl Bucket {
     /// # Errors
     /// [`StoreError::Unavailable`].
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        match self {
-            Bucket::Local(b) => b.list(prefix).await,
-            Bucket::Gcs(b) => Box::pin(b.list(prefix)).await,
-        }
+        let listed = match &self.backend {
+            Backend::Local(b) => b.list(prefix).await,
+            Backend::Gcs(b) => Box::pin(b.list(prefix)).await,
+        };
+        self.meter.list(listed.as_ref().map_or(0, Vec::len));
+        listed
     }
 
     /// Deletes `name` (nothing when it does not exist).
@@ -193,17 +218,30 @@ impl Bucket {
     /// # Errors
     /// [`StoreError::Unavailable`].
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        match self {
-            Bucket::Local(b) => b.delete(name).await,
-            Bucket::Gcs(b) => Box::pin(b.delete(name)).await,
+        self.meter.delete();
+        match &self.backend {
+            Backend::Local(b) => b.delete(name).await,
+            Backend::Gcs(b) => Box::pin(b.delete(name)).await,
         }
     }
 
     /// Where the bucket is, for messages.
     pub fn url(&self) -> String {
-        match self {
-            Bucket::Local(b) => format!("file://{}", b.root().display()),
-            Bucket::Gcs(b) => b.url(),
+        match &self.backend {
+            Backend::Local(b) => format!("file://{}", b.root().display()),
+            Backend::Gcs(b) => b.url(),
+        }
+    }
+
+    /// The tally of operations asked of this bucket (and its clones).
+    pub fn meter(&self) -> &OpMeter {
+        &self.meter
+    }
+
+    fn with(backend: Backend) -> Bucket {
+        Bucket {
+            backend,
+            meter: Arc::new(OpMeter::default()),
         }
     }
 }

@@ -446,3 +446,73 @@ async fn the_awake_quota_evicts_the_least_recently_active_idle_workspace_or_refu
     }
     cp.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_freeing_policy_frees_the_folder_once_the_bucket_copy_is_verified() {
+    let tmp = TempRoot::new();
+    let data = tmp.path().join("data");
+    let (cp, admin, gateway) = embedded(&data).await;
+    let text = "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {storage: {bucket: 'file:bucket/acme'}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {}\n---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {name: w, organization: acme, team: t}\nspec: {owner: u, autoSleep: {idleAfter: 1h, freeLocalDisk: true}, agents: [{name: a, provider: offline}]}\n";
+    admin.apply(&objects(text), false, None).await.unwrap();
+    admin
+        .watch_until(&key("w"), MINUTE, |r| r.status_json()["phase"] == "Running")
+        .await
+        .unwrap();
+    let (status, body) = gateway
+        .post(
+            "/w/acme/w/v1/events",
+            &json!({"agent": "alice", "type": "agent_message", "data": {"text": "remember me"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seq = body["seq"].as_u64().unwrap();
+    let folder =
+        coditect_runtime::layout::Layout::new(&data.join("workspaces"), "acme", "t", "u", "w")
+            .root()
+            .to_path_buf();
+    assert!(folder.join("databases/sessions.db").exists());
+
+    admin
+        .post_json(
+            "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    admin
+        .watch_until(&key("w"), MINUTE, |r| r.status_json()["phase"] == "Asleep")
+        .await
+        .unwrap();
+    // Freed before the workspace was reported asleep, with the check's figures.
+    assert!(!folder.exists(), "{} still there", folder.display());
+    let events = admin.events(&key("w")).await.unwrap();
+    let freed = events.iter().find(|e| e.reason == "DiskFreed").unwrap();
+    assert!(freed.message.contains("bucket copy verified"), "{freed:?}");
+
+    // A request wakes it: restored from the bucket, the event is there.
+    let (status, body) = gateway
+        .get(&format!("/w/acme/w/v1/events?since={}", seq - 1))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = &body.as_array().unwrap()[0];
+    assert_eq!(first["seq"].as_u64().unwrap(), seq, "{body}");
+    assert_eq!(first["data"]["text"], "remember me");
+    assert!(folder.join("databases/sessions.db").exists());
+
+    // The restored instance seals its own stop: the next sleep frees the folder again.
+    admin
+        .post_json(
+            "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    admin
+        .watch_until(&key("w"), MINUTE, |r| r.status_json()["phase"] == "Asleep")
+        .await
+        .unwrap();
+    assert!(!folder.exists(), "a clean second sleep frees it again");
+    let freed = admin.events(&key("w")).await.unwrap();
+    assert_eq!(freed.iter().filter(|e| e.reason == "DiskFreed").count(), 2);
+    cp.shutdown().await;
+}

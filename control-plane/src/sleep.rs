@@ -16,7 +16,7 @@ use std::time::Duration;
 use coditect_specs::{ConditionStatus, ObjectKey, Resource, SleepStatus, Workspace};
 
 use crate::conditions;
-use crate::driver::Driver;
+use crate::driver::{DiskRelease, Driver};
 use crate::error::{ReconcileError, StoreError};
 use crate::reconcile::{Action, Context, write_status};
 use crate::store::Store;
@@ -115,6 +115,40 @@ pub async fn converge_asleep<D: Driver>(
         })?;
         ctx.driver.stop(key, placed, false).await?;
     }
+    // Policy: free the local disk once the bucket copy is verified (kept by default);
+    // once, on the way to sleep (a control plane killed in between tries again).
+    let settling = ws
+        .status
+        .as_ref()
+        .and_then(|s| s.sleep.as_ref())
+        .is_none_or(|z| z.asleep_since.is_none());
+    let release = if settling
+        && ws
+            .spec
+            .auto_sleep
+            .as_ref()
+            .is_some_and(|p| p.free_local_disk)
+    {
+        Some(ctx.driver.free_disk(key, placed).await)
+    } else {
+        None
+    };
+    match &release {
+        Some(DiskRelease::Freed { objects, bytes }) => ctx.store.record_event(
+            key,
+            "Normal",
+            "DiskFreed",
+            &format!(
+                "bucket copy verified ({objects} objects); {bytes} bytes of local disk freed; the next wake restores from the bucket"
+            ),
+        ),
+        Some(DiskRelease::Kept(why)) => {
+            tracing::warn!(workspace = %key, %why, "local disk kept");
+            ctx.store
+                .record_event(key, "Warning", "DiskKept", &format!("local disk kept: {why}"));
+        }
+        Some(DiskRelease::AlreadyFree) | None => {}
+    }
     let mut first = false;
     write_status(ctx, key, |s| {
         let reason = s
@@ -154,7 +188,14 @@ pub async fn converge_asleep<D: Driver>(
             key,
             "Normal",
             "Asleep",
-            "instance stopped cleanly; data kept on local disk",
+            if matches!(
+                release,
+                Some(DiskRelease::Freed { .. } | DiskRelease::AlreadyFree)
+            ) {
+                "instance stopped cleanly; data in the bucket only"
+            } else {
+                "instance stopped cleanly; data kept on local disk"
+            },
         );
     }
     Ok(Action::AwaitChange)

@@ -103,6 +103,7 @@ mod tests {
                     to: "17:00".into(),
                 }],
             }),
+            free_local_disk: false,
         }
     }
 

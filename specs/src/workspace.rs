@@ -192,6 +192,11 @@ pub struct AutoSleepPolicy {
     /// Windows in which the workspace is kept awake even when idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// Free the local disk of the sleeping workspace once its bucket copy is verified (the
+    /// next wake restores it from the bucket). Off by default: a wake from local disk is
+    /// tens of milliseconds, a restore grows with the workspace's size.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free_local_disk: bool,
 }
 
 impl Default for AutoSleepPolicy {
@@ -200,6 +205,7 @@ impl Default for AutoSleepPolicy {
             enabled: true,
             idle_after: defaults::idle_after(),
             schedule: None,
+            free_local_disk: false,
         }
     }
 }

@@ -60,6 +60,12 @@ impl Layout {
         self.root.join("runtime.json")
     }
 
+    /// Written by a clean stop whose final sync round shipped everything: which manifest
+    /// holds all of it, so the control plane may verify the bucket copy and free the disk.
+    pub fn seal_file(&self) -> PathBuf {
+        self.root.join("sealed.json")
+    }
+
     /// Creates the folders and takes the exclusive ownership lock.
     ///
     /// # Errors

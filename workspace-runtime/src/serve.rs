@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::layout::Layout;
 use crate::sync::Bucket;
 use crate::sync::replicator::{Replicator, SyncError, SyncTarget};
+use crate::sync::seal::Seal;
 use crate::workspace::{OpenError, WorkspaceRuntime, load_spec};
 
 /// Where and what to serve.
@@ -113,10 +114,20 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         tracing::error!(error = %e, "clean stop failed");
     }
     let _ = sync_tx.send(true);
-    if let Some(sync) = sync {
-        let _ = sync.await;
-    }
+    let seal = match sync {
+        Some(sync) => sync.await.ok().flatten(),
+        None => None,
+    };
     ws.checkpoint_databases();
+    // Everything is in the bucket: say under which manifest, for a disk-freeing sleep.
+    if let Some(seal) = seal {
+        let written = serde_json::to_vec(&seal)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(ws.layout.seal_file(), b));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not write sealed.json");
+        }
+    }
     let _ = std::fs::remove_file(ws.layout.endpoint_file());
     tracing::info!("workspace runtime stopped");
     Ok(())
@@ -128,7 +139,7 @@ async fn replicate(
     ws: std::sync::Arc<WorkspaceRuntime>,
     target: SyncTarget,
     shutdown: impl std::future::Future<Output = ()>,
-) {
+) -> Option<Seal> {
     tokio::pin!(shutdown);
     let since = crate::clock::now_ms();
     let replicator = loop {
@@ -136,20 +147,20 @@ async fn replicate(
             Ok(r) => break r,
             Err(e @ SyncError::Fenced(_)) => {
                 tracing::error!(error = %e, "not syncing: the workspace belongs to another instance");
-                return;
+                return None;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sync cannot start yet; retrying");
                 let text = e.to_string();
                 ws.sync.fail_to_start(since, text);
                 tokio::select! {
-                    () = &mut shutdown => return,
+                    () = &mut shutdown => return None,
                     () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 }
             }
         }
     };
-    replicator.run(shutdown).await;
+    replicator.run(shutdown).await
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -160,6 +160,8 @@ impl WorkspaceRuntime {
         let team = meta.team.clone().unwrap_or_default();
         let layout = Layout::new(root, &org, &team, &spec.spec.owner, &meta.name);
         let folder = layout.claim()?;
+        // A seal speaks for the stop that wrote it; from now on this instance changes things.
+        let _ = std::fs::remove_file(layout.seal_file());
         let mut restored = None;
         if let Some(t) = &target
             && !layout.databases().join("sessions.db").exists()

@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::{Driver, Instance, InstanceTokens};
+use super::{DiskRelease, Driver, Instance, InstanceTokens};
 use crate::error::DriverError;
 
 /// How long a starting instance may take to print its ready line.
@@ -363,7 +363,66 @@ fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Bytes of the files under `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 impl Driver for LocalDriver {
+    async fn free_disk(&self, key: &ObjectKey, ws: &Workspace) -> DiskRelease {
+        let layout = self.layout(ws);
+        let root = layout.root().to_path_buf();
+        if !root.exists() {
+            return DiskRelease::AlreadyFree;
+        }
+        if self.known().contains_key(key) || self.discover(&root).is_some() {
+            return DiskRelease::Kept("an instance still runs on the folder".into());
+        }
+        let seal = match coditect_runtime::sync::seal::read(&layout.seal_file()) {
+            Ok(s) => s,
+            Err(e) => return DiskRelease::Kept(e.to_string()),
+        };
+        let bucket = match Bucket::open(&self.bucket_url(ws)).await {
+            Ok(b) => b,
+            Err(e) => return DiskRelease::Kept(format!("the bucket cannot be opened: {e}")),
+        };
+        let m = &ws.metadata;
+        let target = coditect_runtime::sync::replicator::SyncTarget {
+            bucket,
+            prefix: Layout::relative(
+                m.organization.as_deref().unwrap_or_default(),
+                m.team.as_deref().unwrap_or_default(),
+                &ws.spec.owner,
+                &m.name,
+            )
+            .display()
+            .to_string(),
+        };
+        let objects = match coditect_runtime::sync::seal::verify(&target, &seal).await {
+            Ok(n) => n,
+            Err(e) => return DiskRelease::Kept(e.to_string()),
+        };
+        let bytes = folder_bytes(&root);
+        match tokio::fs::remove_dir_all(&root).await {
+            Ok(()) => {
+                tracing::info!(workspace = %key, objects, bytes, "bucket copy verified; local disk freed");
+                DiskRelease::Freed { objects, bytes }
+            }
+            Err(e) => DiskRelease::Kept(format!("remove {}: {e}", root.display())),
+        }
+    }
+
     async fn observe(&self, key: &ObjectKey, ws: &Workspace) -> Option<Instance> {
         let cached = self.known().get(key).cloned();
         if let Some(k) = cached {

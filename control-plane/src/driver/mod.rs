@@ -38,6 +38,23 @@ pub trait InstanceTokens: Send + Sync + std::fmt::Debug + 'static {
     fn token(&self, key: &ObjectKey) -> Option<String>;
 }
 
+/// What a [`Driver::free_disk`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskRelease {
+    /// The bucket copy was verified (this many objects) and the folder removed (this many
+    /// bytes).
+    Freed {
+        /// Objects checked in the bucket.
+        objects: usize,
+        /// Bytes removed from the local disk.
+        bytes: u64,
+    },
+    /// Nothing to free: the folder is gone already.
+    AlreadyFree,
+    /// The folder stays, for this reason.
+    Kept(String),
+}
+
 /// Starts, stops and observes instances.
 pub trait Driver: Send + Sync + 'static {
     /// The healthy instance of `key`, if one runs (adopting one left by an earlier
@@ -65,6 +82,18 @@ pub trait Driver: Send + Sync + 'static {
         ws: &Workspace,
         purge: bool,
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
+
+    /// Frees the local disk of `key`'s stopped instance once its bucket copy is verified
+    /// against the seal its clean stop left (the next start restores from the bucket).
+    /// A driver that keeps no local disk keeps everything.
+    fn free_disk(
+        &self,
+        key: &ObjectKey,
+        ws: &Workspace,
+    ) -> impl Future<Output = DiskRelease> + Send {
+        let _ = (key, ws);
+        async { DiskRelease::Kept("this driver does not free disks".into()) }
+    }
 
     /// Stops instances whose workspace is not in `known`.
     fn reap_orphans(&self, known: &[ObjectKey]) -> impl Future<Output = Vec<ObjectKey>> + Send;

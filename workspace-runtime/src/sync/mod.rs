@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod meter;
 pub mod replicator;
 pub mod restore;
+pub mod seal;
 pub mod segment;
 pub mod store;
 pub mod tail;

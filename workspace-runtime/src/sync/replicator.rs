@@ -654,8 +654,12 @@ impl Replicator {
         Ok(())
     }
 
-    /// Runs rounds on the policy's intervals until `shutdown`, then a final flush.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs rounds on the policy's intervals until `shutdown`, then a final flush; the
+    /// seal when that flush left nothing behind.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Option<super::seal::Seal> {
         let policy = &self.ws.spec.spec.sync;
         let (db_every, ev_every) = (
             policy.databases_interval.to_std(),
@@ -696,12 +700,20 @@ impl Replicator {
             let budget = recent.iter().max().copied().unwrap_or_default();
             next = started + tick.saturating_sub(budget).max(Duration::from_millis(50));
         }
-        let _ = self.round(true, true).await;
+        let flushed = self.round(true, true).await.is_ok();
         // What the last rounds asked of the bucket (a prune's list and deletes) is counted
         // in the bucket before the instance goes.
+        let mut published = true;
         if self.usage_unrecorded() && !self.status.get().fenced {
-            let _ = self.publish(false).await;
+            published = self.publish(false).await.is_ok();
         }
+        (flushed && published && !self.behind() && !self.status.get().fenced).then(|| {
+            super::seal::Seal {
+                manifest_generation: self.manifest_generation,
+                last_seq: self.manifest.last_seq(),
+                stored_bytes: self.manifest.stored_bytes(),
+            }
+        })
     }
 
     fn failed(&self, e: &SyncError) {

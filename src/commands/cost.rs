@@ -81,7 +81,14 @@ async fn report(
             &json!({"report": report, "usage": usage}),
         )?);
     }
-    let money = |x: f64| format!("${x:.2}");
+    // Cents hide what a short window costs: small figures get four decimals.
+    let money = |x: f64| {
+        if x != 0.0 && x.abs() < 1.0 {
+            format!("${x:.4}")
+        } else {
+            format!("${x:.2}")
+        }
+    };
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()

@@ -6,6 +6,8 @@
 //! organization's `BudgetAlert` follows its month-to-date spend, driven by a clock the
 //! test controls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! The seal of a clean stop and the check of the bucket against it (what lets a sleeping
 //! workspace's disk be freed), and the operations the replicator counts into the manifest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -8,6 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use coditect_control_plane::client::condition_holds;
 use coditect_runtime::testkit::TempRoot;
@@ -187,11 +188,11 @@ async fn backup_lists_verifies_and_restores_a_workspace_from_its_bucket() {
     let tmp = TempRoot::new();
     let cp = ControlPlane::up(tmp.path(), &["specs/examples/"]);
     ready(&cp, "alice-main").await;
-    // The instance reports its bucket once it owns the workspace there.
+    // Restorable once the instance owns the workspace in the bucket with a whole generation.
     let synced = cp
         .client()
         .watch_until(&ws_key("alice-main"), MINUTE, |r| {
-            r.status_json()["bucket"].is_string()
+            condition_holds(r, "Restorable")
         })
         .await
         .unwrap();
@@ -235,7 +236,15 @@ async fn backup_lists_verifies_and_restores_a_workspace_from_its_bucket() {
         String::from_utf8_lossy(&restore.stderr)
     );
     let report: Value = serde_json::from_slice(&restore.stdout).unwrap();
-    assert!(report["lastSeq"].as_u64().unwrap() > 0, "{report}");
+    // Everything the listed manifest named, at least (rounds may have shipped more since).
+    let listed_seq = manifest["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .map_or(0, |e| e["last"].as_u64().unwrap());
+    assert!(
+        report["lastSeq"].as_u64().unwrap() >= listed_seq,
+        "{report} against {listed_seq}"
+    );
     assert!(dest.join("databases/sessions.db").exists());
     // Into a folder that is not empty: refused, nothing touched.
     let again = cp.cli(&[
@@ -247,6 +256,31 @@ async fn backup_lists_verifies_and_restores_a_workspace_from_its_bucket() {
     ]);
     assert_eq!(again.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // With --bucket, nothing but the bucket is needed: no control plane answers here.
+    for command in ["list", "verify"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_coditect"))
+            .env("CODITECT_SERVER", "http://127.0.0.1:9")
+            .env("CODITECT_CONFIG", tmp.path().join("nowhere.yaml"))
+            .args(["backup", command, "alice-main", "--bucket", &bucket])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "backup {command} --bucket: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_coditect"))
+        .env("CODITECT_SERVER", "http://127.0.0.1:9")
+        .args(["backup", "list", "nobody", "--bucket", &bucket])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no workspace nobody in"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A purge takes the bucket's copy too (a workspace created again under the name must
     // not restore the purged one).

@@ -28,6 +28,7 @@ impl Converged {
             session_expires_at: None,
             sync_lag_seconds: None,
             bucket: None,
+            restorable: true,
             sync_error: None,
             activity: None,
         }

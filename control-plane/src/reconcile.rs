@@ -240,9 +240,41 @@ async fn reconcile_workspace<D: Driver>(
             "",
             generation,
         );
+        if instance.bucket.is_none() {
+            // Not syncing: nothing to say.
+        } else if instance.restorable {
+            conditions::set(
+                &mut s.conditions,
+                "Restorable",
+                ConditionStatus::True,
+                "GenerationShipped",
+                "the bucket holds a complete generation: a restore would work",
+                generation,
+            );
+        } else {
+            conditions::set(
+                &mut s.conditions,
+                "Restorable",
+                ConditionStatus::False,
+                "NotYetShipped",
+                "the first generation is not in the bucket yet (see syncLagSeconds)",
+                generation,
+            );
+        }
     })?;
-    Ok(Action::Requeue(ctx.resync))
+    // Until the bucket holds it, look again soon: the status says when it does.
+    Ok(Action::Requeue(
+        if instance.restorable || instance.bucket.is_none() {
+            ctx.resync
+        } else {
+            RESTORABLE_POLL.min(ctx.resync)
+        },
+    ))
 }
+
+/// How soon a Running workspace whose first generation is not in the bucket is looked at
+/// again.
+const RESTORABLE_POLL: Duration = Duration::from_millis(200);
 
 /// Changes a workspace's status with `f`.
 pub(crate) fn write_status<D>(

@@ -58,23 +58,23 @@ pub async fn run(
     }
 }
 
-/// The workspace's bucket and prefix: from the flags, else from its status.
+/// The workspace's bucket and prefix: with `--bucket`, from the bucket alone (no control
+/// plane needed: the disaster this command exists for); else from the workspace's status.
 async fn target(remote: &super::Remote, args: &BackupArgs) -> Result<SyncTarget, Failure> {
+    if let Some(url) = &args.bucket {
+        return find_in_bucket(url, &args.workspace, args.org.as_deref()).await;
+    }
     let ws = remote
         .client()?
         .find(Kind::Workspace, &args.workspace, args.org.as_deref())
         .await?;
     let m = ws.metadata();
     let status = ws.status_json();
-    let url = match (&args.bucket, status["bucket"].as_str()) {
-        (Some(b), _) => b.clone(),
-        (None, Some(b)) => b.to_string(),
-        (None, None) => {
-            return Err(Failure::Refused(format!(
-                "workspace {} has not reported a bucket yet (it has never synced); pass --bucket",
-                m.name
-            )));
-        }
+    let Some(url) = status["bucket"].as_str().map(str::to_string) else {
+        return Err(Failure::Refused(format!(
+            "workspace {} has not reported a bucket yet (it has never started); pass --bucket",
+            m.name
+        )));
     };
     let spec = ws.spec_json();
     let prefix = Layout::relative(
@@ -90,6 +90,49 @@ async fn target(remote: &super::Remote, args: &BackupArgs) -> Result<SyncTarget,
         bucket,
         prefix: prefix.display().to_string(),
     })
+}
+
+/// The workspace `name` in the bucket at `url`: the one manifest under
+/// `organizations/{org}/…/workspaces/{name}/`.
+async fn find_in_bucket(url: &str, name: &str, org: Option<&str>) -> Result<SyncTarget, Failure> {
+    let bucket = Bucket::open(url)
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))?;
+    let scope = match org {
+        Some(org) => format!("organizations/{org}/"),
+        None => "organizations/".to_string(),
+    };
+    let suffix = format!(
+        "/workspaces/{name}/{}",
+        coditect_runtime::sync::manifest::MANIFEST
+    );
+    let found: Vec<String> = bucket
+        .list(&scope)
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))?
+        .into_iter()
+        .filter_map(|o| {
+            o.name
+                .strip_suffix(&suffix)
+                .map(|p| format!("{p}/workspaces/{name}"))
+        })
+        .collect();
+    match found.as_slice() {
+        [prefix] => Ok(SyncTarget {
+            bucket,
+            prefix: prefix.clone(),
+        }),
+        [] => Err(Failure::Refused(format!(
+            "no workspace {name} in {url}{}",
+            org.map(|o| format!(" under organization {o}"))
+                .unwrap_or_default()
+        ))),
+        many => Err(Failure::Refused(format!(
+            "workspace {name} is in {url} {} times ({}); say which with --org",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
 }
 
 async fn list(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {

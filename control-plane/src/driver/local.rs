@@ -180,6 +180,9 @@ impl LocalDriver {
             spec_hash: status["specHash"].as_str().unwrap_or_default().to_string(),
             session_expires_at: status["session"]["expiresAt"].as_str().map(str::to_string),
             sync_lag_seconds: status["sync"]["lagSeconds"].as_f64(),
+            restorable: status["sync"]["bucket"]
+                .as_str()
+                .is_some_and(|b| !b.is_empty()),
             // Until its first sync round the instance does not report the bucket it was
             // started with; it is this one.
             bucket: Some(

@@ -25,6 +25,9 @@ pub struct Instance {
     pub sync_lag_seconds: Option<f64>,
     /// The bucket it syncs to.
     pub bucket: Option<String>,
+    /// Whether the bucket holds a complete generation of it (a restore would work): the
+    /// instance owns the workspace there and its first snapshots are in.
+    pub restorable: bool,
     /// The bucket's last failure, while shipping fails (unsaved work stays local).
     pub sync_error: Option<String>,
     /// What keeps it awake, as the instance reports it (`status.activity`).

@@ -2,6 +2,7 @@
 //! so it survives the loss of the machine it runs on, and restored from there on a fresh
 //! machine.
 
+pub mod compact;
 pub mod gcs;
 pub mod local;
 pub mod manifest;

@@ -392,30 +392,43 @@ impl Replicator {
         m.pending() > self.publish_counted
     }
 
-    /// Deletes database generations older than the two the manifest keeps.
+    /// Deletes database generations older than the two the manifest keeps, and event
+    /// segments it no longer names (folded ones whose delete failed).
     async fn prune(&self) {
         let keep: HashSet<u64> = std::iter::once(self.manifest.generation)
             .chain(self.manifest.previous.as_ref().map(|p| p.generation))
             .collect();
-        let Ok(objects) = self
+        let databases = self.target.name("databases/");
+        if let Ok(objects) = self.target.bucket.list(&databases).await {
+            for o in objects {
+                let rel = o.name.strip_prefix(&databases).unwrap_or_default();
+                let generation: Option<u64> = rel.split('/').next().and_then(|g| g.parse().ok());
+                if generation.is_some_and(|g| !keep.contains(&g)) {
+                    self.delete(&o.name).await;
+                }
+            }
+        }
+        let named: HashSet<String> = self
+            .manifest
+            .events
+            .iter()
+            .map(|e| self.target.name(&e.object.object))
+            .collect();
+        if let Ok(objects) = self
             .target
             .bucket
-            .list(&self.target.name("databases/"))
+            .list(&self.target.name("sessions/"))
             .await
-        else {
-            return;
-        };
-        for o in objects {
-            let rel = o
-                .name
-                .strip_prefix(&self.target.name("databases/"))
-                .unwrap_or_default();
-            let generation: Option<u64> = rel.split('/').next().and_then(|g| g.parse().ok());
-            if generation.is_some_and(|g| !keep.contains(&g))
-                && let Err(e) = self.target.bucket.delete(&o.name).await
-            {
-                tracing::warn!(object = %o.name, error = %e, "pruning an old generation failed");
+        {
+            for o in objects.into_iter().filter(|o| !named.contains(&o.name)) {
+                self.delete(&o.name).await;
             }
+        }
+    }
+
+    async fn delete(&self, name: &str) {
+        if let Err(e) = self.target.bucket.delete(name).await {
+            tracing::warn!(object = %name, error = %e, "pruning failed");
         }
     }
 
@@ -632,12 +645,22 @@ impl Replicator {
             self.cut_batch()?;
             moved |= self.ship_batches().await?;
         }
+        let mut replaced = Vec::new();
         if events {
             moved |= self.ship_events().await?;
+            replaced = super::compact::fold_events(&self.target, &mut self.manifest.events).await?;
+            moved |= !replaced.is_empty();
             moved |= self.ship_projects().await?;
         }
         if moved {
             self.publish(false).await?;
+        }
+        // Folded segments go once the manifest that names their replacement is durable
+        // (one left by a failure here goes with the next roll's prune).
+        for name in replaced {
+            if let Err(e) = self.target.bucket.delete(&name).await {
+                tracing::warn!(object = %name, error = %e, "deleting a folded event segment failed");
+            }
         }
         // Once the manifest names the new generation, the one before the previous goes.
         if rolled {

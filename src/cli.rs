@@ -374,8 +374,9 @@ pub struct LoadtestArgs {
     /// Open loop: requests per second across all users (closed loop when absent).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Scenarios to run: reconnect, task_start, lock_uncontended, lock_contended, availability
-    /// (all when absent); `NAME:USERS:DURATION` overrides the load for one (`reconnect:200:5s`).
+    /// Scenarios to run: reconnect, task_start, lock_uncontended, lock_contended, availability,
+    /// wake (all when absent); `NAME:USERS:DURATION` overrides the load for one
+    /// (`reconnect:200:5s`).
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// The thresholds file.

@@ -153,8 +153,13 @@ async fn instance_by(
                 crate::server::wake_on_connect(s, who, key)
                     .await
                     .map_err(Box::new)?;
-                // Serving as the store says; the driver may learn the new token a moment
-                // later (just before the store does, on a restart): look again shortly.
+                // Serving as the store says. The request goes at once when the driver
+                // knows the instance (after a wake it does: it learns the instance before
+                // the store is told); else (a restart) it may learn the new token a moment
+                // later: look again shortly.
+                if let Ok(found) = instance(s, key) {
+                    return Ok(found);
+                }
                 let mut changes = s.store.subscribe();
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(10), changes.recv())
                     .await;

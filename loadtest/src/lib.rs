@@ -8,11 +8,13 @@
 //!  setup: apply N workspaces ──► startup (apply → Ready, per workspace)
 //!  scenarios, each warm-up + duration, closed or open loop, through the gateway:
 //!    reconnect · task_start · lock_uncontended · lock_contended · availability (+ chaos)
+//!    · wake (open loop at sleeping workspaces; the org's awake count sampled alongside)
 //!  judge(thresholds) ──► table, JSON, JUnit, Markdown ──► exit 0 or 99
 //! ```
 //!
 //! Depends on the control plane and below; nothing but the CLI imports it.
 
+pub mod awake;
 pub mod drive;
 pub mod recorder;
 pub mod report;
@@ -149,6 +151,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
         }
     }
     let mut errors = (0u64, 0u64);
+    let mut wake = None;
     for (name, load) in &plan {
         let load = *load;
         let rec = Arc::new(Recorder::default());
@@ -161,6 +164,7 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
                 scenarios::lock_uncontended(&target, load, rec.clone(), &pb).await
             }
             "lock_contended" => scenarios::lock_contended(&target, load, rec.clone(), &pb).await,
+            "wake" => wake = Some(scenarios::wake(&target, load, rec.clone(), &pb).await),
             _ => {
                 let kills =
                     scenarios::availability(&target, load, rec.clone(), &pb, opts.chaos_interval)
@@ -215,13 +219,14 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
         .map(|s| s.to_string())
         .chain((!chosen.iter().any(|c| c == "availability")).then(|| "recovered".to_string()))
         .collect();
-    let report = report::judge(
+    let mut report = report::judge(
         &thresholds,
         &summaries,
         &skipped,
         &opts.thresholds.display().to_string(),
         parameters,
     );
+    report.wake = wake;
     target.finish().await;
     Ok(report)
 }

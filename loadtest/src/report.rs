@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::recorder::Summary;
+use crate::scenarios::WakeRun;
 use crate::thresholds::{Stat, Thresholds};
 
 /// One threshold checked against one metric.
@@ -36,6 +37,9 @@ pub struct Report {
     pub pass: bool,
     /// Run parameters, for the record.
     pub parameters: BTreeMap<String, String>,
+    /// What the wake scenario's arrivals met and the awake count it sampled, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeRun>,
 }
 
 /// Checks every threshold against the measured summaries and rates.
@@ -105,6 +109,7 @@ pub fn judge(
         rows,
         pass,
         parameters,
+        wake: None,
     }
 }
 
@@ -205,6 +210,9 @@ pub fn table(report: &Report) -> String {
     for row in &rows {
         out += &(line(row) + "\n");
     }
+    for line in wake_lines(report) {
+        out += &(line + "\n");
+    }
     out += if report.pass {
         "all thresholds passed\n"
     } else {
@@ -233,6 +241,13 @@ pub fn markdown(report: &Report) -> String {
     for r in &report.rows {
         out += &format!("| {} |\n", cells(r).join(" | "));
     }
+    let wake = wake_lines(report);
+    if !wake.is_empty() {
+        out += "\n";
+        for line in wake {
+            out += &format!("- {line}\n");
+        }
+    }
     out += "\nParameters: ";
     out += &report
         .parameters
@@ -241,6 +256,20 @@ pub fn markdown(report: &Report) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     out + "\n"
+}
+
+/// The wake scenario's arrivals and the awake count, two lines (none without it).
+fn wake_lines(report: &Report) -> Vec<String> {
+    let Some(w) = &report.wake else {
+        return Vec::new();
+    };
+    vec![
+        format!(
+            "wake arrivals ({:.1}/s): {} measured, {} wakes, {} caught awake, {} joined a wake, {} failed",
+            w.rate, w.arrivals, w.wakes, w.caught_awake, w.joined, w.failed
+        ),
+        w.awake.line(),
+    ]
 }
 
 fn xml_escape(s: &str) -> String {
@@ -358,5 +387,42 @@ mod tests {
         }
         assert_eq!((cases, failures), (4, 1));
         assert!(markdown(&r).contains("| reconnect |"));
+        assert!(
+            v.get("wake").is_none(),
+            "no wake section without the scenario"
+        );
+    }
+
+    #[test]
+    fn the_wake_scenario_adds_its_arrivals_and_awake_count() {
+        let mut r = report();
+        let mut awake = crate::awake::AwakeSeries {
+            organization: "loadtest".into(),
+            interval_ms: 100,
+            ..Default::default()
+        };
+        awake
+            .samples
+            .push(crate::awake::Sample { at_ms: 0, awake: 2 });
+        (awake.min, awake.max) = (2, 2);
+        r.wake = Some(WakeRun {
+            rate: 5.0,
+            arrivals: 25,
+            wakes: 24,
+            caught_awake: 1,
+            awake,
+            ..Default::default()
+        });
+        let table = table(&r);
+        assert!(
+            table.contains("wake arrivals (5.0/s): 25 measured, 24 wakes, 1 caught awake"),
+            "{table}"
+        );
+        assert!(
+            table.contains("awake workspaces (loadtest, every 100ms, 1 samples): min 2, max 2")
+        );
+        assert!(markdown(&r).contains("- awake workspaces"));
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["wake"]["awake"]["samples"][0]["awake"], 2);
     }
 }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coditect_control_plane::client::Client;
+use coditect_control_plane::client::{Client, ClientError};
 use coditect_control_plane::up::{ControlPlane, UpOptions};
 use coditect_specs::{Kind, ObjectKey, Resource};
+use serde_json::json;
 
 use crate::LoadtestError;
 use crate::recorder::Recorder;
@@ -55,12 +56,18 @@ fn objects(text: &str) -> Vec<Resource> {
     docs.into_iter().map(|d| d.resource).collect()
 }
 
-fn key(name: &str) -> ObjectKey {
+/// The key of a workspace of the run.
+pub fn key(name: &str) -> ObjectKey {
     ObjectKey {
         kind: Kind::Workspace,
         organization: Some(ORG.into()),
         name: name.into(),
     }
+}
+
+/// The API path of a workspace of the run.
+fn workspace_path(name: &str) -> String {
+    format!("/apis/coditect.io/v1/organizations/{ORG}/workspaces/{name}")
 }
 
 impl Target {
@@ -224,6 +231,30 @@ impl Target {
     /// `http://server/w/loadtest/{ws}` — the workspace's API through the gateway.
     pub fn base(&self, ws: &Ws) -> String {
         format!("{}/w/{ORG}/{}", self.server, ws.name)
+    }
+
+    /// Asks the control plane, as the run's admin, to put a workspace to sleep (the
+    /// instance stops after a final sync round; `status.sleep` records the wish at once).
+    ///
+    /// # Errors
+    /// When the control plane refuses or cannot be reached.
+    pub async fn request_sleep(&self, ws: &Ws) -> Result<(), ClientError> {
+        self.client
+            .post_json(&format!("{}/sleep", workspace_path(&ws.name)), &json!({}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Asks the control plane, as the run's admin, to wake a workspace (answered at once;
+    /// the instance starts on its local data).
+    ///
+    /// # Errors
+    /// When the control plane refuses or cannot be reached.
+    pub async fn request_wake(&self, ws: &Ws) -> Result<(), ClientError> {
+        self.client
+            .post_json(&format!("{}/wake", workspace_path(&ws.name)), &json!({}))
+            .await
+            .map(|_| ())
     }
 
     /// Waits until every workspace of the run is Ready; returns how many are.

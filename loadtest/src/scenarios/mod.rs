@@ -4,17 +4,20 @@ mod availability;
 mod locks;
 mod reconnect;
 mod tasks;
+mod wake;
 
 pub use availability::availability;
 pub use locks::{lock_contended, lock_uncontended};
 pub use reconnect::reconnect;
 pub use tasks::task_start;
+pub use wake::{WakeRun, wake};
 
 /// Every scenario, in the order a run takes them.
-pub const ALL: [&str; 5] = [
+pub const ALL: [&str; 6] = [
     "reconnect",
     "task_start",
     "lock_uncontended",
     "lock_contended",
     "availability",
+    "wake",
 ];

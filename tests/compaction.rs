@@ -31,7 +31,8 @@ async fn target(url: &str) -> SyncTarget {
 /// `rounds` rounds of one acknowledged event each, shipped in-process; the last seq.
 async fn ship_rounds(url: &str, rounds: usize) -> u64 {
     let t = target(url).await;
-    let ws = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
+    let ws =
+        TestWorkspace::start_synced(Arc::new(TempRoot::in_memory()), spec(), Some(t.clone())).await;
     let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone())
         .await
         .unwrap();
@@ -50,7 +51,7 @@ async fn ship_rounds(url: &str, rounds: usize) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_rounds_restore_from_a_bounded_number_of_objects() {
-    let dir = TempRoot::new();
+    let dir = TempRoot::in_memory();
     let url = format!("file://{}", dir.path().join("bucket").display());
     let last = ship_rounds(&url, 10_000).await;
 

@@ -1,5 +1,6 @@
 //! What a scenario measures: latencies in an HDR histogram (bounded memory, exact high
-//! percentiles) and counts of successes and failures.
+//! percentiles) and counts of successes and failures; and the same per second of the run,
+//! so a dip (the seconds after a mass start) shows instead of being averaged away.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -7,12 +8,19 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// Seconds of a run the per-second series covers (an hour; later seconds are folded into
+/// the last).
+pub const SERIES_SECONDS: usize = 3600;
+
 /// One metric's measurements; safe to record from many tasks.
 #[derive(Debug)]
 pub struct Recorder {
     histogram: Mutex<Histogram<u64>>,
     ok: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+    /// Per second since `started`: 2 significant figures (1%), which is what a chart shows.
+    seconds: Mutex<Vec<Histogram<u64>>>,
 }
 
 impl Default for Recorder {
@@ -25,8 +33,21 @@ impl Default for Recorder {
             ),
             ok: Default::default(),
             failed: Default::default(),
+            started: std::time::Instant::now(),
+            seconds: Mutex::new(Vec::new()),
         }
     }
+}
+
+/// One second of a metric.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Second {
+    /// Seconds since the metric's recording began.
+    pub second: u32,
+    /// Successes in it.
+    pub count: u64,
+    /// Seconds.
+    pub p99: f64,
 }
 
 /// A summary of one metric.
@@ -50,6 +71,9 @@ pub struct Summary {
     pub avg: f64,
     /// Successes / all.
     pub success_rate: f64,
+    /// Per second of the run (seconds without a success are left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_second: Vec<Second>,
 }
 
 impl Recorder {
@@ -60,6 +84,17 @@ impl Recorder {
             .clamp(1, 600_000_000);
         let mut h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
         let _ = h.record(us);
+        drop(h);
+        let second = (self.started.elapsed().as_secs() as usize).min(SERIES_SECONDS - 1);
+        let mut seconds = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+        while seconds.len() <= second {
+            seconds.push(
+                Histogram::new_with_bounds(1, 600_000_000, 2)
+                    .expect("invariant: valid histogram bounds"),
+            );
+        }
+        let _ = seconds[second].record(us);
+        drop(seconds);
         self.ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -109,6 +144,42 @@ impl Recorder {
             } else {
                 ok as f64 / (ok + failed) as f64
             },
+            per_second: self.per_second(),
         }
+    }
+
+    fn per_second(&self) -> Vec<Second> {
+        let seconds = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+        seconds
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(i, h)| Second {
+                second: u32::try_from(i).unwrap_or(u32::MAX),
+                count: h.len(),
+                p99: h.value_at_quantile(0.99) as f64 / 1e6,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_second_has_its_own_p99() {
+        let r = Recorder::default();
+        r.ok(Duration::from_millis(2));
+        r.ok(Duration::from_millis(4));
+        let s = r.summary();
+        assert_eq!(s.per_second.len(), 1);
+        assert_eq!(s.per_second[0].second, 0);
+        assert_eq!(s.per_second[0].count, 2);
+        assert!(
+            (s.per_second[0].p99 - 0.004).abs() < 0.0001,
+            "{:?}",
+            s.per_second
+        );
     }
 }

@@ -124,6 +124,7 @@ fn empty() -> Summary {
         max: 0.0,
         avg: 0.0,
         success_rate: 0.0,
+        per_second: Vec::new(),
     }
 }
 
@@ -248,6 +249,32 @@ pub fn markdown(report: &Report) -> String {
             out += &format!("- {line}\n");
         }
     }
+    let charts: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|r| r.summary.per_second.len() > 1)
+        .map(|r| {
+            let peak = r
+                .summary
+                .per_second
+                .iter()
+                .map(|s| s.p99)
+                .fold(0.0, f64::max);
+            format!(
+                "| {} | `{}` | {} |",
+                r.metric,
+                sparkline(&r.summary.per_second),
+                human(peak)
+            )
+        })
+        .collect();
+    if !charts.is_empty() {
+        out += "\np99 per second (each character one second, scaled to the metric's worst second):\n\n| metric | p99 per second | worst second |\n| --- | --- | --- |\n";
+        for line in charts {
+            out += &line;
+            out += "\n";
+        }
+    }
     out += "\nParameters: ";
     out += &report
         .parameters
@@ -256,6 +283,24 @@ pub fn markdown(report: &Report) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     out + "\n"
+}
+
+/// One character per second, its height the second's p99 against the worst second's; a
+/// second without a success is a space.
+pub fn sparkline(series: &[crate::recorder::Second]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let peak = series.iter().map(|s| s.p99).fold(0.0, f64::max);
+    let last = series.last().map_or(0, |s| s.second as usize);
+    let mut out = vec![' '; last + 1];
+    for s in series {
+        let level = if peak > 0.0 {
+            ((s.p99 / peak) * 7.0).round() as usize
+        } else {
+            0
+        };
+        out[s.second as usize] = BARS[level.min(7)];
+    }
+    out.into_iter().collect()
 }
 
 /// The wake scenario's arrivals and the awake count, two lines (none without it).
@@ -337,7 +382,20 @@ mod tests {
             max: p99,
             avg: p99 / 2.0,
             success_rate: 1.0,
+            per_second: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_sparkline_shows_a_dip_second_by_second() {
+        use crate::recorder::Second;
+        let s = |second: u32, p99: f64| Second {
+            second,
+            count: 1,
+            p99,
+        };
+        let line = sparkline(&[s(0, 0.001), s(1, 0.008), s(3, 0.001)]);
+        assert_eq!(line, "▂█ ▂");
     }
 
     fn report() -> Report {

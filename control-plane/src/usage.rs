@@ -112,6 +112,15 @@ pub fn window_usage(record: &UsageRecord, since_ms: u64, until_ms: u64) -> (f64,
     (byte_days, flows)
 }
 
+/// How much of each bucket a measurement reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketReads {
+    /// The manifest and a listing of the prefix (`storedBytes` now): the cost report.
+    ManifestAndListing,
+    /// The manifest only (what is priced): the frequent budget passes.
+    ManifestOnly,
+}
+
 /// Measures the workspaces of `org` (all when `None`) that `visible` admits over
 /// `[since_ms, until_ms)`.
 ///
@@ -120,8 +129,8 @@ pub fn window_usage(record: &UsageRecord, since_ms: u64, until_ms: u64) -> (f64,
 pub async fn measure(
     store: &Store,
     org: Option<&str>,
-    since_ms: u64,
-    until_ms: u64,
+    (since_ms, until_ms): (u64, u64),
+    reads: BucketReads,
     visible: impl Fn(&Resource) -> bool,
 ) -> Result<UsageReport, StoreError> {
     let mut history: HashMap<(String, String), Vec<PhaseTransition>> = HashMap::new();
@@ -156,7 +165,8 @@ pub async fn measure(
             counted: DayUsage::default(),
             bucket_error: None,
         };
-        if let Err(e) = read_bucket(&w, &mut buckets, &mut usage, since_ms, until_ms).await {
+        if let Err(e) = read_bucket(&w, &mut buckets, &mut usage, (since_ms, until_ms), reads).await
+        {
             usage.bucket_error = Some(e);
         }
         workspaces.push(usage);
@@ -173,8 +183,8 @@ async fn read_bucket(
     w: &Workspace,
     buckets: &mut BTreeMap<String, Result<Bucket, String>>,
     usage: &mut WorkspaceUsage,
-    since_ms: u64,
-    until_ms: u64,
+    (since_ms, until_ms): (u64, u64),
+    reads: BucketReads,
 ) -> Result<(), String> {
     // Never started (asleep since it was declared): nothing stored yet.
     let Some(url) = w.status.as_ref().and_then(|s| s.bucket.clone()) else {
@@ -198,11 +208,13 @@ async fn read_bucket(
     )
     .display()
     .to_string();
-    let listed = bucket
-        .list(&format!("{prefix}/"))
-        .await
-        .map_err(|e| e.to_string())?;
-    usage.stored_bytes = listed.iter().map(|o| o.size).sum();
+    if reads == BucketReads::ManifestAndListing {
+        let listed = bucket
+            .list(&format!("{prefix}/"))
+            .await
+            .map_err(|e| e.to_string())?;
+        usage.stored_bytes = listed.iter().map(|o| o.size).sum();
+    }
     let manifest = bucket
         .get(&format!("{prefix}/{MANIFEST}"))
         .await

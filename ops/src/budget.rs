@@ -11,7 +11,7 @@ use coditect_control_plane::conditions;
 use coditect_control_plane::error::StoreError;
 use coditect_control_plane::selector::LabelSelector;
 use coditect_control_plane::store::Store;
-use coditect_control_plane::usage::measure;
+use coditect_control_plane::usage::{BucketReads, measure};
 use coditect_specs::organization::Budget;
 use coditect_specs::{ConditionStatus, Kind, Resource, RollupStatus};
 
@@ -103,14 +103,17 @@ impl BudgetWatch {
             };
             let name = org.metadata.name.clone();
             let since = month_start_ms(now_ms);
-            let usage = measure(
-                &self.store,
-                Some(&name),
-                since,
-                now_ms.max(since + 1),
-                |_| true,
-            )
-            .await?;
+            let until = now_ms.max(since + 1);
+            let reads = BucketReads::ManifestOnly;
+            let usage = match measure(&self.store, Some(&name), (since, until), reads, |_| true)
+                .await
+            {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::warn!(organization = %name, error = %e, "budget: usage not measured");
+                    continue;
+                }
+            };
             let spent = match price(&usage, &self.pricing) {
                 Ok(report) => report
                     .rows

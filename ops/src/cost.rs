@@ -60,7 +60,7 @@ impl Pricing {
         Ok(p)
     }
 
-    fn get(&self, name: &'static str) -> Result<f64, CostError> {
+    pub(crate) fn get(&self, name: &'static str) -> Result<f64, CostError> {
         self.prices
             .get(name)
             .map(|p| p.price)

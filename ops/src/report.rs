@@ -82,8 +82,9 @@ struct Group {
     owners: BTreeSet<String>,
 }
 
-/// Prices `report` at `pricing`. The free log allotment is the project's, so it is taken
-/// off the whole report once and each row carries its share of what remains.
+/// Prices `report` at `pricing`. The free log allotment is the project's and a month's, so
+/// it is taken off the whole report once (scaled to the window's length) and each row
+/// carries its share of what remains.
 ///
 /// # Errors
 /// [`CostError::MissingPrice`] (a parsed pricing file has them all).
@@ -113,16 +114,11 @@ pub fn price(report: &UsageReport, pricing: &Pricing) -> Result<CostReport, Cost
     let all_logs = groups
         .get(&(Scope::Total, "total".to_string()))
         .map_or(0.0, |g| g.usage.log_gib);
-    let project_logging = cost(
-        &Usage {
-            log_gib: all_logs,
-            ..Usage::default()
-        },
-        pricing,
-    )?
-    .observability;
     let months =
         (report.until_ms.saturating_sub(report.since_ms)) as f64 / 3_600_000.0 / MONTH_HOURS;
+    // The free allotment is a month's: a shorter window gets its share of it.
+    let free = pricing.get("loggingFreeGib")? * months;
+    let project_logging = (all_logs - free).max(0.0) * pricing.get("loggingGib")?;
     let mut rows = Vec::new();
     for ((scope, name), g) in groups {
         let mut c = cost(
@@ -255,7 +251,7 @@ mod tests {
         };
         let report = UsageReport {
             since_ms: 0,
-            until_ms: 3_600_000,
+            until_ms: (MONTH_HOURS * 3_600_000.0) as u64,
             workspaces: vec![
                 ws("a", "x", "u1", 0.0, logs(45.0)),
                 ws("b", "y", "u2", 0.0, logs(15.0)),
@@ -275,5 +271,13 @@ mod tests {
         assert!(close(obs("total"), 5.0));
         assert!(close(obs("acme/a/x"), 3.75));
         assert!(close(obs("acme/b/y"), 1.25));
+        // Over half a month, half the allotment: (60 − 25) × 0.50.
+        let half = UsageReport {
+            until_ms: report.until_ms / 2,
+            ..report
+        };
+        let r = price(&half, &p).unwrap();
+        let total = r.rows.last().unwrap().cost.observability;
+        assert!(close(total, 17.5), "{total}");
     }
 }

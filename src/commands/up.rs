@@ -19,6 +19,8 @@ use crate::exit::Failure;
 use crate::output::OutputFormat;
 
 pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
+    // A bad pricing file is refused before anything starts.
+    let pricing = super::cost::pricing(args.pricing.as_ref())?;
     let runtime_command = std::env::current_exe().context("find the coditect binary")?;
     let mut opts = UpOptions::new(args.listen, args.data_dir.clone(), runtime_command);
     opts.insecure = args.insecure;
@@ -97,11 +99,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         tokio::spawn(coditect_ops::autosleep::AutoSleeper::new(&cp).run(Duration::from_secs(5)));
     // Budgets: an organization past its alert threshold gets a BudgetAlert condition.
     let budgets = tokio::spawn(
-        coditect_ops::budget::BudgetWatch::new(
-            cp.store.clone(),
-            super::cost::pricing(args.pricing.as_ref())?,
-        )
-        .run(BUDGET_EVERY),
+        coditect_ops::budget::BudgetWatch::new(cp.store.clone(), pricing).run(BUDGET_EVERY),
     );
     if let Some(r) = applied {
         if format != OutputFormat::Json {

@@ -147,6 +147,7 @@ async fn replicate(
             Ok(r) => break r,
             Err(e @ SyncError::Fenced(_)) => {
                 tracing::error!(error = %e, "not syncing: the workspace belongs to another instance");
+                ws.sync.fail_to_start(since, e.to_string());
                 return None;
             }
             Err(e) => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use coditect_runtime::sync::replicator::{Replicator, SyncTarget};
 use coditect_runtime::sync::restore::manifest;
-use coditect_runtime::sync::seal::{Unverified, verify};
+use coditect_runtime::sync::seal::{SealError, verify};
 use coditect_runtime::sync::{Bucket, Precondition};
 use coditect_runtime::testkit::{TempRoot, TestWorkspace, spec};
 use serde_json::json;
@@ -52,7 +52,7 @@ async fn a_clean_stop_seals_and_the_check_refuses_any_other_bucket_state() {
     t.bucket.delete(&blob).await.unwrap();
     let e = verify(&t, &seal).await.unwrap_err();
     assert!(
-        matches!(&e, Unverified::Differs(w) if w.contains("is missing")),
+        matches!(&e, SealError::Differs(w) if w.contains("is missing")),
         "{e}"
     );
     t.bucket
@@ -78,7 +78,7 @@ async fn a_clean_stop_seals_and_the_check_refuses_any_other_bucket_state() {
         .unwrap();
     let e = verify(&t, &seal).await.unwrap_err();
     assert!(
-        matches!(&e, Unverified::Differs(w) if w.contains("written since")),
+        matches!(&e, SealError::Differs(w) if w.contains("written since")),
         "{e}"
     );
     ws.stop().await;

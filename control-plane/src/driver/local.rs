@@ -417,13 +417,25 @@ impl Driver for LocalDriver {
             Err(e) => return DiskRelease::Kept(e.to_string()),
         };
         let bytes = folder_bytes(&root);
-        match tokio::fs::remove_dir_all(&root).await {
-            Ok(()) => {
-                tracing::info!(workspace = %key, objects, bytes, "bucket copy verified; local disk freed");
-                DiskRelease::Freed { objects, bytes }
-            }
-            Err(e) => DiskRelease::Kept(format!("remove {}: {e}", root.display())),
+        // Renamed away first (atomic), then deleted: a delete that stops halfway must never
+        // leave a folder that looks like a workspace (the next start would open it instead
+        // of restoring). A trash left by a crash is removed on the next free.
+        let trash = root.with_file_name(format!(
+            ".freeing-{}",
+            root.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().to_string())
+        ));
+        if trash.exists() {
+            let _ = tokio::fs::remove_dir_all(&trash).await;
         }
+        if let Err(e) = tokio::fs::rename(&root, &trash).await {
+            return DiskRelease::Kept(format!("move {} aside: {e}", root.display()));
+        }
+        if let Err(e) = tokio::fs::remove_dir_all(&trash).await {
+            tracing::warn!(workspace = %key, error = %e, trash = %trash.display(), "freed folder not wholly deleted; removed on the next free");
+        }
+        tracing::info!(workspace = %key, objects, bytes, "bucket copy verified; local disk freed");
+        DiskRelease::Freed { objects, bytes }
     }
 
     async fn observe(&self, key: &ObjectKey, ws: &Workspace) -> Option<Instance> {

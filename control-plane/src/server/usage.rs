@@ -21,7 +21,10 @@ pub(super) struct UsageQuery {
     until_ms: Option<u64>,
 }
 
-const THIRTY_DAYS_MS: u64 = 30 * 86_400_000;
+const DAY_MS: u64 = 86_400_000;
+const THIRTY_DAYS_MS: u64 = 30 * DAY_MS;
+/// The longest window a usage query may span (the days a manifest keeps).
+const MAX_WINDOW_DAYS: u64 = coditect_runtime::sync::meter::KEEP_DAYS as u64;
 
 pub(super) async fn usage(
     State(s): State<ServerState>,
@@ -35,8 +38,17 @@ pub(super) async fn usage(
             "the window is empty: sinceMs {since} is not before untilMs {until}"
         )));
     }
+    // The usage record keeps about 400 days; a longer or future window is a mistake.
+    let now = coditect_runtime::clock::now_ms();
+    if until > now + DAY_MS || until - since > MAX_WINDOW_DAYS * DAY_MS {
+        return Err(bad_request(format!(
+            "the window must end by tomorrow and span at most {MAX_WINDOW_DAYS} days"
+        )));
+    }
     let policy = s.access.policy(&s.store);
-    let report = crate::usage::measure(&s.store, q.organization.as_deref(), since, until, |r| {
+    let reads = crate::usage::BucketReads::ManifestAndListing;
+    let org = q.organization.as_deref();
+    let report = crate::usage::measure(&s.store, org, (since, until), reads, |r| {
         policy.decide(&who, Verb::Read, &Subject::of(r)).is_ok()
     })
     .await?;

@@ -1,14 +1,16 @@
 //! Compaction of the event log in the bucket: every round ships its new events as one
 //! segment, so a long-lived workspace's manifest would name more segments every day and a
 //! restore would read more objects every day. Once the manifest names more than
-//! [`COMPACT_AFTER`] segments, runs of consecutive small ones are folded into segments of up
-//! to [`SEGMENT_BYTES`] (the lines concatenated, in seq order). The folded objects are
+//! [`COMPACT_AFTER`] open segments (smaller than half of [`SEGMENT_BYTES`]), runs of
+//! consecutive open ones are folded into segments of up to [`SEGMENT_BYTES`] (the lines
+//! concatenated, in seq order); a segment of half that size or more is closed and never
+//! read again, so a long log is not rewritten over and over. The folded objects are
 //! uploaded first; the manifest then names them; only after that manifest is durable are
 //! the old ones deleted. A crash anywhere leaves a manifest whose every object exists.
 //!
 //! The bound: a restore reads at most 6 snapshots, [`super::replicator`]'s roll threshold of
-//! WAL batches (256), `COMPACT_AFTER + 1 + event bytes / SEGMENT_BYTES` event segments, and
-//! one object per project file.
+//! WAL batches (256), `COMPACT_AFTER + 1 + event bytes / (SEGMENT_BYTES / 2)` event
+//! segments, and one object per project file.
 
 use std::ops::Range;
 
@@ -24,23 +26,34 @@ pub const COMPACT_AFTER: usize = 64;
 /// A folded segment's size limit.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 
-/// The runs of consecutive segments to fold: greedy from the oldest, each run as long as
-/// its bytes fit in `limit`; only runs of two or more (a full segment stays as it is).
+/// Whether a segment is open: small enough to be folded again.
+fn open(e: &EventsRef, limit: u64) -> bool {
+    e.object.size < limit / 2
+}
+
+/// The runs of consecutive open segments to fold: greedy from the oldest, each run as
+/// long as its bytes fit in `limit`; only runs of two or more. Closed segments (half the
+/// limit or more) end a run and stay as they are.
 pub fn plan(events: &[EventsRef], limit: u64) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
     let mut bytes = 0u64;
     for (i, e) in events.iter().enumerate() {
-        if i > start && bytes + e.object.size > limit {
+        let closed = !open(e, limit);
+        if i > start && (closed || bytes + e.object.size > limit) {
             if i - start >= 2 {
                 runs.push(start..i);
             }
             start = i;
             bytes = 0;
         }
+        if closed {
+            start = i + 1;
+            continue;
+        }
         bytes += e.object.size;
     }
-    if events.len() - start >= 2 {
+    if events.len().saturating_sub(start) >= 2 {
         runs.push(start..events.len());
     }
     runs
@@ -57,7 +70,7 @@ pub async fn fold_events(
     target: &SyncTarget,
     events: &mut Vec<EventsRef>,
 ) -> Result<Vec<String>, SyncError> {
-    if events.len() <= COMPACT_AFTER {
+    if events.iter().filter(|e| open(e, SEGMENT_BYTES)).count() <= COMPACT_AFTER {
         return Ok(Vec::new());
     }
     let runs = plan(events, SEGMENT_BYTES);
@@ -152,13 +165,16 @@ mod tests {
     }
 
     #[test]
-    fn runs_fill_up_to_the_limit_and_leave_full_segments_alone() {
-        let e: Vec<EventsRef> = [100, 5, 5, 5, 90, 3, 3, 100, 1]
+    fn runs_fill_up_to_the_limit_and_leave_closed_segments_alone() {
+        let e: Vec<EventsRef> = [100, 5, 5, 5, 40, 30, 3, 3, 60, 1, 1]
             .into_iter()
             .map(seg)
             .collect();
-        // 100 alone (full); 5+5+5 (+90 would pass 100); 90+3+3; 100 alone; 1 alone.
-        assert_eq!(plan(&e, 100), vec![1..4, 4..7]);
+        // 100 closed; 5+5+5+40+30 = 85 (+3+3 = 91, fits); 60 closed; 1+1.
+        assert_eq!(plan(&e, 100), vec![1..8, 9..11]);
+        let e: Vec<EventsRef> = [40, 40, 40].into_iter().map(seg).collect();
+        // 40+40 fits, +40 does not: a new run of one.
+        assert_eq!(plan(&e, 100), vec![0..2]);
         assert!(plan(&[seg(1)], 100).is_empty());
         assert_eq!(plan(&[seg(1), seg(1)], 100), vec![0..2]);
     }

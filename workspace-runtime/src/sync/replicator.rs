@@ -176,8 +176,15 @@ impl Replicator {
         status: Arc<SyncStatus>,
     ) -> Result<Self, SyncError> {
         let (old, old_generation) = match target.bucket.get(&target.name(MANIFEST)).await? {
+            // A manifest that does not parse is not "no manifest": taking over would drop
+            // every event segment it names. Refuse, and say so.
             Some((bytes, meta)) => (
-                serde_json::from_slice::<Manifest>(&bytes).ok(),
+                Some(serde_json::from_slice::<Manifest>(&bytes).map_err(|e| {
+                    SyncError::Local(format!(
+                        "{} does not parse ({e}); not taking the workspace over",
+                        target.name(MANIFEST)
+                    ))
+                })?),
                 Some(meta.generation),
             ),
             None => (None, None),
@@ -580,6 +587,8 @@ impl Replicator {
                 continue;
             };
             let digest = sha(&data);
+            // The size of the bytes uploaded, not of the file a moment before.
+            let size = data.len() as u64;
             if self.manifest.projects.get(&path).map(|p| &p.sha256) != Some(&digest) {
                 match self
                     .upload(
@@ -596,7 +605,7 @@ impl Replicator {
                     path.clone(),
                     ProjectFile {
                         sha256: digest.clone(),
-                        size: meta.len(),
+                        size,
                     },
                 );
                 changed = true;
@@ -648,7 +657,12 @@ impl Replicator {
         let mut replaced = Vec::new();
         if events {
             moved |= self.ship_events().await?;
-            replaced = super::compact::fold_events(&self.target, &mut self.manifest.events).await?;
+            // Best effort: a fold that fails (a segment unreadable for now) must never
+            // hold back the round's new objects; it is tried again next round.
+            match super::compact::fold_events(&self.target, &mut self.manifest.events).await {
+                Ok(r) => replaced = r,
+                Err(e) => tracing::warn!(error = %e, "event compaction skipped this round"),
+            }
             moved |= !replaced.is_empty();
             moved |= self.ship_projects().await?;
         }

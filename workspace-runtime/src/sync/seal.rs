@@ -27,7 +27,7 @@ pub struct Seal {
 
 /// Why the bucket copy cannot stand in for the local folder.
 #[derive(Debug, thiserror::Error)]
-pub enum Unverified {
+pub enum SealError {
     /// No seal: the last stop was not clean, or left work unshipped.
     #[error("no seal in {0}: the last stop was not clean or did not ship everything")]
     NoSeal(String),
@@ -42,37 +42,37 @@ pub enum Unverified {
 /// Reads the seal in `file`.
 ///
 /// # Errors
-/// [`Unverified::NoSeal`] when there is none (or it does not parse).
-pub fn read(file: &Path) -> Result<Seal, Unverified> {
+/// [`SealError::NoSeal`] when there is none (or it does not parse).
+pub fn read(file: &Path) -> Result<Seal, SealError> {
     std::fs::read(file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| Unverified::NoSeal(file.display().to_string()))
+        .ok_or_else(|| SealError::NoSeal(file.display().to_string()))
 }
 
 /// Checks that `target` holds exactly what `seal` says, every object a restore needs
 /// present at its size; the objects checked.
 ///
 /// # Errors
-/// [`Unverified`].
-pub async fn verify(target: &SyncTarget, seal: &Seal) -> Result<usize, Unverified> {
-    let unreadable = |e: super::StoreError| Unverified::Unreadable(e.to_string());
+/// [`SealError`].
+pub async fn verify(target: &SyncTarget, seal: &Seal) -> Result<usize, SealError> {
+    let unreadable = |e: super::StoreError| SealError::Unreadable(e.to_string());
     let (bytes, meta) = target
         .bucket
         .get(&target.name(MANIFEST))
         .await
         .map_err(unreadable)?
-        .ok_or_else(|| Unverified::Differs("no manifest".into()))?;
+        .ok_or_else(|| SealError::Differs("no manifest".into()))?;
     if meta.generation != seal.manifest_generation {
-        return Err(Unverified::Differs(format!(
+        return Err(SealError::Differs(format!(
             "the manifest was written since (generation {} against the seal's {})",
             meta.generation, seal.manifest_generation
         )));
     }
     let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Unverified::Differs(format!("the manifest does not parse: {e}")))?;
+        .map_err(|e| SealError::Differs(format!("the manifest does not parse: {e}")))?;
     if manifest.last_seq() != seal.last_seq {
-        return Err(Unverified::Differs(format!(
+        return Err(SealError::Differs(format!(
             "the manifest ends at event {} against the seal's {}",
             manifest.last_seq(),
             seal.last_seq
@@ -106,12 +106,12 @@ pub async fn verify(target: &SyncTarget, seal: &Seal) -> Result<usize, Unverifie
         match listed.get(&target.name(&r.object)) {
             Some(size) if *size == r.size => checked += 1,
             Some(size) => {
-                return Err(Unverified::Differs(format!(
+                return Err(SealError::Differs(format!(
                     "{} is {size} bytes, the manifest says {}",
                     r.object, r.size
                 )));
             }
-            None => return Err(Unverified::Differs(format!("{} is missing", r.object))),
+            None => return Err(SealError::Differs(format!("{} is missing", r.object))),
         }
     }
     Ok(checked)

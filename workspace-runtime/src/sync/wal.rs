@@ -24,7 +24,7 @@ const FRAME_HEADER: u64 = 24;
 pub struct Frames {
     /// The database's page size.
     pub page_size: u32,
-    /// Pages in commit order (a page may repeat; the later one wins).
+    /// Pages, each once (its last committed version), in page order.
     pub pages: Vec<(u32, Vec<u8>)>,
     /// The database's size in pages after the last commit.
     pub db_pages: u32,

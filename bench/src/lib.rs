@@ -5,6 +5,8 @@
 //! latency bench also records every iteration in an HDR histogram ([`Percentiles`]) and
 //! prints p50 / p99 / max when it ends.
 
+pub mod memory;
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -36,18 +38,19 @@ impl Percentiles {
         let _ = h.record(nanos.min(high));
     }
 
-    /// `name: n=…, p50=…, p99=…, max=…` in microseconds.
+    /// `name: n=…, p50=…, p99=…, p99.9=…, max=…, mean=…` in microseconds.
     pub fn summary(&self) -> String {
         let h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
         let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         format!(
-            "{}: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us",
+            "{}: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us mean={:.1}us",
             self.name,
             h.len(),
             us(0.5),
             us(0.99),
             us(0.999),
-            h.max() as f64 / 1000.0
+            h.max() as f64 / 1000.0,
+            h.mean() / 1000.0
         )
     }
 }
@@ -67,6 +70,7 @@ pub fn serve_instance_if_asked() -> bool {
     if args.get(1).map(String::as_str) != Some("workspace-runtime") {
         return false;
     }
+    trace_if_asked();
     let flag = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -91,6 +95,24 @@ pub fn serve_instance_if_asked() -> bool {
         std::process::exit(3);
     }
     true
+}
+
+/// With `CODITECT_LOG` set (an `EnvFilter`, as the CLI reads it), logs to stderr with the
+/// time since start, and each span's busy and idle time when it closes: where the time of
+/// a bench run goes. Instances started by a bench inherit the variable, and their stderr
+/// goes to the control plane's `logs/` folder. Silent otherwise, so the figures are not
+/// paid for logging.
+pub fn trace_if_asked() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CODITECT_LOG") else {
+        return;
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Bytes that do not compress (xorshift), for filling databases to a size: each call

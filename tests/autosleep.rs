@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::post;
-use coditect_control_plane::client::Client;
-use coditect_control_plane::up::{UpOptions, start};
 use coditect_ops::autosleep::{AutoSleeper, Step};
-use coditect_runtime::testkit::{ApiClient, TempRoot};
+use coditect_runtime::testkit::TempRoot;
 use coditect_specs::{Kind, ObjectKey, Resource};
 use serde_json::json;
+
+mod common;
+use common::{embedded, objects};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -26,33 +27,6 @@ fn key(name: &str) -> ObjectKey {
         organization: Some("acme".into()),
         name: name.into(),
     }
-}
-
-/// An embedded control plane on a free port with its data in `data` (instances run the
-/// real binary), the admin's client, and a client of its gateway as the admin.
-async fn embedded(
-    data: &std::path::Path,
-) -> (coditect_control_plane::up::ControlPlane, Client, ApiClient) {
-    let cp = start(UpOptions::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data.to_path_buf(),
-        env!("CARGO_BIN_EXE_coditect").into(),
-    ))
-    .await
-    .unwrap();
-    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
-    let gateway = ApiClient::new(
-        cp.server.trim_start_matches("http://").parse().unwrap(),
-        Some(cp.admin_token.clone()),
-    );
-    (cp, admin, gateway)
-}
-
-/// The objects of a manifest text.
-fn objects(text: &str) -> Vec<Resource> {
-    let (docs, diags) = coditect_specs::parse_str("test.yaml", std::path::Path::new("."), text);
-    assert!(diags.is_empty(), "{diags:?}");
-    docs.into_iter().map(|d| d.resource).collect()
 }
 
 /// A Chat Completions server that takes every request and never answers it (a model
@@ -272,8 +246,6 @@ async fn a_workspace_whose_bucket_fails_stays_awake_and_says_why_until_it_is_shi
     cp.shutdown().await;
 }
 
-mod common;
-
 /// `coditect sleep` / `wake` through the CLI, a WebSocket that wakes a sleeping workspace,
 /// and a control plane SIGKILLed in the middle of a sleep and of a wake: each converges
 /// when it comes back, and no acknowledged event is lost.
@@ -472,17 +444,7 @@ async fn a_disk_freeing_policy_frees_the_folder_once_the_bucket_copy_is_verified
             .to_path_buf();
     assert!(folder.join("databases/sessions.db").exists());
 
-    admin
-        .post_json(
-            "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",
-            &json!({}),
-        )
-        .await
-        .unwrap();
-    admin
-        .watch_until(&key("w"), MINUTE, |r| r.status_json()["phase"] == "Asleep")
-        .await
-        .unwrap();
+    common::sleep_or_wake(&admin, "w", "sleep").await;
     // Freed before the workspace was reported asleep, with the check's figures.
     assert!(!folder.exists(), "{} still there", folder.display());
     let events = admin.events(&key("w")).await.unwrap();
@@ -500,17 +462,7 @@ async fn a_disk_freeing_policy_frees_the_folder_once_the_bucket_copy_is_verified
     assert!(folder.join("databases/sessions.db").exists());
 
     // The restored instance seals its own stop: the next sleep frees the folder again.
-    admin
-        .post_json(
-            "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",
-            &json!({}),
-        )
-        .await
-        .unwrap();
-    admin
-        .watch_until(&key("w"), MINUTE, |r| r.status_json()["phase"] == "Asleep")
-        .await
-        .unwrap();
+    common::sleep_or_wake(&admin, "w", "sleep").await;
     assert!(!folder.exists(), "a clean second sleep frees it again");
     let freed = admin.events(&key("w")).await.unwrap();
     assert_eq!(freed.iter().filter(|e| e.reason == "DiskFreed").count(), 2);

@@ -11,14 +11,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use coditect_control_plane::client::Client;
-use coditect_control_plane::up::{UpOptions, start};
 use coditect_ops::budget::{BUDGET_ALERT, BudgetWatch};
 use coditect_ops::cost::{DEFAULT_PRICING, Pricing};
 use coditect_runtime::sync::manifest::Manifest;
 use coditect_runtime::testkit::TempRoot;
 use coditect_specs::{Kind, ObjectKey, Resource};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+mod common;
+use common::objects;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const GIB: f64 = (1u64 << 30) as f64;
@@ -29,12 +30,6 @@ fn key(kind: Kind, name: &str) -> ObjectKey {
         organization: (kind != Kind::Organization).then(|| "acme".into()),
         name: name.into(),
     }
-}
-
-fn objects(text: &str) -> Vec<Resource> {
-    let (docs, diags) = coditect_specs::parse_str("test.yaml", Path::new("."), text);
-    assert!(diags.is_empty(), "{diags:?}");
-    docs.into_iter().map(|d| d.resource).collect()
 }
 
 /// Every file under `dir`, recursively, with its size.
@@ -56,14 +51,7 @@ async fn the_cost_report_prices_what_was_measured_and_budgets_raise_an_alert() {
     let tmp = TempRoot::new();
     let data = tmp.path().join("data");
     let started = Instant::now();
-    let cp = start(UpOptions::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data.clone(),
-        env!("CARGO_BIN_EXE_coditect").into(),
-    ))
-    .await
-    .unwrap();
-    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let (cp, admin, _) = common::embedded(&data).await;
     let text = "apiVersion: coditect.io/v1\nkind: Organization\nmetadata: {name: acme}\nspec: {storage: {bucket: 'file:bucket/acme'}, budget: {monthlyUsd: 10, alertAtPercent: 50}}\n---\napiVersion: coditect.io/v1\nkind: Team\nmetadata: {name: t, organization: acme}\nspec: {}\n---\napiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {name: w, organization: acme, team: t}\nspec: {owner: alice, resources: {cpu: '2', memory: 4Gi}, agents: [{name: a, provider: offline}]}\n";
     admin.apply(&objects(text), false, None).await.unwrap();
     admin
@@ -72,19 +60,7 @@ async fn the_cost_report_prices_what_was_measured_and_budgets_raise_an_alert() {
         })
         .await
         .unwrap();
-    admin
-        .post_json(
-            "/apis/coditect.io/v1/organizations/acme/workspaces/w/sleep",
-            &json!({}),
-        )
-        .await
-        .unwrap();
-    admin
-        .watch_until(&key(Kind::Workspace, "w"), MINUTE, |r| {
-            r.status_json()["phase"] == "Asleep"
-        })
-        .await
-        .unwrap();
+    common::sleep_or_wake(&admin, "w", "sleep").await;
     let elapsed = started.elapsed().as_secs_f64();
 
     // The report, through the CLI, as JSON.
@@ -184,19 +160,7 @@ async fn the_cost_report_prices_what_was_measured_and_budgets_raise_an_alert() {
     // …and past it once the workspace has been awake (woken now) for days: the clock is
     // the test's, 40 days on from the first of this month, some 9 to 12 days into the next
     // (over $23 at $0.1087 an hour, against the $5 threshold).
-    admin
-        .post_json(
-            "/apis/coditect.io/v1/organizations/acme/workspaces/w/wake",
-            &json!({}),
-        )
-        .await
-        .unwrap();
-    admin
-        .watch_until(&key(Kind::Workspace, "w"), MINUTE, |r| {
-            r.status_json()["phase"] == "Running"
-        })
-        .await
-        .unwrap();
+    common::sleep_or_wake(&admin, "w", "wake").await;
     let later = coditect_ops::budget::month_start_ms(now) + 40 * 86_400_000;
     let over = watch.pass(later).await.unwrap();
     assert!(over[0].alert && over[0].month_to_date > 23.0, "{over:?}");

@@ -242,3 +242,51 @@ pub async fn tasks_finished(
     }
     ended
 }
+
+/// An embedded control plane on a free port with its data in `data` (instances run the
+/// real binary), the admin's client, and a client of its gateway as the admin.
+pub async fn embedded(
+    data: &Path,
+) -> (coditect_control_plane::up::ControlPlane, Client, ApiClient) {
+    let cp = coditect_control_plane::up::start(coditect_control_plane::up::UpOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data.to_path_buf(),
+        env!("CARGO_BIN_EXE_coditect").into(),
+    ))
+    .await
+    .unwrap();
+    let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
+    let gateway = ApiClient::new(
+        cp.server.trim_start_matches("http://").parse().unwrap(),
+        Some(cp.admin_token.clone()),
+    );
+    (cp, admin, gateway)
+}
+
+/// The objects of a manifest text.
+pub fn objects(text: &str) -> Vec<Resource> {
+    let (docs, diags) = coditect_specs::parse_str("test.yaml", Path::new("."), text);
+    assert!(diags.is_empty(), "{diags:?}");
+    docs.into_iter().map(|d| d.resource).collect()
+}
+
+/// Asks for `workspace/{name}` of acme to sleep (`action` "sleep") or wake ("wake") and
+/// waits for the phase that follows (Asleep, Running).
+pub async fn sleep_or_wake(admin: &Client, name: &str, action: &str) {
+    admin
+        .post_json(
+            &format!("/apis/coditect.io/v1/organizations/acme/workspaces/{name}/{action}"),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    let phase = if action == "sleep" {
+        "Asleep"
+    } else {
+        "Running"
+    };
+    admin
+        .watch_until(&ws_key(name), MINUTE, |r| r.status_json()["phase"] == phase)
+        .await
+        .unwrap();
+}

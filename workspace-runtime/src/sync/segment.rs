@@ -21,9 +21,9 @@ struct Part {
     pages: usize,
 }
 
-/// Encodes the frames of each database.
-pub fn encode(parts: &[(String, Frames)]) -> Vec<u8> {
-    let header: Vec<Part> = parts
+/// The header line's parts.
+fn header(parts: &[(String, Frames)]) -> Vec<Part> {
+    parts
         .iter()
         .map(|(db, f)| Part {
             db: db.clone(),
@@ -31,7 +31,12 @@ pub fn encode(parts: &[(String, Frames)]) -> Vec<u8> {
             db_pages: f.db_pages,
             pages: f.pages.len(),
         })
-        .collect();
+        .collect()
+}
+
+/// Encodes the frames of each database.
+pub fn encode(parts: &[(String, Frames)]) -> Vec<u8> {
+    let header = header(parts);
     let mut body = Vec::new();
     for (_, f) in parts {
         for (pgno, page) in &f.pages {
@@ -136,17 +141,8 @@ mod tests {
     #[test]
     fn a_version_one_batch_is_still_read() {
         let p = parts();
-        let header: Vec<Part> = p
-            .iter()
-            .map(|(db, f)| Part {
-                db: db.clone(),
-                page_size: f.page_size,
-                db_pages: f.db_pages,
-                pages: f.pages.len(),
-            })
-            .collect();
         let mut v1 = MAGIC_V1.as_bytes().to_vec();
-        v1.extend(serde_json::to_vec(&header).unwrap());
+        v1.extend(serde_json::to_vec(&header(&p)).unwrap());
         v1.push(b'\n');
         for (_, f) in &p {
             for (pgno, page) in &f.pages {

@@ -141,6 +141,31 @@ async fn the_cost_report_prices_what_was_measured_and_budgets_raise_an_alert() {
     assert!(close(&row["cost"]["egress"], egress), "{row}");
     assert_eq!(row["users"], 1);
 
+    // Usage is behind access control: a user with no role in acme sees none of it, and a
+    // request without a token is refused with the reason.
+    let v = admin
+        .post_json(
+            "/apis/coditect.io/v1/tokens",
+            &serde_json::json!({"user": "mallory"}),
+        )
+        .await
+        .unwrap();
+    let mallory = coditect_control_plane::client::Client::with_token(
+        &cp.server,
+        v["token"].as_str().unwrap(),
+    )
+    .unwrap();
+    let seen = mallory
+        .get_json("/apis/coditect.io/v1/usage", &[])
+        .await
+        .unwrap();
+    assert_eq!(seen["workspaces"].as_array().unwrap().len(), 0, "{seen}");
+    let anonymous = reqwest::get(format!("{}/apis/coditect.io/v1/usage", cp.server))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert!(anonymous.text().await.unwrap().contains("token"));
+
     // Budgets: the month so far costs cents, under the $5 alert threshold…
     let watch = BudgetWatch::new(cp.store.clone(), Pricing::parse(DEFAULT_PRICING).unwrap());
     let now = coditect_runtime::clock::now_ms();

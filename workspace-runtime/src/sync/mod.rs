@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod meter;
 pub mod replicator;
 pub mod restore;
+pub mod round;
 pub mod seal;
 pub mod segment;
 pub mod store;

@@ -6,14 +6,15 @@
 //!   checkpoints turned off from then on.
 //! * Every `databasesInterval` it reads the frames committed to the six WALs since the last
 //!   round (holding each database's writer while it reads, so no transaction is half
-//!   seen), and ships them as one batch object; nothing when nothing changed. A WAL past
-//!   4 MiB is checkpointed right after its frames were read.
-//! * Every `eventsInterval` it ships the event log's new durable lines as one immutable
-//!   segment named by its first and last seq, and the project files that changed, by
-//!   content.
+//!   seen), each changed page once; a WAL past 4 MiB is checkpointed right after its
+//!   frames were read. Every `eventsInterval` it reads the event log's new durable lines.
+//!   Both go into one round object ([`super::round`], compressed); nothing when nothing
+//!   changed. The project files that changed are shipped by content.
 //! * Then it writes the manifest, naming only objects already uploaded and checked; a
 //!   failed precondition means another instance took the workspace over: this one stops
-//!   shipping and says so (`fenced`).
+//!   shipping and says so (`fenced`). A busy round so writes two objects.
+//! * Rounds start on a fixed cadence, one per interval at most, however long a round
+//!   takes; a round that overran its slot is followed at once by the next.
 //! * After 256 batches (or 256 MiB of them) it rolls to a new generation, keeping the
 //!   previous one for `--to-time` restores and deleting older ones.
 //!
@@ -140,6 +141,17 @@ fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// A round object cut and waiting for its upload.
+#[derive(Debug, Clone)]
+struct Shipment {
+    object: ObjectRef,
+    data: Bytes,
+    /// When it holds WAL pages: its place in the generation and when they were cut.
+    wal: Option<(u64, u64)>,
+    /// When it holds events: their first and last seq.
+    events: Option<(u64, u64)>,
+}
+
 /// Ships one workspace.
 pub struct Replicator {
     ws: Arc<WorkspaceRuntime>,
@@ -147,7 +159,9 @@ pub struct Replicator {
     manifest: Manifest,
     manifest_generation: i64,
     cursors: Vec<WalCursor>,
-    queue: VecDeque<(WalRef, Bytes)>,
+    queue: VecDeque<Shipment>,
+    /// The last event seq cut into a round object (shipped or queued).
+    cut_seq: u64,
     next_index: u64,
     files: HashMap<String, (i64, u64, String)>,
     status: Arc<SyncStatus>,
@@ -219,6 +233,7 @@ impl Replicator {
             manifest_generation: old_generation.unwrap_or(0),
             cursors: vec![WalCursor::new(); 6],
             queue: VecDeque::new(),
+            cut_seq: old.as_ref().map_or(0, Manifest::last_seq),
             next_index: 1,
             files: HashMap::new(),
             ws,
@@ -342,8 +357,8 @@ impl Replicator {
     async fn publish(&mut self, first: bool) -> Result<(), SyncError> {
         self.manifest.updated_ms = now_ms();
         self.fold_usage();
-        let bytes = serde_json::to_vec_pretty(&self.manifest)
-            .map_err(|e| SyncError::Local(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&self.manifest).map_err(|e| SyncError::Local(e.to_string()))?;
         let pre = if first {
             Precondition::DoesNotExist
         } else {
@@ -405,22 +420,26 @@ impl Replicator {
         let keep: HashSet<u64> = std::iter::once(self.manifest.generation)
             .chain(self.manifest.previous.as_ref().map(|p| p.generation))
             .collect();
-        let databases = self.target.name("databases/");
-        if let Ok(objects) = self.target.bucket.list(&databases).await {
-            for o in objects {
-                let rel = o.name.strip_prefix(&databases).unwrap_or_default();
-                let generation: Option<u64> = rel.split('/').next().and_then(|g| g.parse().ok());
-                if generation.is_some_and(|g| !keep.contains(&g)) {
-                    self.delete(&o.name).await;
-                }
-            }
-        }
         let named: HashSet<String> = self
             .manifest
             .events
             .iter()
             .map(|e| self.target.name(&e.object.object))
             .collect();
+        // Round objects of an old generation whose events are not folded yet stay.
+        for dir in ["databases/", "rounds/"] {
+            let dir = self.target.name(dir);
+            if let Ok(objects) = self.target.bucket.list(&dir).await {
+                for o in objects.into_iter().filter(|o| !named.contains(&o.name)) {
+                    let rel = o.name.strip_prefix(&dir).unwrap_or_default();
+                    let generation: Option<u64> =
+                        rel.split('/').next().and_then(|g| g.parse().ok());
+                    if generation.is_some_and(|g| !keep.contains(&g)) {
+                        self.delete(&o.name).await;
+                    }
+                }
+            }
+        }
         if let Ok(objects) = self
             .target
             .bucket
@@ -452,8 +471,8 @@ impl Replicator {
                 .any(|(db, c)| c.behind(&db.wal_path()))
     }
 
-    /// Cuts a batch of every database's newly committed frames (none when idle).
-    fn cut_batch(&mut self) -> Result<(), SyncError> {
+    /// Every database's newly committed frames, each page once (none when idle).
+    fn read_wal(&mut self) -> Result<Vec<(String, Frames)>, SyncError> {
         let mut parts: Vec<(String, Frames)> = Vec::new();
         for (i, db) in self.ws.db.all().into_iter().enumerate() {
             let cursor = &mut self.cursors[i];
@@ -479,47 +498,14 @@ impl Replicator {
                 parts.push((db.name().to_string(), frames));
             }
         }
-        if parts.is_empty() {
-            return Ok(());
-        }
-        let data = Bytes::from(super::segment::encode(&parts));
-        let (index, ts_ms) = (self.next_index, now_ms());
-        self.next_index += 1;
-        let object = format!(
-            "databases/{:06}/wal/{index:012}.batch",
-            self.manifest.generation
-        );
-        let r = WalRef {
-            object: ObjectRef {
-                object,
-                sha256: sha(&data),
-                size: data.len() as u64,
-            },
-            index,
-            ts_ms,
-        };
-        self.queue.push_back((r, data));
-        Ok(())
+        Ok(parts)
     }
 
-    /// Uploads the cut batches, in order.
-    async fn ship_batches(&mut self) -> Result<bool, SyncError> {
-        let mut shipped = false;
-        while let Some((r, data)) = self.queue.front().cloned() {
-            self.upload(&r.object.object, data, Precondition::None)
-                .await?;
-            self.queue.pop_front();
-            self.manifest.wal.push(r);
-            shipped = true;
-        }
-        Ok(shipped)
-    }
-
-    /// Ships the durable events past the last shipped seq as one segment.
-    async fn ship_events(&mut self) -> Result<bool, SyncError> {
-        let (from, until) = (self.manifest.last_seq() + 1, self.ws.events.durable_seq());
+    /// The durable event lines past the last cut, with their range (none when none).
+    async fn read_events(&mut self) -> Result<Option<(u64, u64, Vec<u8>)>, SyncError> {
+        let (from, until) = (self.cut_seq + 1, self.ws.events.durable_seq());
         if until < from {
-            return Ok(false);
+            return Ok(None);
         }
         let (mut tail, dir) = (std::mem::take(&mut self.tail), self.ws.layout.sessions());
         let (tail, lines) = tokio::task::spawn_blocking(move || {
@@ -529,28 +515,81 @@ impl Replicator {
         .await
         .map_err(|e| SyncError::Local(e.to_string()))?;
         self.tail = tail;
-        let data =
-            Bytes::from(lines.map_err(|e| SyncError::Local(format!("read the event log: {e}")))?);
-        let object = format!("sessions/{from:012}-{until:012}.jsonl");
-        let r = match self
-            .upload(&object, data.clone(), Precondition::DoesNotExist)
-            .await
-        {
-            Ok(r) => r,
-            // Uploaded before a crash kept it out of the manifest: the same seqs, the
-            // same lines.
-            Err(StoreError::PreconditionFailed { .. }) => {
-                self.upload(&object, data, Precondition::None).await?
-            }
-            Err(e) => return Err(e.into()),
+        let lines = lines.map_err(|e| SyncError::Local(format!("read the event log: {e}")))?;
+        Ok(Some((from, until, lines)))
+    }
+
+    /// Cuts one round object of what is due: the databases' new pages and the log's new
+    /// lines (nothing when neither moved). The events are read first: a failure there
+    /// leaves the WAL cursors where they were.
+    async fn cut_round(&mut self, databases: bool, events: bool) -> Result<(), SyncError> {
+        let lines = if events {
+            self.read_events().await?
+        } else {
+            None
         };
-        self.manifest.events.push(EventsRef {
-            object: r,
-            first: from,
-            last: until,
+        let wal = if databases {
+            self.read_wal()?
+        } else {
+            Vec::new()
+        };
+        if wal.is_empty() && lines.is_none() {
+            return Ok(());
+        }
+        let range = lines.as_ref().map(|(first, last, _)| (*first, *last));
+        let has_wal = !wal.is_empty();
+        let data = tokio::task::spawn_blocking(move || {
+            super::round::encode(&wal, lines.as_ref().map(|(f, l, b)| (*f, *l, b.as_slice())))
+        })
+        .await
+        .map_err(|e| SyncError::Local(e.to_string()))?
+        .map_err(|e| SyncError::Local(format!("encode a round: {e}")))?;
+        let data = Bytes::from(data);
+        let (index, ts_ms) = (self.next_index, now_ms());
+        self.next_index += 1;
+        let object = format!("rounds/{:06}/{index:012}.round", self.manifest.generation);
+        if let Some((_, last)) = range {
+            self.cut_seq = last;
+        }
+        self.queue.push_back(Shipment {
+            object: ObjectRef {
+                object,
+                sha256: sha(&data),
+                size: data.len() as u64,
+            },
+            data,
+            wal: has_wal.then_some((index, ts_ms)),
+            events: range,
         });
-        self.status.update(|s| s.shipped_seq = until);
-        Ok(true)
+        Ok(())
+    }
+
+    /// Uploads the cut round objects, in order; the manifest (in memory) names each as it
+    /// lands.
+    async fn ship_rounds(&mut self) -> Result<bool, SyncError> {
+        let mut shipped = false;
+        while let Some(s) = self.queue.front().cloned() {
+            self.upload(&s.object.object, s.data, Precondition::None)
+                .await?;
+            self.queue.pop_front();
+            if let Some((index, ts_ms)) = s.wal {
+                self.manifest.wal.push(WalRef {
+                    object: s.object.clone(),
+                    index,
+                    ts_ms,
+                });
+            }
+            if let Some((first, last)) = s.events {
+                self.manifest.events.push(EventsRef {
+                    object: s.object,
+                    first,
+                    last,
+                });
+                self.status.update(|st| st.shipped_seq = last);
+            }
+            shipped = true;
+        }
+        Ok(shipped)
     }
 
     /// Ships changed project files by content; returns whether the file list changed.
@@ -651,15 +690,23 @@ impl Replicator {
                 self.snapshot().await?;
                 (moved, rolled) = (true, true);
             }
-            self.cut_batch()?;
-            moved |= self.ship_batches().await?;
         }
+        self.cut_round(databases, events).await?;
+        moved |= self.ship_rounds().await?;
         let mut replaced = Vec::new();
         if events {
-            moved |= self.ship_events().await?;
             // Best effort: a fold that fails (a segment unreadable for now) must never
-            // hold back the round's new objects; it is tried again next round.
-            match super::compact::fold_events(&self.target, &mut self.manifest.events).await {
+            // hold back the round's new objects; it is tried again next round. Round
+            // objects whose WAL pages a generation still names stay.
+            let keep: HashSet<String> = self
+                .manifest
+                .wal
+                .iter()
+                .chain(self.manifest.previous.iter().flat_map(|p| &p.wal))
+                .map(|w| self.target.name(&w.object.object))
+                .collect();
+            match super::compact::fold_events(&self.target, &mut self.manifest.events, &keep).await
+            {
                 Ok(r) => replaced = r,
                 Err(e) => tracing::warn!(error = %e, "event compaction skipped this round"),
             }
@@ -703,10 +750,10 @@ impl Replicator {
             policy.events_interval.to_std(),
         );
         let tick = db_every.min(ev_every).min(Duration::from_secs(1));
-        // The interval bounds what a lost machine loses: a change made just after a round
-        // cut its batch must be in the bucket within the interval, so each round starts
-        // early by what the recent rounds took to cut, upload and publish.
-        let mut recent: VecDeque<Duration> = VecDeque::with_capacity(8);
+        // A fixed cadence: rounds start `tick` apart (start to start), never more often,
+        // so a busy workspace writes two objects an interval; a change acknowledged just
+        // after a round cut its object is in the bucket one interval plus one round's
+        // upload later. A round that overran its slot is followed at once by the next.
         let (mut last_db, mut last_ev) = (Instant::now(), Instant::now());
         let mut next = Instant::now() + tick;
         tokio::pin!(shutdown);
@@ -716,26 +763,19 @@ impl Replicator {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep_until(next.into()) => {}
             }
-            let budget = recent.iter().max().copied().unwrap_or_default();
-            let (db_due, ev_due) = (
-                last_db.elapsed() + budget + tick / 4 >= db_every,
-                last_ev.elapsed() + budget + tick / 4 >= ev_every,
-            );
             let started = Instant::now();
+            let (db_due, ev_due) = (
+                last_db.elapsed() + tick / 4 >= db_every,
+                last_ev.elapsed() + tick / 4 >= ev_every,
+            );
             let _ = self.round(db_due, ev_due).await;
-            let took = started.elapsed();
-            if recent.len() == 8 {
-                recent.pop_front();
-            }
-            recent.push_back(took);
             if db_due {
                 last_db = started;
             }
             if ev_due {
                 last_ev = started;
             }
-            let budget = recent.iter().max().copied().unwrap_or_default();
-            next = started + tick.saturating_sub(budget).max(Duration::from_millis(50));
+            next = (next + tick).max(Instant::now());
         }
         let flushed = self.round(true, true).await.is_ok();
         // What the last rounds asked of the bucket (a prune's list and deletes) is counted

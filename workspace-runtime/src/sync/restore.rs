@@ -1,7 +1,9 @@
 //! Restore: rebuilds a workspace folder from its bucket, reading the manifest first and
 //! then only what it names — each database's snapshot with the WAL batches after it,
-//! the event log segments (rewritten into their session files), the project files by
-//! content — checking every object's SHA-256 on the way. With a time, batches and events
+//! the event log segments (rewritten into their session files, each segment's chain
+//! recomputed and checked against the next), the project files by content — checking
+//! every object's SHA-256 on the way, and reading a round object that holds both WAL pages
+//! and events once. With a time, batches and events
 //! after it are left out (and an older generation is used when the current one starts
 //! later).
 
@@ -149,7 +151,12 @@ pub async fn restore(
         .iter()
         .filter(|w| to_time_ms.is_none_or(|t| w.ts_ms <= t))
         .collect();
-    let total = g.snapshots.len() + batches.len() + m.events.len() + m.projects.len();
+    let objects: std::collections::HashSet<&str> = batches
+        .iter()
+        .map(|w| w.object.object.as_str())
+        .chain(m.events.iter().map(|e| e.object.object.as_str()))
+        .collect();
+    let total = g.snapshots.len() + objects.len() + m.projects.len();
     let mut report = RestoreReport {
         generation: g.generation,
         ..RestoreReport::default()
@@ -178,9 +185,14 @@ pub async fn restore(
         matches(r, &digest.sha256)?;
         step(&r.object, &mut report, digest.size as usize);
     }
+    // A round object holds a round's WAL pages and its events: read once, its bytes kept
+    // for the events (at most the unfolded segments, COMPACT_AFTER of them).
+    let with_events: std::collections::HashSet<&str> =
+        m.events.iter().map(|e| e.object.object.as_str()).collect();
+    let mut kept: std::collections::HashMap<String, Bytes> = std::collections::HashMap::new();
     for w in &batches {
         let data = fetch(target, &w.object).await?;
-        let parts = super::segment::decode(&data).map_err(|reason| RestoreError::Bad {
+        let parts = super::round::decode_wal(&data).map_err(|reason| RestoreError::Bad {
             object: w.object.object.clone(),
             reason,
         })?;
@@ -190,18 +202,39 @@ pub async fn restore(
         }
         report.batches += 1;
         step(&w.object.object, &mut report, data.len());
+        if with_events.contains(w.object.object.as_str()) {
+            kept.insert(w.object.object.clone(), data);
+        }
     }
 
     let sessions = dest.join("sessions");
     std::fs::create_dir_all(&sessions).map_err(local("create", &sessions))?;
-    let mut files: BTreeMap<u64, std::fs::File> = BTreeMap::new();
+    let mut files: BTreeMap<u64, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
+    let mut head: Option<String> = None;
     'segments: for e in &m.events {
-        let data = fetch(target, &e.object).await?;
-        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let event: Event = serde_json::from_slice(line).map_err(|err| RestoreError::Bad {
-                object: e.object.object.clone(),
-                reason: format!("not an event line: {err}"),
-            })?;
+        let (data, counted) = match kept.remove(&e.object.object) {
+            Some(data) => (data, false),
+            None => (fetch(target, &e.object).await?, true),
+        };
+        let bad = |reason: String| RestoreError::Bad {
+            object: e.object.object.clone(),
+            reason,
+        };
+        let (lines, anchors) = super::round::decode_events(&data).map_err(bad)?;
+        // Each segment starts where the one before ended.
+        if let (Some(a), Some(h)) = (&anchors, &head)
+            && !a.raw
+            && a.prev != *h
+        {
+            return Err(bad(format!(
+                "its first event's prev {} is not the hash {h} the segment before ends at",
+                a.prev
+            )));
+        }
+        head = anchors.filter(|a| !a.raw).map(|a| a.head);
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event: Event = serde_json::from_slice(line)
+                .map_err(|err| bad(format!("not an event line: {err}")))?;
             if let Some(t) = to_time_ms {
                 let at = humantime::parse_rfc3339(&event.ts)
                     .ok()
@@ -214,13 +247,14 @@ pub async fn restore(
                 std::collections::btree_map::Entry::Occupied(f) => f.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
                     let path = sessions.join(format!("{:06}.jsonl", event.session));
-                    v.insert(
+                    v.insert(std::io::BufWriter::with_capacity(
+                        1 << 20,
                         std::fs::OpenOptions::new()
                             .create(true)
                             .append(true)
                             .open(&path)
                             .map_err(local("open", &path))?,
-                    )
+                    ))
                 }
             };
             file.write_all(line)
@@ -231,10 +265,14 @@ pub async fn restore(
             report.last_seq = event.seq;
             report.last_event_ts = Some(event.ts.clone());
         }
-        step(&e.object.object, &mut report, data.len());
+        if counted {
+            step(&e.object.object, &mut report, data.len());
+        }
     }
-    for f in files.values() {
-        f.sync_all()
+    for (session, f) in files {
+        f.into_inner()
+            .map_err(|e| RestoreError::Local(format!("write session {session}: {e}")))?
+            .sync_all()
             .map_err(|e| RestoreError::Local(format!("fsync session file: {e}")))?;
     }
 

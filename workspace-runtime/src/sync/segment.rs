@@ -13,8 +13,9 @@ use super::wal::Frames;
 const MAGIC: &str = "CODITECT-WAL 2\n";
 const MAGIC_V1: &str = "CODITECT-WAL 1\n";
 
+/// One database's part of a batch: what its pages are.
 #[derive(Debug, Serialize, Deserialize)]
-struct Part {
+pub(super) struct Part {
     db: String,
     page_size: u32,
     db_pages: u32,
@@ -22,7 +23,7 @@ struct Part {
 }
 
 /// The header line's parts.
-fn header(parts: &[(String, Frames)]) -> Vec<Part> {
+pub(super) fn header(parts: &[(String, Frames)]) -> Vec<Part> {
     parts
         .iter()
         .map(|(db, f)| Part {
@@ -34,9 +35,8 @@ fn header(parts: &[(String, Frames)]) -> Vec<Part> {
         .collect()
 }
 
-/// Encodes the frames of each database.
-pub fn encode(parts: &[(String, Frames)]) -> Vec<u8> {
-    let header = header(parts);
+/// The pages of each part, each as its 4-byte big-endian number and its bytes.
+pub(super) fn body(parts: &[(String, Frames)]) -> Vec<u8> {
     let mut body = Vec::new();
     for (_, f) in parts {
         for (pgno, page) in &f.pages {
@@ -44,6 +44,13 @@ pub fn encode(parts: &[(String, Frames)]) -> Vec<u8> {
             body.extend(page);
         }
     }
+    body
+}
+
+/// Encodes the frames of each database.
+pub fn encode(parts: &[(String, Frames)]) -> Vec<u8> {
+    let header = header(parts);
+    let body = body(parts);
     let mut out = MAGIC.as_bytes().to_vec();
     out.extend(serde_json::to_vec(&header).unwrap_or_default());
     out.push(b'\n');
@@ -74,6 +81,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(String, Frames)>, String> {
             .map_err(|e| format!("corrupt batch: {e}"))?;
         body = &inflated;
     }
+    split(header, body)
+}
+
+/// Cuts a body back into each part's pages, as its header describes them.
+pub(super) fn split(header: Vec<Part>, mut body: &[u8]) -> Result<Vec<(String, Frames)>, String> {
     let mut out = Vec::new();
     for part in header {
         let mut pages = Vec::with_capacity(part.pages);

@@ -173,8 +173,11 @@ fn strip(lines: &[u8]) -> Option<(Vec<u8>, String, String)> {
     Some((bare, first_prev?, prev?))
 }
 
+/// A round object's header, its WAL section and its events section.
+type Sections<'a> = (Header, &'a [u8], &'a [u8]);
+
 /// The header and the two sections of a round object.
-fn parts(bytes: &[u8]) -> Result<Option<(Header, &[u8], &[u8])>, String> {
+fn parts(bytes: &[u8]) -> Result<Option<Sections<'_>>, String> {
     let Some(rest) = bytes.strip_prefix(MAGIC.as_bytes()) else {
         return Ok(None);
     };

@@ -63,7 +63,7 @@ pub fn plan(events: &[EventsRef], limit: u64) -> Vec<Range<usize>> {
 
 /// Folds the manifest's event segments when it names more than [`COMPACT_AFTER`]; the
 /// names of the objects it replaced (to delete once the manifest naming the folded ones is
-/// durable), but for those in `keep` (round objects that still carry WAL pages).
+/// durable), but for those `keep` names (round objects that still carry WAL pages).
 ///
 /// # Errors
 /// The bucket's failures, or a segment that does not match its checksum; `events` is then
@@ -71,7 +71,7 @@ pub fn plan(events: &[EventsRef], limit: u64) -> Vec<Range<usize>> {
 pub async fn fold_events(
     target: &SyncTarget,
     events: &mut Vec<EventsRef>,
-    keep: &std::collections::HashSet<String>,
+    keep: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<String>, SyncError> {
     if events.iter().filter(|e| open(e, SEGMENT_BYTES)).count() <= COMPACT_AFTER {
         return Ok(Vec::new());
@@ -113,9 +113,8 @@ pub async fn fold_events(
     let mut replaced = Vec::new();
     for (run, r) in folded.into_iter().rev() {
         for old in events.splice(run, std::iter::once(r)) {
-            let name = target.name(&old.object.object);
-            if !keep.contains(&name) {
-                replaced.push(name);
+            if !keep(&old.object.object) {
+                replaced.push(target.name(&old.object.object));
             }
         }
     }

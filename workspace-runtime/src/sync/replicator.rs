@@ -160,8 +160,6 @@ pub struct Replicator {
     manifest_generation: i64,
     cursors: Vec<WalCursor>,
     queue: VecDeque<Shipment>,
-    /// The last event seq cut into a round object (shipped or queued).
-    cut_seq: u64,
     next_index: u64,
     files: HashMap<String, (i64, u64, String)>,
     status: Arc<SyncStatus>,
@@ -233,7 +231,6 @@ impl Replicator {
             manifest_generation: old_generation.unwrap_or(0),
             cursors: vec![WalCursor::new(); 6],
             queue: VecDeque::new(),
-            cut_seq: old.as_ref().map_or(0, Manifest::last_seq),
             next_index: 1,
             files: HashMap::new(),
             ws,
@@ -501,9 +498,18 @@ impl Replicator {
         Ok(parts)
     }
 
+    /// The last event seq cut into a round object: queued, else shipped.
+    fn cut_seq(&self) -> u64 {
+        self.queue
+            .iter()
+            .rev()
+            .find_map(|s| s.events.map(|(_, last)| last))
+            .unwrap_or_else(|| self.manifest.last_seq())
+    }
+
     /// The durable event lines past the last cut, with their range (none when none).
     async fn read_events(&mut self) -> Result<Option<(u64, u64, Vec<u8>)>, SyncError> {
-        let (from, until) = (self.cut_seq + 1, self.ws.events.durable_seq());
+        let (from, until) = (self.cut_seq() + 1, self.ws.events.durable_seq());
         if until < from {
             return Ok(None);
         }
@@ -548,9 +554,6 @@ impl Replicator {
         let (index, ts_ms) = (self.next_index, now_ms());
         self.next_index += 1;
         let object = format!("rounds/{:06}/{index:012}.round", self.manifest.generation);
-        if let Some((_, last)) = range {
-            self.cut_seq = last;
-        }
         self.queue.push_back(Shipment {
             object: ObjectRef {
                 object,
@@ -698,14 +701,14 @@ impl Replicator {
             // Best effort: a fold that fails (a segment unreadable for now) must never
             // hold back the round's new objects; it is tried again next round. Round
             // objects whose WAL pages a generation still names stay.
-            let keep: HashSet<String> = self
-                .manifest
-                .wal
-                .iter()
-                .chain(self.manifest.previous.iter().flat_map(|p| &p.wal))
-                .map(|w| self.target.name(&w.object.object))
-                .collect();
-            match super::compact::fold_events(&self.target, &mut self.manifest.events, &keep).await
+            let (wal, previous) = (&self.manifest.wal, &self.manifest.previous);
+            let carries_wal = |object: &str| {
+                wal.iter()
+                    .chain(previous.iter().flat_map(|p| &p.wal))
+                    .any(|w| w.object.object == object)
+            };
+            match super::compact::fold_events(&self.target, &mut self.manifest.events, &carries_wal)
+                .await
             {
                 Ok(r) => replaced = r,
                 Err(e) => tracing::warn!(error = %e, "event compaction skipped this round"),

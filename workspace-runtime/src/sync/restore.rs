@@ -151,12 +151,15 @@ pub async fn restore(
         .iter()
         .filter(|w| to_time_ms.is_none_or(|t| w.ts_ms <= t))
         .collect();
-    let objects: std::collections::HashSet<&str> = batches
+    // A round object holds a round's WAL pages and its events: read once, its bytes kept
+    // for the events (at most the unfolded segments, COMPACT_AFTER of them).
+    let with_events: std::collections::HashSet<&str> =
+        m.events.iter().map(|e| e.object.object.as_str()).collect();
+    let batches_only = batches
         .iter()
-        .map(|w| w.object.object.as_str())
-        .chain(m.events.iter().map(|e| e.object.object.as_str()))
-        .collect();
-    let total = g.snapshots.len() + objects.len() + m.projects.len();
+        .filter(|w| !with_events.contains(w.object.object.as_str()))
+        .count();
+    let total = g.snapshots.len() + batches_only + with_events.len() + m.projects.len();
     let mut report = RestoreReport {
         generation: g.generation,
         ..RestoreReport::default()
@@ -185,10 +188,6 @@ pub async fn restore(
         matches(r, &digest.sha256)?;
         step(&r.object, &mut report, digest.size as usize);
     }
-    // A round object holds a round's WAL pages and its events: read once, its bytes kept
-    // for the events (at most the unfolded segments, COMPACT_AFTER of them).
-    let with_events: std::collections::HashSet<&str> =
-        m.events.iter().map(|e| e.object.object.as_str()).collect();
     let mut kept: std::collections::HashMap<String, Bytes> = std::collections::HashMap::new();
     for w in &batches {
         let data = fetch(target, &w.object).await?;

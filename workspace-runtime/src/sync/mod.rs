@@ -10,10 +10,12 @@ pub mod meter;
 pub mod replicator;
 pub mod restore;
 pub mod round;
+pub mod s3;
 pub mod seal;
 pub mod segment;
 pub mod store;
 pub mod tail;
 pub mod wal;
 
+pub use s3::S3Access;
 pub use store::{Bucket, ObjectMeta, Precondition, StoreError};

@@ -1,5 +1,5 @@
 //! The object store a workspace syncs to: a Google Cloud Storage bucket, or a local folder
-//! (the embedded default), behind one [`Bucket`] with the operations sync and restore
+//! (the embedded default), or an S3-compatible bucket (the hot mirror), behind one [`Bucket`] with the operations sync and restore
 //! need. Writes that publish state take a [`Precondition`] (create-only, or the generation
 //! the writer last saw), so two instances can never both believe they own a workspace.
 
@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::gcs::GcsBucket;
 use super::local::LocalFolder;
 use super::meter::OpMeter;
+use super::s3::{S3Access, S3Bucket};
 
 /// What an object write requires of the object's present state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,8 @@ enum Backend {
     Local(LocalFolder),
     /// A GCS bucket.
     Gcs(Box<GcsBucket>),
+    /// An S3-compatible bucket (the mirror).
+    S3(Box<S3Bucket>),
 }
 
 impl Bucket {
@@ -122,10 +125,31 @@ impl Bucket {
             let gcs = Box::pin(GcsBucket::open(bucket, prefix, emulator)).await?;
             return Ok(Bucket::with(Backend::Gcs(Box::new(gcs))));
         }
+        if url.starts_with("s3://") {
+            return Bucket::open_s3(url, &S3Access::from_env());
+        }
         Err(StoreError::BadUrl {
             url: url.into(),
-            reason: "expected gs://BUCKET[/PREFIX] or file:///ABSOLUTE/PATH".into(),
+            reason: "expected gs://BUCKET[/PREFIX], s3://BUCKET[/PREFIX] or file:///ABSOLUTE/PATH"
+                .into(),
         })
+    }
+
+    /// Opens the S3-compatible bucket at `url` (`s3://BUCKET[/PREFIX]`) through `access`.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`].
+    pub fn open_s3(url: &str, access: &S3Access) -> Result<Bucket, StoreError> {
+        let rest = url.strip_prefix("s3://").unwrap_or_default();
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::BadUrl {
+                url: url.into(),
+                reason: "expected s3://BUCKET[/PREFIX]".into(),
+            });
+        }
+        let s3 = S3Bucket::open(bucket, prefix, access)?;
+        Ok(Bucket::with(Backend::S3(Box::new(s3))))
     }
 
     /// Writes `data` to `name` if `pre` holds.
@@ -142,6 +166,7 @@ impl Bucket {
         match &self.backend {
             Backend::Local(b) => b.put(name, data, pre).await,
             Backend::Gcs(b) => Box::pin(b.put(name, data, pre)).await,
+            Backend::S3(b) => Box::pin(b.put(name, data, pre)).await,
         }
     }
 
@@ -160,6 +185,7 @@ impl Bucket {
         match &self.backend {
             Backend::Local(b) => b.put_file(name, src, pre).await,
             Backend::Gcs(b) => Box::pin(b.put_file(name, src, pre)).await,
+            Backend::S3(b) => Box::pin(b.put_file(name, src, pre)).await,
         }
     }
 
@@ -176,6 +202,7 @@ impl Bucket {
         let got = match &self.backend {
             Backend::Local(b) => b.get_to_file(name, dest).await,
             Backend::Gcs(b) => Box::pin(b.get_to_file(name, dest)).await,
+            Backend::S3(b) => Box::pin(b.get_to_file(name, dest)).await,
         };
         self.meter.read(match &got {
             Ok(Some(d)) => d.size,
@@ -192,6 +219,7 @@ impl Bucket {
         let got = match &self.backend {
             Backend::Local(b) => b.get(name).await,
             Backend::Gcs(b) => Box::pin(b.get(name)).await,
+            Backend::S3(b) => Box::pin(b.get(name)).await,
         };
         self.meter.read(match &got {
             Ok(Some((b, _))) => b.len() as u64,
@@ -208,6 +236,7 @@ impl Bucket {
         let listed = match &self.backend {
             Backend::Local(b) => b.list(prefix).await,
             Backend::Gcs(b) => Box::pin(b.list(prefix)).await,
+            Backend::S3(b) => Box::pin(b.list(prefix)).await,
         };
         self.meter.list(listed.as_ref().map_or(0, Vec::len));
         listed
@@ -222,6 +251,7 @@ impl Bucket {
         match &self.backend {
             Backend::Local(b) => b.delete(name).await,
             Backend::Gcs(b) => Box::pin(b.delete(name)).await,
+            Backend::S3(b) => Box::pin(b.delete(name)).await,
         }
     }
 
@@ -230,6 +260,7 @@ impl Bucket {
         match &self.backend {
             Backend::Local(b) => format!("file://{}", b.root().display()),
             Backend::Gcs(b) => b.url(),
+            Backend::S3(b) => b.url(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Sync and restore, one suite for both bucket backends (a local folder, and a real GCS
-//! emulator over HTTP): a workspace's databases, event log and project files shipped in
+//! Sync and restore, one suite for every bucket backend (a local folder, a real GCS
+//! emulator over HTTP, and a real S3-compatible server, the mirror's store): a workspace's databases, event log and project files shipped in
 //! rounds and restored into an empty folder byte for byte; a restore to an earlier time;
 //! an instance on an empty folder restoring before it serves; a second instance taking
 //! the workspace over and fencing the first; a store that stops mid-sync.
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use coditect_runtime::sync::Bucket;
 use coditect_runtime::sync::replicator::{Replicator, SyncError, SyncTarget};
 use coditect_runtime::sync::restore::{manifest, restore};
-use coditect_runtime::testkit::{GcsEmulator, TempRoot, TestWorkspace, spec};
+use coditect_runtime::testkit::{GcsEmulator, S3Server, TempRoot, TestWorkspace, spec};
 use serde_json::{Value, json};
 
 const PREFIX: &str = "organizations/acme/teams/qa/users/tester/workspaces/test-ws";
@@ -57,8 +57,7 @@ fn task_titles(db: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-async fn suite(url: String, emulator: Option<String>) {
-    let t = target(&url, emulator.clone()).await;
+async fn suite(t: SyncTarget) {
     let ws = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
     let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone())
         .await
@@ -152,8 +151,7 @@ async fn suite(url: String, emulator: Option<String>) {
 
 /// Old generations are compacted away: after rolls the bucket keeps the current and the
 /// previous generation only, and a restore still brings back everything.
-async fn retention(url: String, emulator: Option<String>) {
-    let t = target(&url, emulator).await;
+async fn retention(t: SyncTarget) {
     let ws = TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(t.clone())).await;
     let mut r = Replicator::start(ws.runtime.clone(), t.clone(), ws.runtime.sync.clone())
         .await
@@ -204,25 +202,37 @@ async fn retention(url: String, emulator: Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_generations_are_pruned_from_a_local_folder() {
     let dir = tempfile::tempdir().unwrap();
-    Box::pin(retention(format!("file://{}", dir.path().display()), None)).await;
+    Box::pin(retention(
+        target(&format!("file://{}", dir.path().display()), None).await,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_generations_are_pruned_from_gcs() {
     let emulator = GcsEmulator::start();
-    Box::pin(retention(emulator.url(""), Some(emulator.host.clone()))).await;
+    Box::pin(retention(
+        target(&emulator.url(""), Some(emulator.host.clone())).await,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_syncs_to_a_local_folder_and_comes_back_whole() {
     let dir = tempfile::tempdir().unwrap();
-    Box::pin(suite(format!("file://{}", dir.path().display()), None)).await;
+    Box::pin(suite(
+        target(&format!("file://{}", dir.path().display()), None).await,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_syncs_to_gcs_and_comes_back_whole() {
     let emulator = GcsEmulator::start();
-    Box::pin(suite(emulator.url(""), Some(emulator.host.clone()))).await;
+    Box::pin(suite(
+        target(&emulator.url(""), Some(emulator.host.clone())).await,
+    ))
+    .await;
 }
 
 /// The emulator stops mid-sync: the workspace keeps taking writes, sync reports the lag
@@ -294,4 +304,23 @@ async fn a_store_that_stops_mid_sync_is_caught_up_when_it_returns() {
         coditect_runtime::sync::restore::verify_chain(&dest.path().join("sessions")).unwrap();
     })
     .await;
+}
+
+fn s3_target(server: &S3Server) -> SyncTarget {
+    SyncTarget {
+        bucket: Bucket::open_s3(&server.url(""), &server.access()).unwrap(),
+        prefix: PREFIX.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_syncs_to_an_s3_bucket_and_comes_back_whole() {
+    let server = S3Server::start();
+    Box::pin(suite(s3_target(&server))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_generations_are_pruned_from_an_s3_bucket() {
+    let server = S3Server::start();
+    Box::pin(retention(s3_target(&server))).await;
 }

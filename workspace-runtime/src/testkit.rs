@@ -391,10 +391,7 @@ impl GcsEmulator {
 
     /// Stops it as a crash would (SIGKILL).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 }
 
@@ -476,16 +473,21 @@ impl S3Server {
 
     /// Stops it as a crash would (SIGKILL).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_child(&mut self.child);
     }
 }
 
 impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Stops a store server as a crash would (SIGKILL) and reaps it.
+fn kill_child(child: &mut Option<std::process::Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 

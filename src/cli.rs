@@ -333,9 +333,25 @@ pub struct BackupArgs {
     /// The organization, when the name exists in several.
     #[arg(long)]
     pub org: Option<String>,
-    /// The bucket (`file:///…`, `gs://…`); by default the one in the workspace's status.
+    /// The bucket (`file:///…`, `gs://…`, `s3://…`); by default the one in the workspace's
+    /// status. An `s3://` bucket is reached through `AWS_ENDPOINT_URL_S3`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
     #[arg(long)]
     pub bucket: Option<String>,
+    /// Read the organization's bucket (`primary`, the source of truth) or its hot mirror
+    /// (`mirror`, as the workspace's status names it). With `--bucket`, that bucket is read
+    /// whichever this says.
+    #[arg(long, value_enum, default_value_t = BackupSource::Primary)]
+    pub from: BackupSource,
+}
+
+/// Which copy of a workspace `coditect backup` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackupSource {
+    /// The organization's bucket.
+    Primary,
+    /// Its hot mirror.
+    Mirror,
 }
 
 #[derive(Debug, Args)]
@@ -532,6 +548,13 @@ pub struct WorkspaceRuntimeArgs {
     /// `$STORAGE_EMULATOR_HOST` points gs:// at an emulator). Without it nothing syncs.
     #[arg(long, env = "CODITECT_BUCKET")]
     pub bucket: Option<String>,
+    /// A hot mirror of the bucket (`s3://BUCKET[/PREFIX]`, or another bucket URL): every
+    /// object shipped goes there too, and an empty folder is restored from it when the
+    /// bucket does not answer. An `s3://` mirror is reached as the spec's
+    /// `coditect.io/mirror-access` annotation says, else through `AWS_ENDPOINT_URL_S3`,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    #[arg(long, env = "CODITECT_MIRROR", requires = "bucket")]
+    pub mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,8 @@ impl Converged {
             session_expires_at: None,
             sync_lag_seconds: None,
             bucket: None,
+            mirror: None,
+            mirror_lag_seconds: None,
             restorable: true,
             sync_error: None,
             activity: None,

@@ -216,6 +216,10 @@ async fn reconcile_workspace<D: Driver>(
         if instance.bucket.is_some() {
             s.bucket = instance.bucket.clone();
         }
+        if instance.mirror.is_some() {
+            s.mirror = instance.mirror.clone();
+        }
+        s.mirror_lag_seconds = instance.mirror_lag_seconds;
         conditions::set(
             &mut s.conditions,
             "Ready",
@@ -295,26 +299,36 @@ pub(crate) fn write_status<D>(
 /// objects there).
 pub(crate) fn placed<D>(ctx: &Context<D>, key: &ObjectKey, ws: &Workspace) -> Workspace {
     let mut placed = ws.clone();
-    placed
-        .metadata
-        .annotations
-        .insert(BUCKET_ANNOTATION.into(), organization_bucket(ctx, key));
+    let storage = organization_storage(ctx, key);
+    let annotations = &mut placed.metadata.annotations;
+    annotations.insert(BUCKET_ANNOTATION.into(), storage.bucket);
+    if let Some(mirror) = storage.mirror {
+        annotations.insert(MIRROR_ANNOTATION.into(), mirror);
+    }
+    if let Some(access) = storage.mirror_access
+        && let Ok(json) = serde_json::to_string(&access)
+    {
+        annotations.insert(coditect_specs::MIRROR_ACCESS_ANNOTATION.into(), json);
+    }
     placed
 }
 
 /// The annotation that carries a workspace's bucket to its driver.
 pub const BUCKET_ANNOTATION: &str = "coditect.io/bucket";
 
-/// The bucket of the workspace's organization (the default when it names none).
-fn organization_bucket<D>(ctx: &Context<D>, key: &ObjectKey) -> String {
+/// The annotation that carries the bucket's hot mirror, when the organization has one.
+pub const MIRROR_ANNOTATION: &str = "coditect.io/mirror";
+
+/// The storage of the workspace's organization (the default when it names none).
+fn organization_storage<D>(ctx: &Context<D>, key: &ObjectKey) -> coditect_specs::organization::StorageSpec {
     let org = ObjectKey {
         kind: Kind::Organization,
         organization: None,
         name: key.organization.clone().unwrap_or_default(),
     };
     match ctx.store.get(&org) {
-        Ok(Some(Resource::Organization(o))) => o.spec.storage.bucket.clone(),
-        _ => coditect_specs::defaults::bucket(),
+        Ok(Some(Resource::Organization(o))) => o.spec.storage,
+        _ => coditect_specs::organization::StorageSpec::default(),
     }
 }
 

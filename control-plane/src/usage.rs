@@ -47,6 +47,12 @@ pub struct WorkspaceUsage {
     pub stored_byte_days: f64,
     /// Operations, bytes read back and log bytes on the window's days (whole UTC days).
     pub counted: DayUsage,
+    /// Byte-days the hot mirror kept over the window (0 without a mirror).
+    #[serde(default)]
+    pub mirror_stored_byte_days: f64,
+    /// The mirror's operations on the window's days.
+    #[serde(default)]
+    pub mirror_counted: DayUsage,
     /// Why the bucket could not be read, when it could not (its figures are then zero).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_error: Option<String>,
@@ -163,6 +169,8 @@ pub async fn measure(
             stored_bytes: 0,
             stored_byte_days: 0.0,
             counted: DayUsage::default(),
+            mirror_stored_byte_days: 0.0,
+            mirror_counted: DayUsage::default(),
             bucket_error: None,
         };
         if let Err(e) = read_bucket(&w, &mut buckets, &mut usage, (since_ms, until_ms), reads).await
@@ -223,6 +231,8 @@ async fn read_bucket(
         let manifest: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| format!("{prefix}/{MANIFEST}: {e}"))?;
         (usage.stored_byte_days, usage.counted) = window_usage(&manifest.usage, since_ms, until_ms);
+        (usage.mirror_stored_byte_days, usage.mirror_counted) =
+            window_usage(&manifest.mirror_usage, since_ms, until_ms);
     }
     Ok(())
 }

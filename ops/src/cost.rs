@@ -68,7 +68,7 @@ impl Pricing {
     }
 }
 
-const NEEDED: [&str; 8] = [
+const NEEDED: [&str; 11] = [
     "vcpuHour",
     "memoryGibHour",
     "storageGibMonth",
@@ -77,6 +77,9 @@ const NEEDED: [&str; 8] = [
     "egressGib",
     "loggingGib",
     "loggingFreeGib",
+    "mirrorStorageGbMonth",
+    "mirrorClassAPerMillion",
+    "mirrorClassBPerMillion",
 ];
 
 /// What was used over a period (one workspace, or a sum of them).
@@ -97,6 +100,15 @@ pub struct Usage {
     pub egress_gib: f64,
     /// GiB of logs ingested.
     pub log_gib: f64,
+    /// GB-months (decimal, as R2 bills) stored in the hot mirror.
+    #[serde(default)]
+    pub mirror_stored_gb_months: f64,
+    /// Uploads and lists in the mirror (its class A).
+    #[serde(default)]
+    pub mirror_class_a_ops: f64,
+    /// Reads in the mirror (its class B).
+    #[serde(default)]
+    pub mirror_class_b_ops: f64,
 }
 
 impl std::ops::Add for Usage {
@@ -110,6 +122,9 @@ impl std::ops::Add for Usage {
             class_b_ops: self.class_b_ops + o.class_b_ops,
             egress_gib: self.egress_gib + o.egress_gib,
             log_gib: self.log_gib + o.log_gib,
+            mirror_stored_gb_months: self.mirror_stored_gb_months + o.mirror_stored_gb_months,
+            mirror_class_a_ops: self.mirror_class_a_ops + o.mirror_class_a_ops,
+            mirror_class_b_ops: self.mirror_class_b_ops + o.mirror_class_b_ops,
         }
     }
 }
@@ -129,6 +144,8 @@ pub struct Cost {
     /// Log ingestion beyond the free allotment (which is per project: pass the whole
     /// project's usage to apply it once).
     pub observability: f64,
+    /// The hot mirror: its stored bytes and operations (R2 charges no egress).
+    pub mirror: f64,
     /// The sum.
     pub total: f64,
 }
@@ -146,13 +163,17 @@ pub fn cost(usage: &Usage, pricing: &Pricing) -> Result<Cost, CostError> {
     let egress = usage.egress_gib * pricing.get("egressGib")?;
     let billable_logs = (usage.log_gib - pricing.get("loggingFreeGib")?).max(0.0);
     let observability = billable_logs * pricing.get("loggingGib")?;
+    let mirror = usage.mirror_stored_gb_months * pricing.get("mirrorStorageGbMonth")?
+        + usage.mirror_class_a_ops / 1e6 * pricing.get("mirrorClassAPerMillion")?
+        + usage.mirror_class_b_ops / 1e6 * pricing.get("mirrorClassBPerMillion")?;
     Ok(Cost {
         compute,
         storage,
         operations,
         egress,
         observability,
-        total: compute + storage + operations + egress + observability,
+        mirror,
+        total: compute + storage + operations + egress + observability + mirror,
     })
 }
 
@@ -209,6 +230,7 @@ impl Profile {
             class_b_ops: n * self.reads,
             egress_gib: n * self.egress_gib,
             log_gib: n * self.log_gib,
+            ..Usage::default()
         }
     }
 }
@@ -245,6 +267,9 @@ mod tests {
             class_b_ops: 50_000.0,   // 5 × 0.004         = 0.02
             egress_gib: 2.0,         // 2 × 0.12          = 0.24
             log_gib: 60.0,           // (60 − 50) × 0.50  = 5.00
+            mirror_stored_gb_months: 10.0, // 10 × 0.015     = 0.15
+            mirror_class_a_ops: 2e6,       // 2 × 4.50       = 9.00
+            mirror_class_b_ops: 5e6,       // 5 × 0.36       = 1.80
         };
         let c = cost(&u, &p).unwrap();
         assert!(close(c.compute, 4.45 + 0.9845), "{c:?}");
@@ -252,7 +277,11 @@ mod tests {
         assert!(close(c.operations, 0.15 + 0.02));
         assert!(close(c.egress, 0.24));
         assert!(close(c.observability, 5.0));
-        assert!(close(c.total, 4.45 + 0.9845 + 0.20 + 0.17 + 0.24 + 5.0));
+        assert!(close(c.mirror, 0.15 + 9.0 + 1.8), "{c:?}");
+        assert!(close(
+            c.total,
+            4.45 + 0.9845 + 0.20 + 0.17 + 0.24 + 5.0 + 10.95
+        ));
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub fn usage_of(w: &WorkspaceUsage) -> Usage {
         class_b_ops: w.counted.class_b as f64,
         egress_gib: w.counted.read_bytes as f64 / GIB,
         log_gib: w.counted.log_bytes as f64 / GIB,
+        mirror_stored_gb_months: w.mirror_stored_byte_days / 1e9 / (MONTH_HOURS / 24.0),
+        mirror_class_a_ops: w.mirror_counted.class_a as f64,
+        mirror_class_b_ops: w.mirror_counted.class_b as f64,
     }
 }
 
@@ -189,6 +192,8 @@ mod tests {
             // 2 GiB over 30 days = 60 GiB-days
             stored_byte_days: 2.0 * GIB * 30.0,
             counted,
+            mirror_stored_byte_days: 0.0,
+            mirror_counted: DayUsage::default(),
             bucket_error: None,
         }
     }

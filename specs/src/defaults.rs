@@ -13,6 +13,10 @@ use crate::quantity::Quantity;
 pub fn bucket() -> String {
     "file:bucket".to_string()
 }
+/// The region an S3-compatible mirror is signed for (R2's).
+pub fn mirror_region() -> String {
+    "auto".to_string()
+}
 /// Workspaces per organization.
 pub fn max_workspaces() -> u32 {
     100

@@ -50,7 +50,7 @@ pub use load::{Document, from_value, load, parse_str};
 pub use meta::{
     Condition, ConditionStatus, ObjectMeta, RollupStatus, SleepStatus, WorkspaceStatus,
 };
-pub use organization::OrganizationSpec;
+pub use organization::{MIRROR_ACCESS_ANNOTATION, MirrorAccess, OrganizationSpec};
 pub use quantity::{Quantity, QuantityParseError};
 pub use resource::{API_VERSION, Kind, ObjectKey, Organization, Resource, Team, Workspace};
 pub use team::TeamSpec;

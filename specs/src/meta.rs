@@ -131,6 +131,13 @@ pub struct WorkspaceStatus {
     /// reads it from here when the instance is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
+    /// The bucket's hot mirror (`s3://…`), when the organization has one; `coditect
+    /// backup --from mirror` reads it from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// Seconds the mirror is behind the bucket (0 when it holds the newest manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_lag_seconds: Option<f64>,
     /// Present while the workspace is to sleep (or sleeps): why, by whom, since when.
     /// Cleared by a wake (by hand, or a client connecting through the gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]

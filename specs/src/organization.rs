@@ -36,9 +36,37 @@ pub struct StorageSpec {
     /// to the control plane's data directory; the embedded default).
     #[serde(default = "defaults::bucket")]
     pub bucket: String,
-    /// A second bucket that receives every upload too, for fast restores elsewhere.
+    /// A second bucket that receives every upload too, for fast restores elsewhere:
+    /// `s3://bucket[/prefix]` (an S3-compatible service such as Cloudflare R2), or a
+    /// bucket URL like `bucket`'s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
+    /// How to reach an `s3://` mirror; without it the instance reads the AWS SDKs'
+    /// variables (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_access: Option<MirrorAccess>,
+}
+
+/// The annotation that carries an organization's [`MirrorAccess`] (as JSON: credential
+/// references, never their values) to its workspaces' instances.
+pub const MIRROR_ACCESS_ANNOTATION: &str = "coditect.io/mirror-access";
+
+/// How to reach an S3-compatible mirror.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MirrorAccess {
+    /// The service's endpoint, e.g. `https://ACCOUNT.r2.cloudflarestorage.com`.
+    pub endpoint: String,
+    /// The region requests are signed for (`auto` for R2).
+    #[serde(default = "defaults::mirror_region")]
+    pub region: String,
+    /// The access key id (give both keys or neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<crate::agent::Credentials>,
+    /// The secret access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<crate::agent::Credentials>,
 }
 
 impl Default for StorageSpec {
@@ -46,6 +74,7 @@ impl Default for StorageSpec {
         StorageSpec {
             bucket: defaults::bucket(),
             mirror: None,
+            mirror_access: None,
         }
     }
 }

@@ -122,6 +122,28 @@ fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
             );
         }
     }
+    if let Some(a) = &o.storage.mirror_access {
+        let p = storage.key("mirrorAccess");
+        if !o.storage.mirror.as_deref().is_some_and(|m| m.starts_with("s3://")) {
+            c.fail(p.clone(), "mirrorAccess is for an s3:// mirror: set storage.mirror to one");
+        }
+        let endpoint = a.endpoint.strip_prefix("https://").or_else(|| a.endpoint.strip_prefix("http://"));
+        if endpoint.is_none_or(|rest| rest.is_empty()) {
+            c.fail(
+                p.key("endpoint"),
+                format!("invalid endpoint {:?}: expected http:// or https://", a.endpoint),
+            );
+        }
+        match (&a.access_key_id, &a.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                credentials(c, &p.key("accessKeyId"), id);
+                credentials(c, &p.key("secretAccessKey"), secret);
+            }
+            (None, None) => {}
+            (Some(_), None) => c.fail(p.key("secretAccessKey"), "give both keys or neither"),
+            (None, Some(_)) => c.fail(p.key("accessKeyId"), "give both keys or neither"),
+        }
+    }
     if o.quotas.max_awake_workspaces > o.quotas.max_workspaces {
         c.fail(
             spec.key("quotas").key("maxAwakeWorkspaces"),
@@ -615,6 +637,56 @@ mod tests {
                 .any(|d| d.path == FieldPath::parse("spec.storage.mirror")
                     && d.message.contains("s3://BUCKET")),
             "{diags:?}"
+        );
+    }
+
+    #[test]
+    fn mirror_access_needs_an_s3_mirror_an_endpoint_and_both_keys() {
+        let text = |mirror: &str, access: &str| {
+            format!(
+                "apiVersion: coditect.io/v1\nkind: Organization\nmetadata:\n  name: acme\nspec:\n  storage:\n    bucket: gs://acme-ws\n    mirror: {mirror}\n    mirrorAccess:\n{access}"
+            )
+        };
+        let good = "      endpoint: https://acct.r2.cloudflarestorage.com\n      accessKeyId: {secretRef: {name: r2, key: id}}\n      secretAccessKey: {env: R2_SECRET}\n";
+        let (docs, diags) = crate::load::parse_str(
+            "org.yaml",
+            std::path::Path::new("."),
+            &text("s3://acme-mirror", good),
+        );
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(check_document(&docs[0].resource).is_empty());
+        if let Resource::Organization(o) = &docs[0].resource {
+            let a = o.spec.storage.mirror_access.as_ref().unwrap();
+            assert_eq!(a.region, "auto", "R2's region by default");
+        }
+        let failures = |mirror: &str, access: &str| {
+            let (_, diags) = crate::load::parse_str(
+                "org.yaml",
+                std::path::Path::new("."),
+                &text(mirror, access),
+            );
+            diags
+                .into_iter()
+                .map(|d| (d.path.to_string(), d.message))
+                .collect::<Vec<_>>()
+        };
+        let on_gs = failures("gs://other", good);
+        assert!(
+            on_gs.iter().any(|(p, m)| p == "spec.storage.mirrorAccess" && m.contains("s3://")),
+            "{on_gs:?}"
+        );
+        let half = failures(
+            "s3://acme-mirror",
+            "      endpoint: r2.example\n      accessKeyId: {env: R2_ID}\n",
+        );
+        assert!(
+            half.iter().any(|(p, _)| p == "spec.storage.mirrorAccess.endpoint"),
+            "{half:?}"
+        );
+        assert!(
+            half.iter()
+                .any(|(p, m)| p == "spec.storage.mirrorAccess.secretAccessKey" && m.contains("both")),
+            "{half:?}"
         );
     }
 

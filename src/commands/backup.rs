@@ -14,7 +14,7 @@ use coditect_specs::Kind;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{BackupArgs, BackupCommand};
+use crate::cli::{BackupArgs, BackupCommand, BackupSource};
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
@@ -70,11 +70,19 @@ async fn target(remote: &super::Remote, args: &BackupArgs) -> Result<SyncTarget,
         .await?;
     let m = ws.metadata();
     let status = ws.status_json();
-    let Some(url) = status["bucket"].as_str().map(str::to_string) else {
-        return Err(Failure::Refused(format!(
-            "workspace {} has not reported a bucket yet (it has never started); pass --bucket",
-            m.name
-        )));
+    let url = match args.from {
+        BackupSource::Primary => status["bucket"].as_str().map(str::to_string).ok_or_else(|| {
+            Failure::Refused(format!(
+                "workspace {} has not reported a bucket yet (it has never started); pass --bucket",
+                m.name
+            ))
+        })?,
+        BackupSource::Mirror => status["mirror"].as_str().map(str::to_string).ok_or_else(|| {
+            Failure::Refused(format!(
+                "workspace {} reports no mirror (its organization sets no storage.mirror, or it has never started); pass --bucket with the mirror's URL",
+                m.name
+            ))
+        })?,
     };
     let spec = ws.spec_json();
     let prefix = Layout::relative(

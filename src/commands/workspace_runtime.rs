@@ -16,6 +16,7 @@ pub fn run(args: &WorkspaceRuntimeArgs) -> Result<(), Failure> {
         root: args.root.clone(),
         listen: args.listen,
         bucket: args.bucket.clone(),
+        mirror: args.mirror.clone(),
     };
     runtime
         .block_on(serve(opts))

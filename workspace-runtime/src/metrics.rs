@@ -33,6 +33,12 @@ pub struct Metrics {
     pub sync_uploads: prometheus_client::metrics::counter::Counter,
     /// Bytes uploaded.
     pub sync_bytes: prometheus_client::metrics::counter::Counter,
+    /// Seconds the hot mirror is behind the bucket (0 when it holds the newest manifest).
+    pub sync_mirror_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Objects copied to the mirror.
+    pub sync_mirror_uploads: prometheus_client::metrics::counter::Counter,
+    /// Bytes copied to the mirror.
+    pub sync_mirror_bytes: prometheus_client::metrics::counter::Counter,
     /// Writes refused because the disk is full (answered 507).
     pub disk_full: prometheus_client::metrics::counter::Counter,
     /// When a write was last refused for a full disk (unix ms; 0: never).
@@ -65,6 +71,9 @@ impl Default for Metrics {
             sync_lag: Gauge::default(),
             sync_uploads: Default::default(),
             sync_bytes: Default::default(),
+            sync_mirror_lag: Gauge::default(),
+            sync_mirror_uploads: Default::default(),
+            sync_mirror_bytes: Default::default(),
             disk_full: Default::default(),
             disk_full_at: Gauge::default(),
             activity: Family::default(),
@@ -120,6 +129,21 @@ impl Default for Metrics {
             "sync_upload_bytes",
             "Bytes uploaded to the bucket",
             m.sync_bytes.clone(),
+        );
+        r.register(
+            "sync_mirror_lag_seconds",
+            "Seconds the hot mirror is behind the bucket (0 when it holds the newest manifest)",
+            m.sync_mirror_lag.clone(),
+        );
+        r.register(
+            "sync_mirror_uploads",
+            "Objects copied to the hot mirror",
+            m.sync_mirror_uploads.clone(),
+        );
+        r.register(
+            "sync_mirror_upload_bytes",
+            "Bytes copied to the hot mirror",
+            m.sync_mirror_bytes.clone(),
         );
         r.register(
             "disk_full_refusals",

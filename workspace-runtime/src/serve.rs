@@ -24,6 +24,9 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The organization's bucket (`file:///…` or `gs://…`); none: no sync.
     pub bucket: Option<String>,
+    /// Its hot mirror (`s3://…`, or another bucket URL); how to reach an `s3://` one is
+    /// the spec's `coditect.io/mirror-access` annotation, else the AWS variables.
+    pub mirror: Option<String>,
 }
 
 /// Why serving failed.
@@ -71,7 +74,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         }
         None => None,
     };
-    let ws = WorkspaceRuntime::open_synced(spec, &opts.root, target).await?;
+    let mirror = match (&opts.mirror, &target) {
+        (Some(url), Some(t)) => Some(SyncTarget {
+            bucket: open_mirror(url, &spec, &opts.root).await?,
+            prefix: t.prefix.clone(),
+        }),
+        _ => None,
+    };
+    let ws = WorkspaceRuntime::open_mirrored(spec, &opts.root, target, mirror).await?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| ServeError::Listen {
@@ -133,6 +143,32 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Opens the mirror at `url` with the access the spec's annotation names.
+async fn open_mirror(
+    url: &str,
+    spec: &coditect_specs::Workspace,
+    root: &std::path::Path,
+) -> Result<Bucket, OpenError> {
+    let access = match spec
+        .metadata
+        .annotations
+        .get(coditect_specs::MIRROR_ACCESS_ANNOTATION)
+    {
+        Some(json) => Some(
+            serde_json::from_str::<coditect_specs::MirrorAccess>(json).map_err(|e| {
+                OpenError::Restore(format!(
+                    "annotation {}: {e}",
+                    coditect_specs::MIRROR_ACCESS_ANNOTATION
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    crate::sync::mirror::open(url, access.as_ref(), &crate::secrets::folder(root))
+        .await
+        .map_err(|e| OpenError::Restore(format!("mirror {url}: {e}")))
+}
+
 /// Keeps the workspace synced until `shutdown`: takes ownership in the bucket (retrying
 /// while the bucket cannot be reached; the lag says so meanwhile), then runs rounds.
 async fn replicate(
@@ -145,7 +181,7 @@ async fn replicate(
     let replicator = loop {
         match Replicator::start(ws.clone(), target.clone(), ws.sync.clone()).await {
             Ok(r) => break r,
-            Err(e @ SyncError::Fenced(_)) => {
+            Err(e @ (SyncError::Fenced(_) | SyncError::Diverged { .. })) => {
                 tracing::error!(error = %e, "not syncing: the workspace belongs to another instance");
                 ws.sync.fail_to_start(since, e.to_string());
                 return None;
@@ -161,7 +197,17 @@ async fn replicate(
             }
         }
     };
-    replicator.run(shutdown).await
+    let mut replicator = replicator;
+    let mirror = ws
+        .mirror_target
+        .clone()
+        .map(|m| tokio::spawn(replicator.mirror(m.bucket).run()));
+    let seal = replicator.run(shutdown).await;
+    // The mirror's last attempt at the final manifest (bounded) before the process goes.
+    if let Some(m) = mirror {
+        let _ = m.await;
+    }
+    seal
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {

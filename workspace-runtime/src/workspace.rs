@@ -85,6 +85,8 @@ pub struct WorkspaceRuntime {
     secrets: PathBuf,
     /// Where it syncs to, if anywhere.
     pub sync_target: Option<SyncTarget>,
+    /// The hot mirror that follows the sync target, if the organization has one.
+    pub mirror_target: Option<SyncTarget>,
     /// How sync stands.
     pub sync: Arc<crate::sync::replicator::SyncStatus>,
     _folder: FolderLock,
@@ -99,6 +101,29 @@ pub struct VerifyReport {
     pub databases: Vec<(String, String)>,
     /// Whether everything checked out.
     pub ok: bool,
+}
+
+/// How long the bucket may take to hand over a manifest before a restore reads the
+/// mirror instead.
+pub const PRIMARY_ANSWER: Duration = Duration::from_secs(10);
+
+/// Where a restore reads from: the bucket, or the mirror when the bucket does not answer
+/// in time.
+async fn restore_source<'a>(primary: &'a SyncTarget, mirror: Option<&'a SyncTarget>) -> &'a SyncTarget {
+    let Some(mirror) = mirror else {
+        return primary;
+    };
+    match tokio::time::timeout(PRIMARY_ANSWER, crate::sync::restore::manifest(primary)).await {
+        Ok(Err(crate::sync::restore::RestoreError::Store(e))) => {
+            tracing::warn!(bucket = %primary.bucket.url(), mirror = %mirror.bucket.url(), error = %e, "the bucket does not answer: restoring from the mirror");
+            mirror
+        }
+        Err(_) => {
+            tracing::warn!(bucket = %primary.bucket.url(), mirror = %mirror.bucket.url(), "the bucket did not answer in time: restoring from the mirror");
+            mirror
+        }
+        Ok(_) => primary,
+    }
 }
 
 /// Reads a Workspace spec file (one document) and fills in its defaults.
@@ -155,6 +180,21 @@ impl WorkspaceRuntime {
         root: &Path,
         target: Option<SyncTarget>,
     ) -> Result<Arc<Self>, OpenError> {
+        Self::open_mirrored(spec, root, target, None).await
+    }
+
+    /// [`WorkspaceRuntime::open_synced`] with a hot `mirror` of the bucket: an empty
+    /// folder is restored from the mirror when the bucket does not answer (is down, or
+    /// takes longer than [`PRIMARY_ANSWER`] to give the manifest).
+    ///
+    /// # Errors
+    /// As [`WorkspaceRuntime::open_synced`].
+    pub async fn open_mirrored(
+        spec: Workspace,
+        root: &Path,
+        target: Option<SyncTarget>,
+        mirror: Option<SyncTarget>,
+    ) -> Result<Arc<Self>, OpenError> {
         let meta = &spec.metadata;
         let org = meta.organization.clone().unwrap_or_default();
         let team = meta.team.clone().unwrap_or_default();
@@ -166,7 +206,8 @@ impl WorkspaceRuntime {
         if let Some(t) = &target
             && !layout.databases().join("sessions.db").exists()
         {
-            restored = crate::sync::restore::restore(t, layout.root(), None, &|_, _, _| {})
+            let from = restore_source(t, mirror.as_ref()).await;
+            restored = crate::sync::restore::restore(from, layout.root(), None, &|_, _, _| {})
                 .await
                 .map_err(|e| OpenError::Restore(e.to_string()))?;
             if let Some(r) = &restored {
@@ -231,6 +272,7 @@ impl WorkspaceRuntime {
             activity: Default::default(),
             secrets,
             sync_target: target,
+            mirror_target: mirror,
             sync: Default::default(),
             _folder: folder,
         });

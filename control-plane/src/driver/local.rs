@@ -96,6 +96,20 @@ impl LocalDriver {
             .get(crate::reconcile::BUCKET_ANNOTATION)
             .cloned()
             .unwrap_or_else(coditect_specs::defaults::bucket);
+        self.resolve_bucket(raw)
+    }
+
+    /// The bucket's hot mirror as the instance opens it (`coditect.io/mirror`), resolved
+    /// like [`LocalDriver::bucket_url`]; none when the organization has no mirror.
+    pub fn mirror_url(&self, ws: &Workspace) -> Option<String> {
+        ws.metadata
+            .annotations
+            .get(crate::reconcile::MIRROR_ANNOTATION)
+            .cloned()
+            .map(|raw| self.resolve_bucket(raw))
+    }
+
+    fn resolve_bucket(&self, raw: String) -> String {
         match raw.strip_prefix("file:") {
             Some(rest) if !rest.starts_with("//") => {
                 let path = self.config.data_dir.join(rest);
@@ -191,6 +205,11 @@ impl LocalDriver {
                     .filter(|b| !b.is_empty())
                     .map_or_else(|| self.bucket_url(ws), str::to_string),
             ),
+            mirror: status["sync"]["mirror"]["bucket"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| self.mirror_url(ws)),
+            mirror_lag_seconds: status["sync"]["mirror"]["lagSeconds"].as_f64(),
             sync_error: status["sync"]["lastError"].as_str().map(str::to_string),
             activity: serde_json::from_value(status["activity"].clone()).ok(),
         })
@@ -255,6 +274,12 @@ impl LocalDriver {
             .arg("127.0.0.1:0")
             .arg("--bucket")
             .arg(self.bucket_url(ws))
+            .args(
+                self.mirror_url(ws)
+                    .map(|m| ["--mirror".to_string(), m])
+                    .into_iter()
+                    .flatten(),
+            )
             .env(
                 "CODITECT_SECRETS_DIR",
                 std::env::var_os("CODITECT_SECRETS_DIR")

@@ -25,6 +25,10 @@ pub struct Instance {
     pub sync_lag_seconds: Option<f64>,
     /// The bucket it syncs to.
     pub bucket: Option<String>,
+    /// The bucket's hot mirror, when it has one.
+    pub mirror: Option<String>,
+    /// Seconds the mirror is behind the bucket.
+    pub mirror_lag_seconds: Option<f64>,
     /// Whether the bucket holds a complete generation of it (a restore would work): the
     /// instance owns the workspace there and its first snapshots are in.
     pub restorable: bool,

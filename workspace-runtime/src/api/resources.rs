@@ -73,6 +73,9 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
                 let mut v = serde_json::to_value(rt.sync.get()).unwrap_or_default();
                 v["enabled"] = json!(true);
                 v["lagSeconds"] = json!(rt.sync.lag_seconds());
+                if let Some(lag) = rt.sync.mirror_lag_seconds() {
+                    v["mirror"]["lagSeconds"] = json!(lag);
+                }
                 v
             }
             None => json!({"enabled": false}),
@@ -84,6 +87,13 @@ pub(super) async fn status(State(rt): Rt) -> Json<Value> {
 pub(super) async fn metrics(State(rt): Rt) -> impl IntoResponse {
     rt.metrics
         .observe_activity(&rt.activity.facts(rt.tasks.active(), rt.locks.list().len()));
+    // Lags grow while nothing ships (a bucket that is down): read them now.
+    if rt.sync_target.is_some() {
+        rt.metrics.sync_lag.set(rt.sync.lag_seconds());
+    }
+    if let Some(lag) = rt.sync.mirror_lag_seconds() {
+        rt.metrics.sync_mirror_lag.set(lag);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         rt.metrics.encode(),

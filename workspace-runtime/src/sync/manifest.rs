@@ -98,6 +98,9 @@ pub struct Manifest {
     /// across instances (the cost report's measured operations, egress and log volume).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub usage: super::meter::UsageRecord,
+    /// The same for the hot mirror's bucket (its operations and the bytes it keeps).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mirror_usage: super::meter::UsageRecord,
 }
 
 /// A database generation: snapshots and the WAL batches after them.
@@ -143,6 +146,38 @@ impl Manifest {
                 .map_or(0, |p| generation(&p.snapshots, &p.wal))
             + self.events.iter().map(|e| e.object.size).sum::<u64>()
             + blobs.values().sum::<u64>()
+    }
+
+    /// The objects a restore to now reads: the current generation's snapshots and WAL
+    /// batches, the event segments and the project blobs, each once.
+    pub fn restore_objects(&self) -> Vec<ObjectRef> {
+        self.objects(false)
+    }
+
+    /// Every object the manifest keeps: [`Manifest::restore_objects`] and the previous
+    /// generation's (for restores to an earlier time), each once.
+    pub fn kept_objects(&self) -> Vec<ObjectRef> {
+        self.objects(true)
+    }
+
+    fn objects(&self, previous: bool) -> Vec<ObjectRef> {
+        let blobs = self.projects.values().map(|p| ObjectRef {
+            object: format!("projects/blobs/{}", p.sha256),
+            sha256: p.sha256.clone(),
+            size: p.size,
+        });
+        let earlier = self.previous.iter().filter(|_| previous);
+        let mut seen = std::collections::HashSet::new();
+        self.snapshots
+            .values()
+            .chain(self.wal.iter().map(|w| &w.object))
+            .chain(earlier.clone().flat_map(|p| p.snapshots.values()))
+            .chain(earlier.flat_map(|p| p.wal.iter().map(|w| &w.object)))
+            .chain(self.events.iter().map(|e| &e.object))
+            .cloned()
+            .chain(blobs)
+            .filter(|o| seen.insert(o.object.clone()))
+            .collect()
     }
 
     /// The last event seq in the bucket.

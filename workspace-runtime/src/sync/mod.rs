@@ -7,6 +7,7 @@ pub mod gcs;
 pub mod local;
 pub mod manifest;
 pub mod meter;
+pub mod mirror;
 pub mod replicator;
 pub mod restore;
 pub mod round;

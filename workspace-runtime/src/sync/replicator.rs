@@ -70,6 +70,17 @@ pub enum SyncError {
     /// Local files.
     #[error("{0}")]
     Local(String),
+    /// The bucket holds events this instance's log does not: it started from an older
+    /// copy, and taking over would fork the workspace's history.
+    #[error(
+        "the bucket holds events up to {bucket} but this instance's log ends at {local}: it started from an older copy (a lagging mirror, or a restore to a time). Not taking the workspace over, which would fork its history; move the workspace folder aside to restore it from the bucket"
+    )]
+    Diverged {
+        /// The bucket's last event.
+        bucket: u64,
+        /// This instance's last durable event.
+        local: u64,
+    },
 }
 
 /// How sync stands, for the API, status and metrics.
@@ -96,6 +107,9 @@ pub struct SyncState {
     pub uploaded_bytes: u64,
     /// The last event seq in the bucket.
     pub shipped_seq: u64,
+    /// The hot mirror, when the organization has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<super::mirror::MirrorState>,
 }
 
 /// The shared view of [`SyncState`].
@@ -121,6 +135,16 @@ impl SyncStatus {
         if let Ok(mut s) = self.0.lock() {
             f(&mut s);
         }
+    }
+
+    /// Changes the mirror's state with `f`.
+    pub(super) fn update_mirror(&self, f: impl FnOnce(&mut super::mirror::MirrorState)) {
+        self.update(|s| f(s.mirror.get_or_insert_with(Default::default)));
+    }
+
+    /// Seconds the mirror is behind the primary (`None`: no mirror).
+    pub fn mirror_lag_seconds(&self) -> Option<f64> {
+        self.get().mirror.map(|m| m.lag_seconds())
     }
 
     /// Seconds the bucket is behind: since the oldest change not yet shipped, 0 when
@@ -168,6 +192,11 @@ pub struct Replicator {
     tail: super::tail::EventTail,
     /// Writes already counted in the manifest's usage ahead of the meter (its own publish).
     publish_counted: u64,
+    /// Every manifest published, for the mirror to follow.
+    feed: tokio::sync::watch::Sender<Option<Arc<super::mirror::Published>>>,
+    /// The mirror's bucket (its meter is folded into the manifest) and the bytes of recent
+    /// uploads staged for it; none without a mirror.
+    mirror: Option<(Bucket, Arc<super::mirror::Staged>)>,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -201,6 +230,14 @@ impl Replicator {
             ),
             None => (None, None),
         };
+        if let Some(m) = &old
+            && m.last_seq() > ws.events.durable_seq()
+        {
+            return Err(SyncError::Diverged {
+                bucket: m.last_seq(),
+                local: ws.events.durable_seq(),
+            });
+        }
         let scratch = ws.root().join(".sync");
         std::fs::create_dir_all(&scratch)
             .map_err(|e| SyncError::Local(format!("create {}: {e}", scratch.display())))?;
@@ -227,6 +264,10 @@ impl Replicator {
                 projects: old.as_ref().map(|m| m.projects.clone()).unwrap_or_default(),
                 updated_ms: 0,
                 usage: old.as_ref().map(|m| m.usage.clone()).unwrap_or_default(),
+                mirror_usage: old
+                    .as_ref()
+                    .map(|m| m.mirror_usage.clone())
+                    .unwrap_or_default(),
             },
             manifest_generation: old_generation.unwrap_or(0),
             cursors: vec![WalCursor::new(); 6],
@@ -240,6 +281,8 @@ impl Replicator {
             roll_batches: ROLL_BATCHES,
             tail: super::tail::EventTail::new(),
             publish_counted: 0,
+            feed: tokio::sync::watch::channel(None).0,
+            mirror: None,
         };
 
         if let Some(old) = old {
@@ -255,6 +298,27 @@ impl Replicator {
         });
         r.prune().await;
         Ok(r)
+    }
+
+    /// Mirrors everything this replicator ships to `bucket` (the organization's
+    /// `storage.mirror`): the [`super::mirror::Mirror`] to run beside it, which follows
+    /// every manifest published from now on (starting with the newest) and stops after
+    /// the replicator does.
+    pub fn mirror(&mut self, bucket: Bucket) -> super::mirror::Mirror {
+        let staged = Arc::new(super::mirror::Staged::default());
+        self.mirror = Some((bucket.clone(), staged.clone()));
+        super::mirror::Mirror::new(
+            self.target.clone(),
+            SyncTarget {
+                bucket,
+                prefix: self.target.prefix.clone(),
+            },
+            self.status.clone(),
+            self.feed.subscribe(),
+            staged,
+            self.scratch.clone(),
+        )
+        .with_metrics(self.ws.metrics.clone())
     }
 
     /// Rolls to a new generation after `batches` WAL batches (256 by default).
@@ -338,6 +402,9 @@ impl Replicator {
         pre: Precondition,
     ) -> Result<ObjectRef, StoreError> {
         let (sha256, size) = (sha(&data), data.len() as u64);
+        if let Some((_, staged)) = &self.mirror {
+            staged.put(object, &data);
+        }
         self.target
             .bucket
             .put(&self.target.name(object), data, pre)
@@ -354,8 +421,9 @@ impl Replicator {
     async fn publish(&mut self, first: bool) -> Result<(), SyncError> {
         self.manifest.updated_ms = now_ms();
         self.fold_usage();
-        let bytes =
-            serde_json::to_vec(&self.manifest).map_err(|e| SyncError::Local(e.to_string()))?;
+        let bytes = Bytes::from(
+            serde_json::to_vec(&self.manifest).map_err(|e| SyncError::Local(e.to_string()))?,
+        );
         let pre = if first {
             Precondition::DoesNotExist
         } else {
@@ -364,11 +432,16 @@ impl Replicator {
         match self
             .target
             .bucket
-            .put(&self.target.name(MANIFEST), Bytes::from(bytes), pre)
+            .put(&self.target.name(MANIFEST), bytes.clone(), pre)
             .await
         {
             Ok(meta) => {
                 self.manifest_generation = meta.generation;
+                self.feed
+                    .send_replace(Some(Arc::new(super::mirror::Published {
+                        manifest: self.manifest.clone(),
+                        bytes,
+                    })));
                 Ok(())
             }
             Err(StoreError::PreconditionFailed { .. }) => {
@@ -397,12 +470,13 @@ impl Replicator {
         delta.class_a = delta.class_a.saturating_sub(self.publish_counted) + 1;
         self.publish_counted = 1;
         let stored = self.manifest.stored_bytes();
-        super::meter::fold(
-            &mut self.manifest.usage,
-            super::meter::day_of(self.manifest.updated_ms),
-            &delta,
-            stored,
-        );
+        let day = super::meter::day_of(self.manifest.updated_ms);
+        super::meter::fold(&mut self.manifest.usage, day.clone(), &delta, stored);
+        // The mirror keeps the same objects (as soon as it caught up).
+        if let Some((bucket, _)) = &self.mirror {
+            let delta = bucket.meter().take();
+            super::meter::fold(&mut self.manifest.mirror_usage, day, &delta, stored);
+        }
     }
 
     /// Whether the bucket was asked anything the manifest does not count yet.

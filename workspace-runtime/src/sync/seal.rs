@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{MANIFEST, Manifest, ObjectRef};
+use super::manifest::{MANIFEST, Manifest};
 use super::replicator::SyncTarget;
 
 /// What a clean stop leaves in the folder (`sealed.json`) when its final round shipped
@@ -86,23 +86,8 @@ pub async fn verify(target: &SyncTarget, seal: &Seal) -> Result<usize, SealError
         .into_iter()
         .map(|o| (o.name, o.size))
         .collect();
-    let blobs: Vec<ObjectRef> = manifest
-        .projects
-        .values()
-        .map(|p| ObjectRef {
-            object: format!("projects/blobs/{}", p.sha256),
-            sha256: p.sha256.clone(),
-            size: p.size,
-        })
-        .collect();
-    let needed = manifest
-        .snapshots
-        .values()
-        .chain(manifest.wal.iter().map(|w| &w.object))
-        .chain(manifest.events.iter().map(|e| &e.object))
-        .chain(&blobs);
     let mut checked = 0;
-    for r in needed {
+    for r in manifest.restore_objects() {
         match listed.get(&target.name(&r.object)) {
             Some(size) if *size == r.size => checked += 1,
             Some(size) => {

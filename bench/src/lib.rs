@@ -85,6 +85,7 @@ pub fn serve_instance_if_asked() -> bool {
             .parse()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         bucket: Some(flag("--bucket")).filter(|b| !b.is_empty()),
+        mirror: Some(flag("--mirror")).filter(|m| !m.is_empty()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

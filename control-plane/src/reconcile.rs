@@ -320,7 +320,10 @@ pub const BUCKET_ANNOTATION: &str = "coditect.io/bucket";
 pub const MIRROR_ANNOTATION: &str = "coditect.io/mirror";
 
 /// The storage of the workspace's organization (the default when it names none).
-fn organization_storage<D>(ctx: &Context<D>, key: &ObjectKey) -> coditect_specs::organization::StorageSpec {
+fn organization_storage<D>(
+    ctx: &Context<D>,
+    key: &ObjectKey,
+) -> coditect_specs::organization::StorageSpec {
     let org = ObjectKey {
         kind: Kind::Organization,
         organization: None,

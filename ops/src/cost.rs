@@ -260,13 +260,13 @@ mod tests {
     fn a_fixed_usage_record_costs_what_the_hand_computation_says() {
         let p = Pricing::parse(DEFAULT_PRICING).unwrap();
         let u = Usage {
-            vcpu_hours: 100.0,       // 100 × 0.0445      = 4.45
-            memory_gib_hours: 200.0, // 200 × 0.0049225   = 0.9845
-            stored_gib_months: 10.0, // 10 × 0.020        = 0.20
-            class_a_ops: 30_000.0,   // 3 × 0.05          = 0.15
-            class_b_ops: 50_000.0,   // 5 × 0.004         = 0.02
-            egress_gib: 2.0,         // 2 × 0.12          = 0.24
-            log_gib: 60.0,           // (60 − 50) × 0.50  = 5.00
+            vcpu_hours: 100.0,             // 100 × 0.0445      = 4.45
+            memory_gib_hours: 200.0,       // 200 × 0.0049225   = 0.9845
+            stored_gib_months: 10.0,       // 10 × 0.020        = 0.20
+            class_a_ops: 30_000.0,         // 3 × 0.05          = 0.15
+            class_b_ops: 50_000.0,         // 5 × 0.004         = 0.02
+            egress_gib: 2.0,               // 2 × 0.12          = 0.24
+            log_gib: 60.0,                 // (60 − 50) × 0.50  = 5.00
             mirror_stored_gb_months: 10.0, // 10 × 0.015     = 0.15
             mirror_class_a_ops: 2e6,       // 2 × 4.50       = 9.00
             mirror_class_b_ops: 5e6,       // 5 × 0.36       = 1.80

@@ -124,14 +124,28 @@ fn organization(c: &mut Checker, spec: &FieldPath, o: &OrganizationSpec) {
     }
     if let Some(a) = &o.storage.mirror_access {
         let p = storage.key("mirrorAccess");
-        if !o.storage.mirror.as_deref().is_some_and(|m| m.starts_with("s3://")) {
-            c.fail(p.clone(), "mirrorAccess is for an s3:// mirror: set storage.mirror to one");
+        if !o
+            .storage
+            .mirror
+            .as_deref()
+            .is_some_and(|m| m.starts_with("s3://"))
+        {
+            c.fail(
+                p.clone(),
+                "mirrorAccess is for an s3:// mirror: set storage.mirror to one",
+            );
         }
-        let endpoint = a.endpoint.strip_prefix("https://").or_else(|| a.endpoint.strip_prefix("http://"));
+        let endpoint = a
+            .endpoint
+            .strip_prefix("https://")
+            .or_else(|| a.endpoint.strip_prefix("http://"));
         if endpoint.is_none_or(|rest| rest.is_empty()) {
             c.fail(
                 p.key("endpoint"),
-                format!("invalid endpoint {:?}: expected http:// or https://", a.endpoint),
+                format!(
+                    "invalid endpoint {:?}: expected http:// or https://",
+                    a.endpoint
+                ),
             );
         }
         match (&a.access_key_id, &a.secret_access_key) {
@@ -672,7 +686,9 @@ mod tests {
         };
         let on_gs = failures("gs://other", good);
         assert!(
-            on_gs.iter().any(|(p, m)| p == "spec.storage.mirrorAccess" && m.contains("s3://")),
+            on_gs
+                .iter()
+                .any(|(p, m)| p == "spec.storage.mirrorAccess" && m.contains("s3://")),
             "{on_gs:?}"
         );
         let half = failures(
@@ -680,12 +696,14 @@ mod tests {
             "      endpoint: r2.example\n      accessKeyId: {env: R2_ID}\n",
         );
         assert!(
-            half.iter().any(|(p, _)| p == "spec.storage.mirrorAccess.endpoint"),
+            half.iter()
+                .any(|(p, _)| p == "spec.storage.mirrorAccess.endpoint"),
             "{half:?}"
         );
         assert!(
-            half.iter()
-                .any(|(p, m)| p == "spec.storage.mirrorAccess.secretAccessKey" && m.contains("both")),
+            half.iter().any(
+                |(p, m)| p == "spec.storage.mirrorAccess.secretAccessKey" && m.contains("both")
+            ),
             "{half:?}"
         );
     }

@@ -162,7 +162,18 @@ impl TestWorkspace {
         spec: Workspace,
         target: Option<crate::sync::replicator::SyncTarget>,
     ) -> Self {
-        let runtime = WorkspaceRuntime::open_synced(spec, root.path(), target)
+        Self::start_mirrored(root, spec, target, None).await
+    }
+
+    /// [`TestWorkspace::start_synced`] with a hot `mirror` (an empty folder is restored
+    /// from it when the bucket does not answer).
+    pub async fn start_mirrored(
+        root: Arc<TempRoot>,
+        spec: Workspace,
+        target: Option<crate::sync::replicator::SyncTarget>,
+        mirror: Option<crate::sync::replicator::SyncTarget>,
+    ) -> Self {
+        let runtime = WorkspaceRuntime::open_mirrored(spec, root.path(), target, mirror)
             .await
             .expect("open workspace");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -480,6 +491,74 @@ impl S3Server {
 impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A TCP forwarder in front of a server that a test can close and open again: closed, it
+/// cuts every connection through it and refuses new ones (a store that is down, for a
+/// server that keeps its state only in memory and so cannot be killed and restarted).
+#[derive(Debug)]
+pub struct TcpGate {
+    /// `127.0.0.1:PORT` to connect to instead of the server.
+    pub addr: std::net::SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    live: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl TcpGate {
+    /// Forwards a free local port to `server`; open from the start.
+    pub fn new(server: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let live: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (gate_open, gate_live) = (open.clone(), live.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !gate_open.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(server) else {
+                    continue;
+                };
+                let mut kept = gate_live.lock().expect("gate");
+                for s in [&client, &upstream] {
+                    if let Ok(c) = s.try_clone() {
+                        kept.push(c);
+                    }
+                }
+                drop(kept);
+                for (mut from, mut to) in [
+                    (client.try_clone(), upstream.try_clone()),
+                    (upstream.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| a.ok().zip(b.ok()))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        TcpGate { addr, open, live }
+    }
+
+    /// Cuts every connection and refuses new ones until [`TcpGate::open`].
+    pub fn close(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for s in self.live.lock().expect("gate").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -109,7 +109,10 @@ pub const PRIMARY_ANSWER: Duration = Duration::from_secs(10);
 
 /// Where a restore reads from: the bucket, or the mirror when the bucket does not answer
 /// in time.
-async fn restore_source<'a>(primary: &'a SyncTarget, mirror: Option<&'a SyncTarget>) -> &'a SyncTarget {
+async fn restore_source<'a>(
+    primary: &'a SyncTarget,
+    mirror: Option<&'a SyncTarget>,
+) -> &'a SyncTarget {
     let Some(mirror) = mirror else {
         return primary;
     };

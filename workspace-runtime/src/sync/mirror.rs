@@ -27,10 +27,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::S3Access;
 use super::manifest::{MANIFEST, Manifest, ObjectRef};
 use super::replicator::{SyncError, SyncStatus, SyncTarget};
 use super::store::{Bucket, Precondition, StoreError};
-use super::S3Access;
 
 /// Staged bytes kept for the mirror at most (older ones are read back from the primary).
 const STAGE_BYTES: usize = 64 << 20;
@@ -73,7 +73,9 @@ impl Staged {
         s.order.push_back(object.to_string());
         s.bytes.insert(object.to_string(), data.clone());
         while s.total > STAGE_BYTES {
-            let Some(old) = s.order.pop_front() else { break };
+            let Some(old) = s.order.pop_front() else {
+                break;
+            };
             if let Some(b) = s.bytes.remove(&old) {
                 s.total -= b.len();
             }
@@ -204,7 +206,8 @@ impl Mirror {
             return Ok(());
         }
         self.status.update_mirror(|m| {
-            m.pending_since_ms.get_or_insert(published.manifest.updated_ms);
+            m.pending_since_ms
+                .get_or_insert(published.manifest.updated_ms);
         });
         let result = self.catch_up(&published).await;
         match &result {
@@ -310,12 +313,22 @@ impl Mirror {
             let seen = match self.manifest_generation {
                 Some(g) => g,
                 None => {
-                    let g = self.target.bucket.get(&name).await?.map(|(_, m)| m.generation);
+                    let g = self
+                        .target
+                        .bucket
+                        .get(&name)
+                        .await?
+                        .map(|(_, m)| m.generation);
                     *self.manifest_generation.insert(g)
                 }
             };
             let pre = seen.map_or(Precondition::DoesNotExist, Precondition::GenerationMatches);
-            match self.target.bucket.put(&name, published.bytes.clone(), pre).await {
+            match self
+                .target
+                .bucket
+                .put(&name, published.bytes.clone(), pre)
+                .await
+            {
                 Ok(meta) => {
                     self.manifest_generation = Some(Some(meta.generation));
                     return Ok(());
@@ -323,10 +336,19 @@ impl Mirror {
                 Err(StoreError::PreconditionFailed { .. }) if !retried => {
                     // Who owns the workspace is the primary's to say.
                     let ours = &published.manifest.owner.instance;
-                    let owner = match self.primary.bucket.get(&self.primary.name(MANIFEST)).await? {
+                    let owner = match self
+                        .primary
+                        .bucket
+                        .get(&self.primary.name(MANIFEST))
+                        .await?
+                    {
                         Some((b, _)) => serde_json::from_slice::<Manifest>(&b)
                             .map(|m| m.owner)
-                            .map_err(|e| SyncError::Local(format!("the primary manifest does not parse: {e}")))?,
+                            .map_err(|e| {
+                                SyncError::Local(format!(
+                                    "the primary manifest does not parse: {e}"
+                                ))
+                            })?,
                         None => return Err(SyncError::Local("the primary has no manifest".into())),
                     };
                     if &owner.instance != ours {
@@ -439,7 +461,10 @@ async fn copy(
         std::fs::create_dir_all(scratch)
             .map_err(|e| SyncError::Local(format!("create {}: {e}", scratch.display())))?;
         let file = scratch.join(format!("mirror-{}", hex::encode(rand::random::<[u8; 8]>())));
-        let got = primary.bucket.get_to_file(&primary.name(&o.object), &file).await;
+        let got = primary
+            .bucket
+            .get_to_file(&primary.name(&o.object), &file)
+            .await;
         let result = match got {
             Ok(Some(d)) if d.sha256 == o.sha256 => done(
                 mirror
@@ -447,7 +472,10 @@ async fn copy(
                     .put_file(&mirror.name(&o.object), &file, pre)
                     .await,
             ),
-            Ok(Some(d)) => Err(corrupt(format!("sha256 {} in the primary, {} in the manifest", d.sha256, o.sha256))),
+            Ok(Some(d)) => Err(corrupt(format!(
+                "sha256 {} in the primary, {} in the manifest",
+                d.sha256, o.sha256
+            ))),
             Ok(None) => Err(corrupt("missing from the primary".into())),
             Err(e) => Err(e.into()),
         };
@@ -463,7 +491,10 @@ async fn copy(
     };
     let digest = sha(&data);
     if digest != o.sha256 {
-        return Err(corrupt(format!("sha256 {digest}, the manifest says {}", o.sha256)));
+        return Err(corrupt(format!(
+            "sha256 {digest}, the manifest says {}",
+            o.sha256
+        )));
     }
     done(mirror.bucket.put(&mirror.name(&o.object), data, pre).await)
 }

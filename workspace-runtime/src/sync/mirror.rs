@@ -163,7 +163,14 @@ impl Mirror {
         scratch: std::path::PathBuf,
     ) -> Mirror {
         let url = target.bucket.url();
-        status.update_mirror(|m| m.bucket = url);
+        // The manifest published before the mirror was attached is pending already.
+        let pending = feed.borrow().as_ref().map(|p| p.manifest.updated_ms);
+        status.update_mirror(|m| {
+            m.bucket = url;
+            if let Some(at) = pending {
+                m.pending_since_ms.get_or_insert(at);
+            }
+        });
         Mirror {
             primary,
             target,
@@ -205,10 +212,6 @@ impl Mirror {
         if self.mirrored == Some(published.manifest.updated_ms) {
             return Ok(());
         }
-        self.status.update_mirror(|m| {
-            m.pending_since_ms
-                .get_or_insert(published.manifest.updated_ms);
-        });
         let result = self.catch_up(&published).await;
         match &result {
             Ok(()) => {

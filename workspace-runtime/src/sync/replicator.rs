@@ -437,6 +437,11 @@ impl Replicator {
         {
             Ok(meta) => {
                 self.manifest_generation = meta.generation;
+                if self.mirror.is_some() {
+                    let at = self.manifest.updated_ms;
+                    self.status
+                        .update_mirror(|m| _ = m.pending_since_ms.get_or_insert(at));
+                }
                 self.feed
                     .send_replace(Some(Arc::new(super::mirror::Published {
                         manifest: self.manifest.clone(),

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::sync::Arc;
 
 use coditect_runtime::sync::manifest::MANIFEST;
@@ -12,7 +14,7 @@ use coditect_runtime::sync::replicator::{Replicator, SyncError, SyncTarget};
 use coditect_runtime::sync::restore::{manifest, restore, verify_chain};
 use coditect_runtime::sync::{Bucket, Precondition, S3Access};
 use coditect_runtime::testkit::{GcsEmulator, S3Server, TcpGate, TempRoot, TestWorkspace, spec};
-use serde_json::json;
+use common::{synced, task_titles, write_some};
 
 const PREFIX: &str = "organizations/acme/teams/qa/users/tester/workspaces/test-ws";
 
@@ -36,33 +38,6 @@ fn mirror_target(server: &S3Server, access: &S3Access) -> SyncTarget {
         bucket: Bucket::open_s3(&server.url("mirror"), access).unwrap(),
         prefix: PREFIX.into(),
     }
-}
-
-async fn write_some(ws: &TestWorkspace, round: usize) {
-    for i in 0..5 {
-        let body = json!({"agent": "alpha", "title": format!("round {round} task {i}")});
-        let (status, t) = ws.client.post("/v1/tasks", &body).await;
-        assert_eq!(status, 200, "{t}");
-        let e =
-            json!({"agent": "alpha", "type": "agent_message", "data": {"round": round, "i": i}});
-        assert_eq!(ws.client.post("/v1/events", &e).await.0, 200);
-    }
-    let dir = ws.runtime.layout.projects().join("src");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(format!("r{round}.rs")),
-        format!("// {round}\n").repeat(50),
-    )
-    .unwrap();
-}
-
-fn task_titles(folder: &std::path::Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(folder.join("databases/sessions.db")).unwrap();
-    let mut s = c.prepare("SELECT title FROM tasks ORDER BY id").unwrap();
-    s.query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 /// The manifest bytes in `t`.
@@ -93,11 +68,7 @@ async fn a_mirror_stopped_mid_sync_costs_only_mirror_lag_and_catches_up() {
     let bucket_root = TempRoot::new();
     let primary = folder_target(&bucket_root);
     let mirror = mirror_target(&server, &access);
-    let ws =
-        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(primary.clone())).await;
-    let mut r = Replicator::start(ws.runtime.clone(), primary.clone(), ws.runtime.sync.clone())
-        .await
-        .unwrap();
+    let (ws, mut r) = synced(&primary).await;
     let mut m = r.mirror(mirror.bucket.clone());
     write_some(&ws, 1).await;
     r.round(true, true).await.unwrap();
@@ -170,11 +141,7 @@ async fn an_instance_on_an_empty_folder_restores_from_the_mirror_when_the_bucket
         prefix: PREFIX.into(),
     };
     let mirror = mirror_target(&server, &server.access());
-    let ws =
-        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(primary.clone())).await;
-    let mut r = Replicator::start(ws.runtime.clone(), primary.clone(), ws.runtime.sync.clone())
-        .await
-        .unwrap();
+    let (ws, mut r) = synced(&primary).await;
     let mut m = r.mirror(mirror.bucket.clone());
     write_some(&ws, 1).await;
     r.round(true, true).await.unwrap();
@@ -207,15 +174,7 @@ async fn a_takeover_fences_the_old_owner_on_the_mirror_too() {
     let bucket_root = TempRoot::new();
     let primary = folder_target(&bucket_root);
     let mirror = mirror_target(&server, &server.access());
-    let first =
-        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(primary.clone())).await;
-    let mut ra = Replicator::start(
-        first.runtime.clone(),
-        primary.clone(),
-        first.runtime.sync.clone(),
-    )
-    .await
-    .unwrap();
+    let (first, mut ra) = synced(&primary).await;
     let mut ma = ra.mirror(mirror.bucket.clone());
     write_some(&first, 1).await;
     ra.round(true, true).await.unwrap();
@@ -225,15 +184,7 @@ async fn a_takeover_fences_the_old_owner_on_the_mirror_too() {
     let lagging = manifest_bytes(&primary).await; // the first owner's mirror has not got it
 
     // A second instance takes the workspace over, and mirrors.
-    let second =
-        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(primary.clone())).await;
-    let mut rb = Replicator::start(
-        second.runtime.clone(),
-        primary.clone(),
-        second.runtime.sync.clone(),
-    )
-    .await
-    .unwrap();
+    let (second, mut rb) = synced(&primary).await;
     let mut mb = rb.mirror(mirror.bucket.clone());
     mb.round().await.unwrap();
     assert_eq!(
@@ -274,11 +225,7 @@ async fn a_takeover_fences_the_old_owner_on_the_mirror_too() {
 async fn an_instance_whose_log_is_behind_the_bucket_does_not_take_it_over() {
     let bucket_root = TempRoot::new();
     let primary = folder_target(&bucket_root);
-    let ws =
-        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(primary.clone())).await;
-    let mut r = Replicator::start(ws.runtime.clone(), primary.clone(), ws.runtime.sync.clone())
-        .await
-        .unwrap();
+    let (ws, mut r) = synced(&primary).await;
     write_some(&ws, 1).await;
     r.round(true, true).await.unwrap();
     let before = manifest_bytes(&primary).await;

@@ -6,13 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+
 use std::sync::Arc;
 
 use coditect_runtime::sync::Bucket;
 use coditect_runtime::sync::replicator::{Replicator, SyncError, SyncTarget};
 use coditect_runtime::sync::restore::{manifest, restore};
 use coditect_runtime::testkit::{GcsEmulator, S3Server, TempRoot, TestWorkspace, spec};
-use serde_json::{Value, json};
+use common::{task_titles, write_some};
+use serde_json::Value;
 
 const PREFIX: &str = "organizations/acme/teams/qa/users/tester/workspaces/test-ws";
 
@@ -21,40 +24,6 @@ async fn target(url: &str, emulator: Option<String>) -> SyncTarget {
         bucket: Bucket::open_at(url, emulator).await.unwrap(),
         prefix: PREFIX.into(),
     }
-}
-
-async fn write_some(ws: &TestWorkspace, round: usize) -> Vec<i64> {
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let body = json!({"agent": "alpha", "title": format!("round {round} task {i}")});
-        let (status, t) = ws.client.post("/v1/tasks", &body).await;
-        assert_eq!(status, 200, "{t}");
-        ids.push(t["id"].as_i64().unwrap());
-        let e =
-            json!({"agent": "alpha", "type": "agent_message", "data": {"round": round, "i": i}});
-        assert_eq!(ws.client.post("/v1/events", &e).await.0, 200);
-    }
-    let dir = ws.runtime.layout.projects().join("src");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(format!("r{round}.rs")),
-        format!("// round {round}\n").repeat(100),
-    )
-    .unwrap();
-    ids
-}
-
-fn task_titles(db: &std::path::Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(db.join("databases/sessions.db")).unwrap();
-    let check: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    let mut s = c.prepare("SELECT title FROM tasks ORDER BY id").unwrap();
-    s.query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 async fn suite(t: SyncTarget) {

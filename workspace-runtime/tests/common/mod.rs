@@ -225,3 +225,61 @@ pub async fn refusal<M: coditect_runtime::agents::Model>(
         other => panic!("expected the provider to refuse, got {other:?}"),
     }
 }
+
+/// Five tasks and five events through the API, and a project file, for round `round`;
+/// the tasks' ids.
+pub async fn write_some(ws: &coditect_runtime::testkit::TestWorkspace, round: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body =
+            serde_json::json!({"agent": "alpha", "title": format!("round {round} task {i}")});
+        let (status, t) = ws.client.post("/v1/tasks", &body).await;
+        assert_eq!(status, 200, "{t}");
+        ids.push(t["id"].as_i64().unwrap());
+        let e = serde_json::json!({"agent": "alpha", "type": "agent_message", "data": {"round": round, "i": i}});
+        assert_eq!(ws.client.post("/v1/events", &e).await.0, 200);
+    }
+    let dir = ws.runtime.layout.projects().join("src");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("r{round}.rs")),
+        format!("// round {round}\n").repeat(100),
+    )
+    .unwrap();
+    ids
+}
+
+/// The task titles in a workspace folder's sessions database (checked whole first).
+pub fn task_titles(db: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db.join("databases/sessions.db")).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mut s = c.prepare("SELECT title FROM tasks ORDER BY id").unwrap();
+    s.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A workspace started in a fresh folder syncing to `target`, and its replicator (the test
+/// drives the rounds).
+pub async fn synced(
+    target: &coditect_runtime::sync::replicator::SyncTarget,
+) -> (
+    coditect_runtime::testkit::TestWorkspace,
+    coditect_runtime::sync::replicator::Replicator,
+) {
+    use coditect_runtime::testkit::{TempRoot, TestWorkspace, spec};
+    let ws =
+        TestWorkspace::start_synced(Arc::new(TempRoot::new()), spec(), Some(target.clone())).await;
+    let r = coditect_runtime::sync::replicator::Replicator::start(
+        ws.runtime.clone(),
+        target.clone(),
+        ws.runtime.sync.clone(),
+    )
+    .await
+    .unwrap();
+    (ws, r)
+}

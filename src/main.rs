@@ -1,10 +1,11 @@
 //! The `coditect` binary: parse arguments, run one command, map the outcome to an exit
 //! code. Everything else lives in the library crates and in `commands/`.
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod exit;
-mod output;
 
 use clap::Parser;
 

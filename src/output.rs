@@ -56,14 +56,53 @@ impl std::io::Write for CountedStderr {
     }
 }
 
+/// Set once stdout's reader has gone away.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to stdout. A reader that went away (`coditect get … | head`) is not an error and
+/// never a panic: the rest of the output is dropped and the command ends as it would have
+/// (exit 0 when it succeeded); a long-running command such as `up` keeps running, so
+/// Ctrl-C still stops its instances. [`stdout_closed`] says whether it happened.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::warn!(error = %e, "stdout cannot be written; output dropped");
+        }
+    }
+}
+
+/// Whether stdout's reader went away.
+#[allow(dead_code)] // for commands that stream until interrupted
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `print!` to stdout through [`write_stdout`].
+macro_rules! out {
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` to stdout through [`write_stdout`].
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 /// Prints a value as JSON or YAML on stdout.
 ///
 /// # Errors
 /// When the value cannot be serialized.
 pub fn print_structured<T: Serialize>(format: OutputFormat, value: &T) -> anyhow::Result<()> {
     match format {
-        OutputFormat::Yaml => print!("{}", serde_yaml::to_string(value)?),
-        _ => println!("{}", serde_json::to_string_pretty(value)?),
+        OutputFormat::Yaml => out!("{}", serde_yaml::to_string(value)?),
+        _ => outln!("{}", serde_json::to_string_pretty(value)?),
     }
     Ok(())
 }
@@ -85,7 +124,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}   "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for row in rows {

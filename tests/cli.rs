@@ -357,3 +357,24 @@ fn cost_project_puts_auto_sleep_beside_always_on_and_the_brief() {
         .code(1)
         .stderr(predicate::str::contains("no price \"vcpuHour\""));
 }
+
+/// `coditect … | head`: a reader that went away ends the command quietly, exit 0, no panic.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_with_exit_0() {
+    for args in [
+        &["schema", "workspace"][..],
+        &["-o", "json", "validate", "-f", "specs/examples/"],
+    ] {
+        let (read, write) = std::io::pipe().unwrap();
+        drop(read); // the reader is gone before the first byte is written
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_coditect"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .stdout(write)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

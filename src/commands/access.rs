@@ -33,7 +33,7 @@ pub async fn token(
                     .as_str()
                     .map_or_else(|| "no expiry".to_string(), |e| format!("expires {e}"))
             );
-            println!("{}", v["token"].as_str().unwrap_or_default());
+            outln!("{}", v["token"].as_str().unwrap_or_default());
             Ok(())
         }
         TokenCommand::List(args) => {
@@ -87,7 +87,7 @@ pub async fn token(
             if format.is_structured() {
                 return Ok(print_structured(format, &v)?);
             }
-            println!("token {id} revoked");
+            outln!("token {id} revoked");
             Ok(())
         }
     }
@@ -110,7 +110,7 @@ pub async fn auth(
             } else {
                 ""
             };
-            println!("{}{admin}", s(&v["user"]));
+            outln!("{}{admin}", s(&v["user"]));
             Ok(())
         }
         AuthCommand::CanI(args) => can_i(format, &client, args).await,
@@ -147,9 +147,9 @@ async fn can_i(
     if format.is_structured() {
         print_structured(format, &v)?;
     } else if v["allowed"] == true {
-        println!("yes");
+        outln!("yes");
     } else {
-        println!("no");
+        outln!("no");
         eprintln!("{}", s(&v["reason"]));
     }
     if v["allowed"] == true {

@@ -59,10 +59,10 @@ pub fn print(format: OutputFormat, r: &ApplyResponse, dry_run: bool) -> Result<(
         }
         _ => {
             for a in &r.results {
-                println!("{} {}{suffix}", a.key, a.action);
+                outln!("{} {}{suffix}", a.key, a.action);
             }
             for p in &r.pruned {
-                println!("{p} pruned{suffix}");
+                outln!("{p} pruned{suffix}");
             }
         }
     }

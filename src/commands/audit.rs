@@ -20,13 +20,13 @@ pub async fn run(
         if format.is_structured() {
             print_structured(format, &v)?;
         } else if v["ok"] == true {
-            println!(
+            outln!(
                 "audit trail verified: {} entries, chain head {}",
                 v["events"],
                 v["head"].as_str().unwrap_or_default()
             );
         } else {
-            println!(
+            outln!(
                 "audit trail BROKEN at entry {}: {}",
                 v["seq"],
                 v["reason"].as_str().unwrap_or_default()

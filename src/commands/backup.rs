@@ -41,7 +41,7 @@ pub async fn run(
             if matches!(format, OutputFormat::Json | OutputFormat::Yaml) {
                 return Ok(print_structured(format, &report)?);
             }
-            println!(
+            outln!(
                 "restored {} into {}: generation {}, {} WAL batch(es), events up to seq {} ({}), {} project file(s), {} object(s), {} bytes",
                 t.prefix,
                 args.to.display(),
@@ -152,15 +152,15 @@ async fn list(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {
         return Ok(print_structured(format, &m)?);
     }
     let at = |ms: u64| coditect_runtime::clock::rfc3339(ms);
-    println!("Bucket:     {}/{}", t.bucket.url(), t.prefix);
-    println!(
+    outln!("Bucket:     {}/{}", t.bucket.url(), t.prefix);
+    outln!(
         "Owner:      instance {} on {} (pid {}), since {}",
         m.owner.instance,
         m.owner.host,
         m.owner.pid,
         at(m.owner.since_ms)
     );
-    println!("Updated:    {}", at(m.updated_ms));
+    outln!("Updated:    {}", at(m.updated_ms));
     let mut rows = Vec::new();
     for g in std::iter::once(m.current_generation()).chain(m.previous.clone()) {
         let bytes: u64 = g.snapshots.values().map(|s| s.size).sum::<u64>()
@@ -185,12 +185,12 @@ async fn list(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {
         ],
         &rows,
     );
-    println!(
+    outln!(
         "Events:     {} segment(s), seq 1..{}",
         m.events.len(),
         m.last_seq()
     );
-    println!(
+    outln!(
         "Projects:   {} file(s), {} bytes",
         m.projects.len(),
         m.projects.values().map(|p| p.size).sum::<u64>()
@@ -218,22 +218,23 @@ async fn verify(format: OutputFormat, t: &SyncTarget) -> Result<(), Failure> {
             &json!({"ok": ok, "restore": report, "databases": databases, "chain": chain.as_ref().map(|c| json!({"events": c.events, "head": c.head})).map_err(|e| e.to_string())}),
         )?;
     } else {
-        println!(
+        outln!(
             "objects:  {} read, every SHA-256 matches the manifest ({} bytes)",
-            report.objects, report.bytes
+            report.objects,
+            report.bytes
         );
         for (name, check) in &databases {
-            println!("database: {name:<16} integrity_check {check}");
+            outln!("database: {name:<16} integrity_check {check}");
         }
         match &chain {
-            Ok(c) => println!(
+            Ok(c) => outln!(
                 "events:   {} events, hash chain intact (head {})",
                 c.events,
                 &c.head[..16.min(c.head.len())]
             ),
-            Err(e) => println!("events:   hash chain BROKEN: {e}"),
+            Err(e) => outln!("events:   hash chain BROKEN: {e}"),
         }
-        println!(
+        outln!(
             "{}",
             if ok {
                 "backup verified"

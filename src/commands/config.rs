@@ -31,7 +31,7 @@ pub fn run(
                 let current = config.current_context.clone().ok_or_else(|| {
                     Failure::Refused(format!("{} has no current context", path.display()))
                 })?;
-                println!("{current}");
+                outln!("{current}");
                 return Ok(());
             }
             if format.is_structured() {
@@ -65,7 +65,7 @@ pub fn run(
                 .unwrap_or_default();
             config.use_context(&args.name, &path).map_err(invalid)?;
             config.save(&path).map_err(invalid)?;
-            println!("switched to context {:?} ({})", args.name, path.display());
+            outln!("switched to context {:?} ({})", args.name, path.display());
             Ok(())
         }
         ConfigCommand::SetContext(args) => {
@@ -95,7 +95,7 @@ pub fn run(
                 config.current_context = Some(args.name.clone());
             }
             config.save(&path).map_err(invalid)?;
-            println!("context {:?} set in {}", args.name, path.display());
+            outln!("context {:?} set in {}", args.name, path.display());
             Ok(())
         }
     }

@@ -115,7 +115,7 @@ async fn report(
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{} to {}; prices {} ({})",
         humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(since)
@@ -209,9 +209,14 @@ fn project(format: OutputFormat, args: &CostProjectArgs) -> Result<(), Failure> 
             "goal < $4.00".into(),
         ],
     ];
-    println!(
+    outln!(
         "{} users, each workspace {} vCPU / {} GiB, {} GiB in the bucket; prices {} ({})",
-        args.users, on.vcpus, on.memory_gib, on.stored_gib, pricing.version, pricing.currency
+        args.users,
+        on.vcpus,
+        on.memory_gib,
+        on.stored_gib,
+        pricing.version,
+        pricing.currency
     );
     print_table(
         &[

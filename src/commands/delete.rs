@@ -40,19 +40,19 @@ pub async fn run(
         match client.delete_with(&key, args.purge, args.dry_run).await {
             Ok(()) => {}
             Err(ClientError::NotFound(_)) if !args.files.is_empty() => {
-                println!("{key} not found");
+                outln!("{key} not found");
                 continue;
             }
             Err(e) => return Err(e.into()),
         }
         if args.dry_run {
-            println!("{key} would be deleted (dry run)");
+            outln!("{key} would be deleted (dry run)");
             continue;
         }
         if !args.no_wait {
             wait_gone(&client, &key).await?;
         }
-        println!(
+        outln!(
             "{key} deleted{}",
             if args.purge {
                 " (data purged)"

@@ -24,16 +24,16 @@ pub async fn run(
     }
     let m = object.metadata();
     let status = object.status_json();
-    println!("Name:          {}", m.name);
-    println!("Kind:          {}", kind.as_str());
+    outln!("Name:          {}", m.name);
+    outln!("Kind:          {}", kind.as_str());
     if let Some(org) = &m.organization {
-        println!("Organization:  {org}");
+        outln!("Organization:  {org}");
     }
     if let Some(team) = &m.team {
-        println!("Team:          {team}");
+        outln!("Team:          {team}");
     }
     let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!(
+    outln!(
         "Labels:        {}",
         if labels.is_empty() {
             "<none>".into()
@@ -41,26 +41,26 @@ pub async fn run(
             labels.join(",")
         }
     );
-    println!(
+    outln!(
         "Generation:    {} (observed: {})",
         m.generation.unwrap_or(0),
         status["observedGeneration"]
             .as_i64()
             .map_or("-".into(), |g| g.to_string())
     );
-    println!("Spec hash:     {}", coditect_specs::spec_hash(&object));
+    outln!("Spec hash:     {}", coditect_specs::spec_hash(&object));
     if let Some(t) = &m.deletion_timestamp {
-        println!(
+        outln!(
             "Deleting:      since {t} (finalizers: {})",
             m.finalizers.join(", ")
         );
     }
-    println!("Spec:");
+    outln!("Spec:");
     let spec = serde_yaml::to_string(&object.spec_json()).map_err(anyhow::Error::from)?;
     for line in spec.lines() {
-        println!("  {line}");
+        outln!("  {line}");
     }
-    println!("Status:");
+    outln!("Status:");
     for field in [
         "phase",
         "endpoint",
@@ -69,13 +69,13 @@ pub async fn run(
         "workspacesTotal",
     ] {
         if let Some(v) = status.get(field).filter(|v| !v.is_null()) {
-            println!(
+            outln!(
                 "  {field}: {}",
                 v.as_str().map_or_else(|| v.to_string(), str::to_string)
             );
         }
     }
-    println!("Conditions:");
+    outln!("Conditions:");
     let conditions: Vec<Vec<String>> = status["conditions"]
         .as_array()
         .map(|cs| {
@@ -93,7 +93,7 @@ pub async fn run(
         &["  TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"],
         &indent(conditions),
     );
-    println!("Events:");
+    outln!("Events:");
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {

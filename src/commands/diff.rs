@@ -34,7 +34,7 @@ pub async fn run(
         let diff = coditect_control_plane::diff::unified(current.as_ref(), &doc.resource);
         if !diff.is_empty() {
             changed = true;
-            print!("{diff}");
+            out!("{diff}");
         }
     }
     if changed {

@@ -31,7 +31,7 @@ pub async fn run(
         }
         OutputFormat::Yaml => {
             for o in &objects {
-                print!(
+                out!(
                     "---\n{}",
                     serde_yaml::to_string(o).map_err(anyhow::Error::from)?
                 );

@@ -60,8 +60,8 @@ pub async fn run(
         eprintln!("wrote {}", path.display());
     }
     match format {
-        OutputFormat::Json => println!("{}", report::json(&report)),
-        _ => print!("{}", report::table(&report)),
+        OutputFormat::Json => outln!("{}", report::json(&report)),
+        _ => out!("{}", report::table(&report)),
     }
     if report.pass {
         Ok(())

@@ -54,11 +54,11 @@ pub async fn sleep(
     }
     match status["sleep"]["blocked"].as_str() {
         Some(why) => {
-            println!("{key} stays awake: {why}");
+            outln!("{key} stays awake: {why}");
             Err(Failure::Refused(format!("{key} is not asleep yet")))
         }
         None => {
-            println!("{key} asleep (data kept; a request through the gateway wakes it)");
+            outln!("{key} asleep (data kept; a request through the gateway wakes it)");
             Ok(())
         }
     }
@@ -95,7 +95,7 @@ pub async fn wake(
             .unwrap_or_default(),
         _ => String::new(),
     };
-    println!("{key} Ready (instance {endpoint})");
+    outln!("{key} Ready (instance {endpoint})");
     Ok(())
 }
 
@@ -119,7 +119,7 @@ pub async fn keepalive(
     if format.is_structured() {
         return Ok(print_structured(format, &v)?);
     }
-    println!(
+    outln!(
         "{key} kept awake until {}",
         v["keepAliveUntil"].as_str().unwrap_or_default()
     );

@@ -83,12 +83,12 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         }
     };
     if format == OutputFormat::Json {
-        println!(
+        outln!(
             "{}",
             json!({"ready": true, "server": server, "dataDir": args.data_dir, "adminConfig": cp.admin_config})
         );
     } else {
-        println!(
+        outln!(
             "control plane listening on {server} (data in {}; admin credential in {}, which the CLI finds from this folder)",
             args.data_dir.display(),
             cp.admin_config.display()
@@ -131,12 +131,12 @@ fn report_ready(client: &Client, docs: &[coditect_specs::Document], format: Outp
                     let endpoint = ws.status.and_then(|s| s.endpoint).unwrap_or_default();
                     let org = ws.metadata.organization.unwrap_or_default();
                     if format == OutputFormat::Json {
-                        println!(
+                        outln!(
                             "{}",
                             json!({"ready": key.to_string(), "endpoint": endpoint})
                         );
                     } else {
-                        println!(
+                        outln!(
                             "{key} Ready (instance {endpoint}; through the gateway: {}/w/{org}/{}/v1/status)",
                             client.server(),
                             ws.metadata.name

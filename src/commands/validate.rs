@@ -19,7 +19,7 @@ pub fn run(format: OutputFormat, args: &ValidateArgs) -> Result<(), Failure> {
             OutputFormat::Json => print_structured(format, &objects)?,
             _ => {
                 for object in objects {
-                    print!(
+                    out!(
                         "---\n{}",
                         serde_yaml::to_string(object).context("print object")?
                     );
@@ -45,14 +45,14 @@ pub fn run(format: OutputFormat, args: &ValidateArgs) -> Result<(), Failure> {
     match format {
         OutputFormat::Text | OutputFormat::Wide => {
             for (d, s) in docs.iter().zip(&summary) {
-                println!(
+                outln!(
                     "{}  valid  {}  ({})",
                     d.resource.key(),
                     s["specHash"].as_str().unwrap_or_default(),
                     d.file
                 );
             }
-            println!("{} document(s) valid", docs.len());
+            outln!("{} document(s) valid", docs.len());
         }
         _ => print_structured(format, &json!({"valid": true, "documents": summary}))?,
     }

@@ -9,7 +9,7 @@ pub fn run(format: OutputFormat) -> Result<(), Failure> {
     let version = env!("CARGO_PKG_VERSION");
     let api = coditect_specs::API_VERSION;
     match format {
-        OutputFormat::Text | OutputFormat::Wide => println!("coditect {version} (API {api})"),
+        OutputFormat::Text | OutputFormat::Wide => outln!("coditect {version} (API {api})"),
         _ => print_structured(format, &json!({"version": version, "apiVersion": api}))?,
     }
     Ok(())

@@ -31,7 +31,7 @@ pub async fn run(
         Ok(object) => {
             match format {
                 OutputFormat::Json | OutputFormat::Yaml => print_structured(format, &object)?,
-                _ => println!("{key} condition met: {condition}"),
+                _ => outln!("{key} condition met: {condition}"),
             }
             Ok(())
         }

@@ -96,7 +96,15 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     if let Err(e) = std::fs::write(ws.layout.endpoint_file(), ready.to_string()) {
         tracing::warn!(error = %e, "could not write runtime.json");
     }
-    println!("{ready}");
+    // A parent that stopped reading (it gave up on this start) is no reason to panic: the
+    // announcement is in runtime.json too.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{ready}").and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "could not announce readiness on stdout");
+        }
+    }
     tracing::info!(%addr, workspace = %ws.spec.metadata.name, "workspace runtime listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(ws.clone().run_background(wait_for(stop_rx.clone())));

@@ -628,3 +628,56 @@ async fn assert_nothing_written(cp: &ControlPlane) {
         );
     }
 }
+
+/// `coditect up | tee log`, then Ctrl-C: with its reader gone, `up` neither panics nor
+/// leaves its instances running; it stops them and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_a_closed_stdout_still_stops_its_instances_on_ctrl_c() {
+    use std::io::BufRead;
+    let tmp = TempRoot::new();
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("up.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coditect"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "up",
+            "-f",
+            "specs/examples/",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("CODITECT_OUTPUT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    // "control plane listening on http://… (data in …)"
+    let server = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http"))
+        .unwrap()
+        .to_string();
+    drop(lines); // the reader goes away, as tee does on Ctrl-C
+    let mut cp = ControlPlane {
+        child: Some(child),
+        server,
+        data: data.clone(),
+    };
+    ready(&cp, "alice-main").await;
+    ready(&cp, "bob-main").await;
+    assert!(!runtime_pids(&data).is_empty());
+    let mut child = cp.child.take().unwrap();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        runtime_pids(&data).is_empty(),
+        "every instance stopped: {stderr}"
+    );
+}

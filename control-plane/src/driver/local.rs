@@ -216,6 +216,15 @@ impl LocalDriver {
     }
 
     /// Reads `runtime.json` and the token of a folder.
+    /// Where the spec an instance is started with is written.
+    fn spec_path(&self, ws: &Workspace) -> PathBuf {
+        self.config
+            .data_dir
+            .join("specs")
+            .join(ws.metadata.organization.as_deref().unwrap_or_default())
+            .join(format!("{}.yaml", ws.metadata.name))
+    }
+
     fn discover(&self, folder: &Path) -> Option<Known> {
         let text = std::fs::read_to_string(folder.join("runtime.json")).ok()?;
         let v: Value = serde_json::from_str(&text).ok()?;
@@ -237,12 +246,7 @@ impl LocalDriver {
             reason,
         };
         let org = ws.metadata.organization.clone().unwrap_or_default();
-        let spec_path = self
-            .config
-            .data_dir
-            .join("specs")
-            .join(&org)
-            .join(format!("{name}.yaml"));
+        let spec_path = self.spec_path(ws);
         let log_path = self
             .config
             .data_dir
@@ -374,6 +378,18 @@ impl LocalDriver {
     }
 }
 
+/// Whether `pid` is a live `workspace-runtime` started with `spec` (a pid in a stale
+/// `runtime.json` may since belong to another process).
+fn serves(pid: u32, spec: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    alive(pid)
+        && cmdline.contains("workspace-runtime")
+        && cmdline.contains(&spec.display().to_string())
+}
+
 /// Whether a process runs (zombies count as gone).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -499,13 +515,18 @@ impl Driver for LocalDriver {
     }
 
     async fn stop(&self, key: &ObjectKey, ws: &Workspace, purge: bool) -> Result<(), DriverError> {
-        let running = self.observe(key, ws).await;
-        self.known().remove(key);
-        if let Some(pid) = running.and_then(|i| i.pid) {
-            self.terminate(key, pid).await?;
+        // The pid is taken from what is known or from the folder, not from an answer: an
+        // instance too busy to answer /v1/status in time must still be stopped.
+        let folder = self.layout(ws).root().to_path_buf();
+        let known = self
+            .known()
+            .remove(key)
+            .or_else(|| self.discover(&folder))
+            .filter(|k| serves(k.pid, &self.spec_path(ws)));
+        if let Some(k) = known {
+            self.terminate(key, k.pid).await?;
         }
         if purge {
-            let folder = self.layout(ws).root().to_path_buf();
             if folder.exists() {
                 std::fs::remove_dir_all(&folder).map_err(|e| DriverError::StopFailed {
                     workspace: key.to_string(),

@@ -38,8 +38,9 @@ const STAGE_BYTES: usize = 64 << 20;
 const IN_MEMORY_BYTES: u64 = 8 << 20;
 /// How long a failed mirror round waits before the next try.
 const RETRY: Duration = Duration::from_secs(1);
-/// How long the mirror keeps trying after the replicator stopped.
-const FINAL_ATTEMPT: Duration = Duration::from_secs(20);
+/// How long the mirror keeps trying after the replicator stopped: well inside the 15 s a
+/// control plane gives an instance to stop before SIGKILL, so the seal is still written.
+const FINAL_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// A manifest as the replicator published it: parsed, and the exact bytes written.
 #[derive(Debug, Clone)]

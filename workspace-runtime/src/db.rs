@@ -11,12 +11,19 @@
 //! One writer per database: the writer connection sits behind a mutex and every write is
 //! one short transaction. Readers (the query API) open their own read-only connections, so
 //! WAL lets them read while the writer writes.
+//!
+//! Change feed: every writer connection has SQLite's update hook note the tables a
+//! transaction touches; once the commit has returned, the database sends one [`Change`]
+//! naming them on a feed shared by the six ([`Databases::changes`]), so live queries
+//! re-run only when a table they read was written, and only after the rows are visible.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction};
+use tokio::sync::broadcast;
 
 use crate::error::StorageError;
 
@@ -138,12 +145,29 @@ fn migrations(db: &str) -> &'static [&'static str] {
     }
 }
 
+/// One committed write: the database and the tables it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The database written.
+    pub db: &'static str,
+    /// The tables whose rows changed, sorted.
+    pub tables: Arc<[String]>,
+}
+
+/// How many changes the feed holds for a slow follower before it lags (and re-reads all).
+const FEED_DEPTH: usize = 1024;
+
+/// The tables written since the last commit, noted by the update hook.
+type Touched = Arc<Mutex<BTreeSet<String>>>;
+
 /// One database: its file and its single writer connection.
 #[derive(Debug)]
 pub struct Database {
     name: &'static str,
     path: PathBuf,
     writer: Mutex<Connection>,
+    touched: Touched,
+    feed: broadcast::Sender<Change>,
 }
 
 impl Database {
@@ -153,9 +177,18 @@ impl Database {
     /// [`StorageError::SchemaTooNew`] when the file was written by a newer binary (nothing
     /// is changed then); [`StorageError::Sqlite`] for anything SQLite refuses.
     pub fn open(dir: &Path, name: &'static str) -> Result<Self, StorageError> {
+        Self::open_feeding(dir, name, broadcast::channel(FEED_DEPTH).0)
+    }
+
+    /// [`Database::open`], sending its changes on `feed`.
+    fn open_feeding(
+        dir: &Path,
+        name: &'static str,
+        feed: broadcast::Sender<Change>,
+    ) -> Result<Self, StorageError> {
         let path = dir.join(format!("{name}.db"));
         let err = StorageError::sqlite;
-        let conn = Connection::open(&path).map_err(err(name))?;
+        let mut conn = Connection::open(&path).map_err(err(name))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(err(name))?;
         // Refuse a newer schema before changing anything about the file.
@@ -167,11 +200,45 @@ impl Database {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err(name))?;
         migrate(&conn, name)?;
+        let touched = Touched::default();
+        let noted = touched.clone();
+        conn.update_hook(Some(move |_, _: &str, table: &str, _| {
+            let mut t = noted.lock().unwrap_or_else(|p| p.into_inner());
+            if !t.contains(table) {
+                t.insert(table.to_string());
+            }
+        }))
+        .map_err(err(name))?;
+        let dropped = touched.clone();
+        conn.rollback_hook(Some(move || {
+            dropped.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }))
+        .map_err(err(name))?;
         Ok(Database {
             name,
             path,
             writer: Mutex::new(conn),
+            touched,
+            feed,
         })
+    }
+
+    /// Sends the tables written since the last call, if any, on the change feed. Called
+    /// with the writer released only after its transaction has committed (or rolled back,
+    /// which the rollback hook has already cleared).
+    fn announce(&self) {
+        let tables: Vec<String> = {
+            let mut t = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+            if t.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *t).into_iter().collect()
+        };
+        // No follower is not an error: nobody is watching.
+        let _ = self.feed.send(Change {
+            db: self.name,
+            tables: tables.into(),
+        });
     }
 
     /// The database's name.
@@ -194,8 +261,12 @@ impl Database {
     /// Runs `f` with the writer connection held, so no write transaction runs meanwhile
     /// (sync reads the WAL and checkpoints this way).
     pub fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn)
+        let value = {
+            let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        };
+        self.announce();
+        value
     }
 
     /// Runs `f` in one write transaction and commits it.
@@ -206,12 +277,18 @@ impl Database {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, StorageError> {
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction()
-            .map_err(StorageError::sqlite(self.name))?;
-        let value = f(&tx).map_err(StorageError::sqlite(self.name))?;
-        tx.commit().map_err(StorageError::sqlite(self.name))?;
+        let value = {
+            let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn
+                .transaction()
+                .map_err(StorageError::sqlite(self.name))?;
+            let value = f(&tx).map_err(StorageError::sqlite(self.name));
+            // A failed body rolls back as `tx` drops; the hook clears what it noted.
+            let value = value?;
+            tx.commit().map_err(StorageError::sqlite(self.name))?;
+            value
+        };
+        self.announce();
         Ok(value)
     }
 
@@ -224,8 +301,13 @@ impl Database {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StorageError> {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(StorageError::sqlite(self.name))
+        let value = {
+            let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn).map_err(StorageError::sqlite(self.name))
+        };
+        // A write made in autocommit mode here is committed by now.
+        self.announce();
+        value
     }
 
     /// A new read-only connection, for queries that must not be able to write.
@@ -310,6 +392,7 @@ pub struct Databases {
     pub agent_metrics: Database,
     /// Lock table, counters, file index.
     pub workspace_idx: Database,
+    feed: broadcast::Sender<Change>,
 }
 
 impl Databases {
@@ -318,14 +401,24 @@ impl Databases {
     /// # Errors
     /// The first database that fails to open.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        let feed = broadcast::channel(FEED_DEPTH).0;
+        let open = |name| Database::open_feeding(dir, name, feed.clone());
         Ok(Databases {
-            sessions: Database::open(dir, "sessions")?,
-            messages: Database::open(dir, "messages")?,
-            artifacts: Database::open(dir, "artifacts")?,
-            parsed_sessions: Database::open(dir, "parsed_sessions")?,
-            agent_metrics: Database::open(dir, "agent_metrics")?,
-            workspace_idx: Database::open(dir, "workspace_idx")?,
+            sessions: open("sessions")?,
+            messages: open("messages")?,
+            artifacts: open("artifacts")?,
+            parsed_sessions: open("parsed_sessions")?,
+            agent_metrics: open("agent_metrics")?,
+            workspace_idx: open("workspace_idx")?,
+            feed,
         })
+    }
+
+    /// Follows the commits of all six: one [`Change`] per committed write, in commit order
+    /// per database. A follower that falls [`FEED_DEPTH`] behind gets `Lagged` and must
+    /// treat every table as changed.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
     }
 
     /// The database called `name`.
@@ -370,6 +463,53 @@ mod tests {
             2,
             "sessions has two migrations"
         );
+    }
+
+    #[test]
+    fn a_commit_announces_the_tables_it_changed_and_a_rollback_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dbs = Databases::open(tmp.path()).unwrap();
+        let mut feed = dbs.changes();
+        dbs.workspace_idx
+            .write(|tx| {
+                tx.execute("INSERT INTO counters (name, value) VALUES ('a', 1)", [])?;
+                tx.execute(
+                    "INSERT INTO locks (token, path, mode, holder, granted_at, expires_at)
+                     VALUES (1, 'p', 'exclusive', 'x', 0, 1)",
+                    [],
+                )
+            })
+            .unwrap();
+        let change = feed.try_recv().unwrap();
+        assert_eq!(change.db, "workspace_idx");
+        assert_eq!(
+            &*change.tables,
+            &["counters".to_string(), "locks".to_string()]
+        );
+        let failed = dbs.messages.write(|tx| {
+            tx.execute(
+                "INSERT INTO messages (ts, sender, body) VALUES (1, 'a', 'b')",
+                [],
+            )?;
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])
+        });
+        assert!(failed.is_err());
+        dbs.sessions
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .unwrap();
+        assert!(
+            feed.try_recv().is_err(),
+            "a rolled-back write and a read announce nothing"
+        );
+        dbs.messages
+            .read(|c| {
+                c.execute(
+                    "INSERT INTO messages (ts, sender, body) VALUES (1, 'a', 'b')",
+                    [],
+                )
+            })
+            .unwrap();
+        assert_eq!(&*feed.try_recv().unwrap().tables, &["messages".to_string()]);
     }
 
     #[test]

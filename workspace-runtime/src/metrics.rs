@@ -43,6 +43,8 @@ pub struct Metrics {
     pub disk_full: prometheus_client::metrics::counter::Counter,
     /// When a write was last refused for a full disk (unix ms; 0: never).
     pub disk_full_at: Gauge,
+    /// Live-query connections reset because their queue overflowed.
+    pub live_query_resets: prometheus_client::metrics::counter::Counter,
     /// What keeps the workspace awake, by fact (`connections`, `tasks_open`,
     /// `model_calls_in_flight`, `locks_held`, `keep_alive`), set when metrics are read.
     pub activity: Family<FactLabel, Gauge>,
@@ -76,6 +78,7 @@ impl Default for Metrics {
             sync_mirror_bytes: Default::default(),
             disk_full: Default::default(),
             disk_full_at: Gauge::default(),
+            live_query_resets: Default::default(),
             activity: Family::default(),
             last_activity: Gauge::default(),
         };
@@ -149,6 +152,11 @@ impl Default for Metrics {
             "disk_full_refusals",
             "Writes refused because the workspace's disk is full",
             m.disk_full.clone(),
+        );
+        r.register(
+            "live_query_resets",
+            "Live-query connections reset because they read too slowly to keep their queue from filling",
+            m.live_query_resets.clone(),
         );
         m
     }

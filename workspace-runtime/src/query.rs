@@ -2,6 +2,12 @@
 //! guards: the connection is opened read-only, and an authorizer allows only reading
 //! (SELECT, column reads, functions), so `ATTACH`, `PRAGMA` writes and every kind of
 //! write are refused at prepare time, before anything runs.
+//!
+//! [`run_reading`] also answers which tables the statement reads (the authorizer sees
+//! every table read at prepare time), so a live query knows which commits concern it.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use serde::Serialize;
@@ -13,7 +19,7 @@ use crate::db::Databases;
 pub const MAX_ROWS: usize = 1000;
 
 /// A query's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryResult {
     /// Column names.
     pub columns: Vec<String>,
@@ -37,28 +43,49 @@ pub enum QueryError {
     Sqlite(String),
 }
 
-fn read_only(ctx: AuthContext<'_>) -> Authorization {
-    match ctx.action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Function { .. } => {
-            Authorization::Allow
-        }
-        _ => Authorization::Deny,
-    }
-}
-
 /// Runs one SELECT on database `db`.
 ///
 /// # Errors
 /// See [`QueryError`].
 pub fn run(dbs: &Databases, db: &str, sql: &str) -> Result<QueryResult, QueryError> {
+    run_reading(dbs, db, sql).map(|(result, _)| result)
+}
+
+/// [`run`], also answering the tables the statement reads.
+///
+/// # Errors
+/// See [`QueryError`].
+pub fn run_reading(
+    dbs: &Databases,
+    db: &str,
+    sql: &str,
+) -> Result<(QueryResult, BTreeSet<String>), QueryError> {
     let database = dbs
         .by_name(db)
         .ok_or_else(|| QueryError::UnknownDatabase(db.to_string()))?;
     let mut conn = database
         .read_only()
         .map_err(|e| QueryError::Sqlite(e.to_string()))?;
-    conn.authorizer(Some(read_only))
-        .map_err(|e| QueryError::Sqlite(e.to_string()))?;
+    let read: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let noted = read.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Read { table_name, .. } => {
+            noted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(table_name.to_string());
+            Authorization::Allow
+        }
+        AuthAction::Select | AuthAction::Function { .. } => Authorization::Allow,
+        _ => Authorization::Deny,
+    }))
+    .map_err(|e| QueryError::Sqlite(e.to_string()))?;
+    let result = collect(&conn, sql)?;
+    let tables = std::mem::take(&mut *read.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok((result, tables))
+}
+
+fn collect(conn: &rusqlite::Connection, sql: &str) -> Result<QueryResult, QueryError> {
     let mut stmt = conn
         .prepare(sql)
         .map_err(|e| QueryError::NotReadOnly(e.to_string()))?;
@@ -141,6 +168,17 @@ mod tests {
                 .unwrap()
                 .rows[0][0],
             Value::from(1)
+        );
+        let (_, read) = run_reading(
+            &dbs,
+            "workspace_idx",
+            "SELECT l.path FROM locks l JOIN files f ON f.path = l.path UNION SELECT count(*) FROM counters",
+        )
+        .unwrap();
+        assert_eq!(
+            read.into_iter().collect::<Vec<_>>(),
+            ["counters", "files", "locks"],
+            "every table read, count(*) included"
         );
         assert!(matches!(
             run(&dbs, "nope", "SELECT 1"),

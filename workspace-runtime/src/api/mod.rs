@@ -16,11 +16,13 @@
 //! | `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/ws` | bus |
 //! | `POST /v1/events`, `GET /v1/events`, `GET /v1/events/ws`, `GET /v1/verify` | event log |
 //! | `POST /v1/query` | read-only SQL |
+//! | `GET /v1/query/ws` | live queries: a `SELECT`'s rows, again after each commit that touches what it reads |
 //! | `POST /v1/session/renew` | extend the session |
 //! | `POST /v1/keepalive` | `{"for": "2h"}`: keep the workspace awake that long |
 
 mod errors;
 mod events;
+mod live;
 mod paging;
 mod resources;
 mod server;
@@ -37,6 +39,7 @@ use axum::routing::{delete, get, post};
 use crate::workspace::WorkspaceRuntime;
 
 pub use errors::ApiError;
+pub use live::{MAX_SUBSCRIPTIONS, QUEUE as LIVE_QUERY_QUEUE};
 pub use server::{HEADER_READ_TIMEOUT, serve, serve_with};
 
 /// The largest JSON request body (tasks, locks, events, messages, queries).
@@ -76,6 +79,7 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/events/ws", get(events::tail_ws))
         .route("/v1/verify", get(events::verify))
         .route("/v1/query", post(resources::query))
+        .route("/v1/query/ws", get(live::live_ws))
         .route("/v1/session/renew", post(resources::renew_session))
         .route("/v1/keepalive", post(resources::keep_alive))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))

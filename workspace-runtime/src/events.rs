@@ -170,6 +170,8 @@ struct Shared {
     session: AtomicU64,
     segments: Mutex<Vec<Segment>>,
     tail: broadcast::Sender<Arc<Event>>,
+    /// Each agent's newest durable event since the log opened (the agents view).
+    last_by_agent: Mutex<std::collections::HashMap<String, Arc<Event>>>,
 }
 
 /// Handle to the workspace's event log; cheap to clone.
@@ -195,6 +197,7 @@ impl EventLog {
             session: AtomicU64::new(session),
             segments: Mutex::new(segments),
             tail,
+            last_by_agent: Mutex::default(),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -252,6 +255,16 @@ impl EventLog {
     /// The seq of the last durable event.
     pub fn durable_seq(&self) -> u64 {
         self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// `agent`'s newest durable event appended since the log was opened.
+    pub fn last_of(&self, agent: &str) -> Option<Arc<Event>> {
+        self.shared
+            .last_by_agent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(agent)
+            .cloned()
     }
 
     /// Live events from now on, and the last durable seq at the moment of subscribing:
@@ -624,6 +637,14 @@ impl Writer {
             Ok(()) => {
                 if let Some(last) = events.last() {
                     self.shared.durable.store(last.seq, Ordering::Release);
+                    let mut by_agent = self
+                        .shared
+                        .last_by_agent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    for event in &events {
+                        by_agent.insert(event.agent.clone(), event.clone());
+                    }
                 }
                 for (event, reply) in events.into_iter().zip(replies) {
                     let _ = self.shared.tail.send(event.clone());

@@ -368,21 +368,68 @@ impl ProjectFiles {
     }
 }
 
+/// Project files and their sizes, sorted, at most `limit`.
+pub fn list_tree(root: &std::path::Path, limit: usize) -> Vec<(String, u64)> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            // A link that leads outside the projects folder is not part of the tree, and a
+            // linked folder is not walked (a link to an ancestor would never end).
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            if is_link && (p.is_dir() || !resolves_inside(root, &p).unwrap_or(false)) {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if let (Ok(rel), Ok(meta)) = (p.strip_prefix(root), std::fs::metadata(&p)) {
+                files.push((rel.display().to_string(), meta.len()));
+            }
+        }
+    }
+    files.sort();
+    files.truncate(limit);
+    files
+}
+
+/// The most bytes of unified diff a `file_edit` event carries; a longer one is cut at a
+/// line and marked, so one large rewrite cannot bloat the log.
+pub const MAX_PATCH: usize = 32 * 1024;
+
 /// Lines added and removed by a write, for the `file_edit` event: what other agents read
-/// in their shared context instead of the whole file.
+/// in their shared context instead of the whole file, and the unified diff (`patch`, at
+/// most [`MAX_PATCH`] bytes) the studio shows as the file's history.
 fn diff_summary(before: &[u8], after: &[u8]) -> serde_json::Value {
     let (before, after) = (
         String::from_utf8_lossy(before),
         String::from_utf8_lossy(after),
     );
+    let diff = similar::TextDiff::from_lines(before.as_ref(), after.as_ref());
+    let mut patch = diff
+        .unified_diff()
+        .context_radius(3)
+        .header("before", "after")
+        .to_string();
+    let cut = patch.len() > MAX_PATCH;
+    if cut {
+        let end = patch.as_bytes()[..MAX_PATCH]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap_or(0);
+        patch.truncate(end + 1);
+        patch.push_str("… (diff cut at 32 KiB)\n");
+    }
     let (mut added, mut removed) = (0u64, 0u64);
-    for change in similar::TextDiff::from_lines(before.as_ref(), after.as_ref()).iter_all_changes()
-    {
+    for change in diff.iter_all_changes() {
         match change.tag() {
             similar::ChangeTag::Insert => added += 1,
             similar::ChangeTag::Delete => removed += 1,
             similar::ChangeTag::Equal => {}
         }
     }
-    json!({"added": added, "removed": removed, "summary": format!("+{added} -{removed} lines")})
+    json!({"added": added, "removed": removed, "summary": format!("+{added} -{removed} lines"), "patch": patch, "patchCut": cut})
 }

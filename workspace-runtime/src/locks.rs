@@ -105,6 +105,19 @@ struct Pending {
     since: Instant,
 }
 
+/// A request waiting in line for a path.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockWaiter {
+    /// The normalized path.
+    pub path: String,
+    /// Shared or exclusive.
+    pub mode: LockMode,
+    /// Who asks.
+    pub holder: String,
+    /// How long it has waited, in milliseconds.
+    pub waited_ms: u64,
+}
+
 #[derive(Debug)]
 struct Waiter {
     id: u64,
@@ -554,6 +567,22 @@ impl LockTable {
     /// Requests waiting in line.
     pub fn waiting(&self) -> usize {
         self.state().waiters.len()
+    }
+
+    /// Who waits for which path, in line order.
+    pub fn waiters(&self) -> Vec<LockWaiter> {
+        let now = Instant::now();
+        self.state()
+            .waiters
+            .iter()
+            .map(|w| LockWaiter {
+                path: w.req.path.clone(),
+                mode: w.req.mode,
+                holder: w.req.holder.clone(),
+                waited_ms: u64::try_from(now.saturating_duration_since(w.req.since).as_millis())
+                    .unwrap_or(u64::MAX),
+            })
+            .collect()
     }
 
     /// Checks that `token` may write `path` now.

@@ -116,7 +116,7 @@ impl SharedContext {
             last_message: since_message,
             ..Briefing::default()
         };
-        let tree = list_tree(ws.files.root(), TREE_LIMIT);
+        let tree = crate::files::list_tree(ws.files.root(), TREE_LIMIT);
         if !tree.is_empty() {
             b.text
                 .push_str(&format!("Files in the workspace ({}):\n", tree.len()));
@@ -195,33 +195,4 @@ impl SharedContext {
         }
         b
     }
-}
-
-/// Project files and their sizes, sorted, at most `limit`.
-pub(crate) fn list_tree(root: &std::path::Path, limit: usize) -> Vec<(String, u64)> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let p = entry.path();
-            // A link that leads outside the projects folder is not part of the tree, and a
-            // linked folder is not walked (a link to an ancestor would never end).
-            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-            if is_link && (p.is_dir() || !crate::files::resolves_inside(root, &p).unwrap_or(false))
-            {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if let (Ok(rel), Ok(meta)) = (p.strip_prefix(root), std::fs::metadata(&p)) {
-                files.push((rel.display().to_string(), meta.len()));
-            }
-        }
-    }
-    files.sort();
-    files.truncate(limit);
-    files
 }

@@ -24,6 +24,7 @@ pub mod openai_compat;
 pub mod runner;
 mod stream;
 pub mod tools;
+pub mod view;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -252,7 +252,7 @@ impl Toolbox {
                 .await
             }
             "list_files" => {
-                let files: Vec<String> = super::context::list_tree(ws.files.root(), 1000)
+                let files: Vec<String> = crate::files::list_tree(ws.files.root(), 1000)
                     .into_iter()
                     .map(|(path, _)| path)
                     .collect();

@@ -12,6 +12,9 @@
 //! | `POST /v1/tasks`, `GET /v1/tasks` | submit, list |
 //! | `POST /v1/tasks/claim`, `POST /v1/tasks/{id}/finish`, `POST /v1/tasks/{id}/cancel` | run a task |
 //! | `POST /v1/locks`, `GET /v1/locks`, `POST /v1/locks/{token}/renew`, `DELETE /v1/locks/{token}` | leases |
+//! | `GET /v1/agents` | each agent's state, task, tokens, leases, newest event (derived, not self-reported) |
+//! | `GET /v1/locks/waiters` | who waits for which path |
+//! | `GET /v1/tree` | the files under `projects/`, with sizes |
 //! | `PUT /v1/files/{path}`, `GET /v1/files/{path}` | fenced writes (`X-Fencing-Token`), reads |
 //! | `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/ws` | bus |
 //! | `POST /v1/events`, `GET /v1/events`, `GET /v1/events/ws`, `GET /v1/verify` | event log |
@@ -68,6 +71,7 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
             "/v1/locks",
             post(resources::acquire_lock).get(resources::list_locks),
         )
+        .route("/v1/locks/waiters", get(resources::lock_waiters))
         .route("/v1/locks/{token}/renew", post(resources::renew_lock))
         .route("/v1/locks/{token}", delete(resources::release_lock))
         .route(
@@ -78,6 +82,8 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         .route("/v1/events", post(events::append).get(events::replay))
         .route("/v1/events/ws", get(events::tail_ws))
         .route("/v1/verify", get(events::verify))
+        .route("/v1/agents", get(resources::agents))
+        .route("/v1/tree", get(resources::tree))
         .route("/v1/query", post(resources::query))
         .route("/v1/query/ws", get(live::live_ws))
         .route("/v1/session/renew", post(resources::renew_session))

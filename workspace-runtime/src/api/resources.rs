@@ -258,6 +258,41 @@ pub(super) async fn read_file(
     Ok(rt.files.read(&path).await?)
 }
 
+/// The most files `GET /v1/tree` lists.
+pub const TREE_LIMIT: usize = 10_000;
+
+/// `GET /v1/tree`: every file under `projects/` with its size, sorted (at most
+/// [`TREE_LIMIT`]; `truncated` says when there were more).
+pub(super) async fn tree(State(rt): Rt) -> Result<Json<Value>, ApiError> {
+    let root = rt.files.root().to_path_buf();
+    let files = tokio::task::spawn_blocking(move || crate::files::list_tree(&root, TREE_LIMIT + 1))
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let truncated = files.len() > TREE_LIMIT;
+    let files: Vec<Value> = files
+        .into_iter()
+        .take(TREE_LIMIT)
+        .map(|(path, size)| json!({"path": path, "size": size}))
+        .collect();
+    Ok(Json(json!({"files": files, "truncated": truncated})))
+}
+
+/// `GET /v1/agents`: each agent's state, current task, tokens, leases and newest event,
+/// derived from what the runtime keeps (see [`crate::agents::view`]).
+pub(super) async fn agents(
+    State(rt): Rt,
+) -> Result<Json<Vec<crate::agents::view::AgentView>>, ApiError> {
+    let view = tokio::task::spawn_blocking(move || crate::agents::view::agents(&rt))
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))??;
+    Ok(Json(view))
+}
+
+/// `GET /v1/locks/waiters`: who waits for which path, in line order.
+pub(super) async fn lock_waiters(State(rt): Rt) -> Json<Vec<crate::locks::LockWaiter>> {
+    Json(rt.locks.waiters())
+}
+
 /// `POST /v1/messages`.
 pub(super) async fn send_message(
     State(rt): Rt,

@@ -682,7 +682,7 @@ impl Replicator {
             return Ok(false);
         }
         let root = self.ws.files.root().to_path_buf();
-        let listed = crate::agents::context::list_tree(&root, usize::MAX);
+        let listed = crate::files::list_tree(&root, usize::MAX);
         let mut seen = HashSet::new();
         let mut changed = false;
         for (path, _) in listed {

@@ -72,9 +72,19 @@ pub enum Command {
     /// A workspace's backups in its bucket: list, verify, restore.
     #[command(subcommand)]
     Backup(BackupCommand),
-    /// A workspace's agents: check that each can reach its model.
-    #[command(subcommand)]
-    Agents(AgentsCommand),
+    /// A workspace's agents: what each is doing (state, task, tokens, leases, newest
+    /// event), or `check` that each can reach its model.
+    Agents(AgentsArgs),
+    /// A workspace's event log, oldest first; `-f` follows it live (like `kubectl logs -f`).
+    Events(EventsArgs),
+    /// A workspace's tasks (newest first), or `submit` / `cancel` one.
+    Tasks(TasksArgs),
+    /// Who holds which path in a workspace, with tokens and expiry, and who waits.
+    Locks(WorkspaceTarget),
+    /// One read-only SELECT on one of a workspace's six databases.
+    Query(QueryArgs),
+    /// The URL of a workspace's page in the browser studio.
+    Open(OpenArgs),
     /// Users' tokens: create (the secret is shown once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -283,6 +293,127 @@ pub struct SetContextArgs {
     /// Also make it the current context.
     #[arg(long)]
     pub current: bool,
+}
+
+/// The workspace a command works inside (reached through the control plane's gateway with
+/// your credential).
+#[derive(Debug, Clone, Args)]
+pub struct WorkspaceTarget {
+    /// `workspace/NAME` (or just NAME).
+    pub workspace: String,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentsCommand>,
+    /// `workspace/NAME` (or just NAME): show its agents.
+    #[arg(required = true)]
+    pub workspace: Option<String>,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub target: WorkspaceTarget,
+    /// Keep printing events as they happen (Ctrl-C ends it); a dropped connection resumes
+    /// after the last event printed, with nothing lost or repeated.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only events after this seq.
+    #[arg(long, default_value_t = 0)]
+    pub since: u64,
+    /// Only this agent's events.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only events of this type (`file_edit`, `tool_call`, `task_finished`, …).
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TasksArgs {
+    #[command(subcommand)]
+    pub command: Option<TasksCommand>,
+    /// `workspace/NAME` (or just NAME): list its tasks.
+    #[arg(required = true)]
+    pub workspace: Option<String>,
+    /// The organization, when the name exists in several.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only tasks in this state (queued, running, done, failed, cancelled).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only this agent's tasks.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// At most this many (newest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Queue a task for an agent, or for the least busy agent of a role (or any agent).
+    Submit(TaskSubmitArgs),
+    /// Cancel a queued or running task.
+    Cancel(TaskCancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskSubmitArgs {
+    #[command(flatten)]
+    pub target: WorkspaceTarget,
+    /// The task's title.
+    pub title: String,
+    /// What to do, in full (default: the title).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// The agent to run it.
+    #[arg(long, conflicts_with = "role")]
+    pub agent: Option<String>,
+    /// The least busy agent with this role runs it.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0)]
+    pub priority: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskCancelArgs {
+    #[command(flatten)]
+    pub target: WorkspaceTarget,
+    /// The task's id.
+    pub id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub target: WorkspaceTarget,
+    /// The database: sessions, messages, artifacts, parsed_sessions, agent_metrics,
+    /// workspace_idx.
+    pub db: String,
+    /// One SELECT statement (anything that writes is refused).
+    pub sql: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    pub target: WorkspaceTarget,
+    /// Print the URL without your token (you then sign in on the page).
+    #[arg(long)]
+    pub no_token: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,6 +34,7 @@ pub mod selector;
 pub mod server;
 pub mod sleep;
 pub mod store;
+pub mod studio;
 pub mod up;
 pub mod usage;
 mod watch;

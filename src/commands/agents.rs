@@ -6,17 +6,27 @@
 use coditect_runtime::agents::check::{AgentCheck, CheckStatus, check_all};
 use coditect_specs::{Catalog, Kind, Resource};
 
-use crate::cli::{AgentsCheckArgs, AgentsCommand};
+use crate::cli::{AgentsArgs, AgentsCheckArgs, AgentsCommand, WorkspaceTarget};
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
 pub async fn run(
     format: OutputFormat,
     remote: &super::Remote,
-    cmd: &AgentsCommand,
+    args: &AgentsArgs,
 ) -> Result<(), Failure> {
-    match cmd {
-        AgentsCommand::Check(args) => check(format, remote, args).await,
+    match (&args.command, &args.workspace) {
+        (Some(AgentsCommand::Check(check_args)), _) => check(format, remote, check_args).await,
+        (None, Some(workspace)) => {
+            let target = WorkspaceTarget {
+                workspace: workspace.clone(),
+                org: args.org.clone(),
+            };
+            super::inside::agents(format, remote, &target).await
+        }
+        (None, None) => Err(Failure::Refused(
+            "name a workspace (`coditect agents NAME`) or `coditect agents check`".into(),
+        )),
     }
 }
 

@@ -11,6 +11,7 @@ mod delete;
 mod describe;
 mod diff;
 mod get;
+mod inside;
 mod loadtest;
 mod manifests;
 mod schema;
@@ -87,7 +88,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Wait(args) => block_on(wait::run(format, remote, &args)),
         Command::Loadtest(args) => block_on(loadtest::run(format, remote, &args)),
         Command::Backup(cmd) => block_on(backup::run(format, remote, &cmd)),
-        Command::Agents(cmd) => block_on(agents::run(format, remote, &cmd)),
+        Command::Agents(args) => block_on(agents::run(format, remote, &args)),
+        Command::Events(args) => block_on(inside::events(format, remote, &args)),
+        Command::Tasks(args) => block_on(inside::tasks(format, remote, &args)),
+        Command::Locks(target) => block_on(inside::locks(format, remote, &target)),
+        Command::Query(args) => block_on(inside::query(format, remote, &args)),
+        Command::Open(args) => block_on(inside::open(format, remote, &args)),
         Command::Token(cmd) => block_on(access::token(format, remote, &cmd)),
         Command::Auth(cmd) => block_on(access::auth(format, remote, &cmd)),
         Command::Audit(args) => block_on(audit::run(format, remote, &args)),

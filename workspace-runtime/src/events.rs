@@ -47,6 +47,9 @@ pub enum EventType {
     AgentMessage,
     /// An agent called a tool.
     ToolCall,
+    /// A tool call's outcome (`call` names the `tool_call` it answers; `ok`, a short
+    /// `result`), so a reader pairs each call with its result.
+    ToolResult,
     /// A consistent point (sync, session boundary).
     Checkpoint,
     /// An agent's state changed (idle, editing, waiting, analyzing, indexing).

@@ -36,12 +36,23 @@ async fn an_offline_agent_carries_out_a_task_under_a_lock() {
         "task_started",
         "agent_state_change",
         "tool_call",
+        "tool_result",
         "lock_acquired",
         "file_edit",
         "lock_released",
         "task_finished",
     ] {
         assert!(kinds.contains(&kind), "missing {kind} in {kinds:?}");
+    }
+    // Every tool result answers a call made before it.
+    let all = events.as_array().unwrap();
+    for r in all.iter().filter(|e| e["type"] == "tool_result") {
+        assert!(
+            all.iter().any(|c| c["type"] == "tool_call"
+                && c["data"]["call"] == r["data"]["call"]
+                && c["seq"].as_u64() < r["seq"].as_u64()),
+            "an unpaired result: {r}"
+        );
     }
     let edit = events
         .as_array()

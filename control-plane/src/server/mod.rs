@@ -114,6 +114,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"ok": true})) }))
         .route("/readyz", get(readyz))
+        .merge(crate::studio::router())
         .merge(api)
         // The gateway authenticates itself, streams and checks its own limit.
         .merge(gateway)

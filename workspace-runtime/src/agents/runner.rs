@@ -265,7 +265,7 @@ impl<M: Model> TaskRun<'_, M> {
         self.ws.events.append_nowait(EventDraft::new(
             self.agent,
             EventType::ToolCall,
-            json!({"task": self.task.id, "tool": call.name, "arguments": call.arguments}),
+            json!({"task": self.task.id, "call": call.id, "tool": call.name, "arguments": call.arguments}),
         ));
         match call.name.as_str() {
             "complete_task" => {
@@ -282,12 +282,33 @@ impl<M: Model> TaskRun<'_, M> {
             Ok(v) => (true, v),
             Err(why) => (false, Value::String(why)),
         };
+        self.ws.events.append_nowait(EventDraft::new(
+            self.agent,
+            EventType::ToolResult,
+            json!({"task": self.task.id, "call": call.id, "tool": call.name, "ok": ok,
+                "result": result_excerpt(&content)}),
+        ));
         let result = Turn::ToolResult {
             id: call.id,
             ok,
             content,
         };
         conversation.push(result).err().map(|e| unstored(&e))
+    }
+}
+
+/// The most characters of a tool's result a `tool_result` event carries (the whole result
+/// is in the task's conversation).
+const RESULT_EXCERPT: usize = 300;
+
+fn result_excerpt(content: &Value) -> String {
+    let text = match content {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(RESULT_EXCERPT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 

@@ -44,7 +44,7 @@ export function chatPage(main, session, me, agents) {
     }
     for (const m of messages) {
       let body = m[5];
-      try { const v = JSON.parse(body); body = typeof v === 'string' ? v : JSON.stringify(v); } catch { /* as stored */ }
+      try { const v = JSON.parse(body); body = typeof v === 'string' ? v : typeof v.text === 'string' ? v.text : JSON.stringify(v); } catch { /* as stored */ }
       items.push({ at: m[1], node: el('div', { class: `bubble${m[2] === me ? ' mine' : ''}`, dataset: { message: String(m[0]) } },
         el('div', { class: 'meta' }, agentTag(m[2]), ` → ${m[3] || m[4] || 'everyone'} · ${clock(m[1])}`), body) });
     }

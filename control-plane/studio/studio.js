@@ -16,8 +16,12 @@ let leave = () => {};
 let me = null;
 let agents = [];
 
+let lastState = 'idle';
+
 function showBanner() {
   const state = session ? session.state : 'idle';
+  if (state === 'reconnecting' && lastState !== 'reconnecting') window.coditect.reconnects += 1;
+  lastState = state;
   document.body.dataset.connection = state;
   if (!session || state === 'open') { banner.hidden = true; return; }
   banner.hidden = false;
@@ -97,5 +101,15 @@ async function boot() {
   window.addEventListener('popstate', route);
   route();
 }
+
+// What tests and curious people can read from the console: the live session, how often
+// its connections dropped, and the longest task the page ran (a freeze shows here).
+const probe = { reconnects: 0, longestTaskMs: 0, session: () => session };
+window.coditect = probe;
+try {
+  new PerformanceObserver((list) => {
+    for (const t of list.getEntries()) probe.longestTaskMs = Math.max(probe.longestTaskMs, t.duration);
+  }).observe({ type: 'longtask', buffered: true });
+} catch { /* no long-task timing in this browser */ }
 
 boot();

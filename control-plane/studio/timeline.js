@@ -14,6 +14,10 @@ export function summarize(e, stream) {
   switch (e.type) {
     case 'file_edit': return `${d.path} ${d.diff && d.diff.summary ? d.diff.summary : ''}`;
     case 'tool_call': {
+      if (d.tool === 'complete_task') {
+        const a = d.arguments || {};
+        return `complete_task → ${a.ok === false ? 'failed' : 'done'}${a.summary ? `: ${a.summary}` : ''}`;
+      }
       const r = stream && stream.resultOf(e);
       const args = d.arguments && (d.arguments.path || d.arguments.title || d.arguments.to || '');
       const outcome = r ? (r.data.ok ? `→ ok ${r.data.result || ''}` : `→ failed: ${r.data.result || ''}`) : '→ …';

@@ -31,9 +31,21 @@ impl ControlPlane {
     /// [`ControlPlane::up`] with these environment variables, its logs (stderr) written to
     /// `log` when given.
     pub fn up_with(data: &Path, files: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Self {
+        Self::up_on("127.0.0.1:0", data, files, env, log)
+    }
+
+    /// [`ControlPlane::up_with`] listening on `listen` (to start one again where a page
+    /// or client expects it).
+    pub fn up_on(
+        listen: &str,
+        data: &Path,
+        files: &[&str],
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_coditect"));
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["-o", "json", "up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["-o", "json", "up", "--listen", listen, "--data-dir"])
             .arg(data)
             .envs(env.iter().copied());
         for f in files {

@@ -185,7 +185,8 @@ async fn sigkill_in_the_middle_of_a_compaction_leaves_a_restorable_bucket() {
             .for_each(|l| eprintln!("instance: {l}"))
     });
     kill(Pid::from_raw(again.id() as i32), Signal::SIGTERM).unwrap();
-    assert!(again.wait().unwrap().success());
+    let status = again.wait().unwrap();
+    assert!(status.success(), "a clean stop: {status:?}");
     let m = manifest(&t).await.unwrap().unwrap();
     assert!(
         m.events.len() <= COMPACT_AFTER,

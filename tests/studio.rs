@@ -118,6 +118,30 @@ async fn page_seqs(client: &Client) -> Vec<u64> {
     serde_json::from_value(v).unwrap()
 }
 
+/// Opens a workspace page from the navigation.
+async fn page(client: &Client, name: &str) {
+    client
+        .find(Locator::Css(&format!("nav a[data-page={name}]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Sends a task for claude from the chat.
+async fn send_chat(client: &Client, text: &str) {
+    client
+        .execute(
+            "document.getElementById('chat-to').value = 'agent:claude';
+             document.getElementById('chat-text').value = arguments[0];
+             document.getElementById('chat-form').requestSubmit();",
+            vec![json!(text)],
+        )
+        .await
+        .unwrap();
+}
+
 fn screenshots() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("studio-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -302,28 +326,18 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
         .unwrap();
 
     // Chat: a task sent to claude is done, and its events appear live on the timeline.
-    client
-        .find(Locator::Css("nav a[data-page=chat]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page(&client, "chat").await;
     client
         .wait()
         .at_most(MINUTE)
         .for_element(Locator::Id("chat-form"))
         .await
         .unwrap();
-    client
-        .execute(
-            "document.getElementById('chat-to').value = 'agent:claude';
-             document.getElementById('chat-text').value = 'create file demo/from-studio.md with hello from the studio';
-             document.getElementById('chat-form').requestSubmit();",
-            vec![],
-        )
-        .await
-        .unwrap();
+    send_chat(
+        &client,
+        "create file demo/from-studio.md with hello from the studio",
+    )
+    .await;
     let task = until_js(
         &client,
         "the chat's task done",
@@ -349,13 +363,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
     .await;
 
     // Files: the new file, its content and its history.
-    client
-        .find(Locator::Css("nav a[data-page=files]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page(&client, "files").await;
     until_js(
         &client,
         "the new file in the tree",
@@ -372,13 +380,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
     shot(&client, "files").await;
 
     // Locks: a lease an agent holds shows while held, and goes when released.
-    client
-        .find(Locator::Css("nav a[data-page=locks]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page(&client, "locks").await;
     let gateway = cp.gateway("alice", "alice-main");
     let (status, lease) = gateway
         .post(
@@ -408,13 +410,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
 
     // Kill the instance; the control plane starts it again; the page reconnects and holds
     // every event exactly once, the ones made while it was away included.
-    client
-        .find(Locator::Css("nav a[data-page=timeline]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page(&client, "timeline").await;
     let before = cp.client().get(&ws_key("alice-main")).await.unwrap();
     let pid = cp.pid("alice", "alice-main");
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
@@ -457,13 +453,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
     // The control plane itself goes away (its instances keep running): the page shows the
     // banner, and a task sent from the chat meanwhile waits, pending, and goes out once
     // the control plane is back on its address.
-    client
-        .find(Locator::Css("nav a[data-page=chat]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page(&client, "chat").await;
     client
         .wait()
         .at_most(MINUTE)
@@ -486,15 +476,11 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
     )
     .await;
     shot(&client, "reconnecting").await;
-    client
-        .execute(
-            "document.getElementById('chat-to').value = 'agent:claude';
-             document.getElementById('chat-text').value = 'create file demo/while-away.md with sent while away';
-             document.getElementById('chat-form').requestSubmit();",
-            vec![],
-        )
-        .await
-        .unwrap();
+    send_chat(
+        &client,
+        "create file demo/while-away.md with sent while away",
+    )
+    .await;
     let pending = until_js(
         &client,
         "the pending message",
@@ -533,13 +519,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
         (1..=newest).rev().collect::<Vec<_>>(),
         "every event exactly once"
     );
-    client
-        .find(Locator::Css("nav a[data-page=timeline]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page(&client, "timeline").await;
 
     // 10,000 events: the page loads and renders them without freezing.
     append(&cp, 10_000).await;

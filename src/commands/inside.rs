@@ -40,6 +40,11 @@ impl Inside {
         })
     }
 
+    /// The control plane's client and the workspace's key.
+    pub fn into_parts(self) -> (Client, ObjectKey) {
+        (self.client, self.key)
+    }
+
     /// The gateway path of `route` (`/v1/…`) on this workspace.
     fn path(&self, route: &str) -> String {
         format!(

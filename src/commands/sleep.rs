@@ -1,7 +1,7 @@
 //! `coditect sleep|wake workspace/NAME` and `coditect keepalive workspace/NAME --for 2h`.
 
 use coditect_control_plane::client::Client;
-use coditect_specs::{Kind, ObjectKey, Resource};
+use coditect_specs::{ObjectKey, Resource};
 use serde_json::json;
 
 use crate::cli::{KeepaliveArgs, SleepArgs};
@@ -14,13 +14,13 @@ async fn find(
     name: &str,
     org: Option<&str>,
 ) -> Result<(Client, ObjectKey), Failure> {
-    let client = remote.client()?;
-    let name = name
-        .strip_prefix("workspace/")
-        .or_else(|| name.strip_prefix("workspaces/"))
-        .unwrap_or(name);
-    let key = client.find(Kind::Workspace, name, org).await?.key();
-    Ok((client, key))
+    let target = crate::cli::WorkspaceTarget {
+        workspace: name.to_string(),
+        org: org.map(str::to_string),
+    };
+    Ok(super::inside::Inside::find(remote, &target)
+        .await?
+        .into_parts())
 }
 
 fn path(key: &ObjectKey, action: &str) -> String {

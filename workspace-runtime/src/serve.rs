@@ -92,6 +92,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         addr: opts.listen,
         source,
     })?;
+    // Take SIGTERM and SIGINT before saying ready: a stop sent right after the ready line
+    // must be a clean stop, not the default action (death by the signal).
+    let shutdown = Shutdown::install();
     let ready = json!({"ready": true, "addr": addr.to_string(), "pid": std::process::id(), "root": ws.root()});
     if let Err(e) = std::fs::write(ws.layout.endpoint_file(), ready.to_string()) {
         tracing::warn!(error = %e, "could not write runtime.json");
@@ -116,7 +119,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .map(|t| tokio::spawn(replicate(ws.clone(), t, wait_for(sync_rx))));
     let app = crate::api::router(ws.clone());
     crate::api::serve(listener, app, async move {
-        shutdown_signal().await;
+        shutdown.wait().await;
         let _ = stop_tx.send(true);
     })
     .await;
@@ -222,23 +225,42 @@ async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT (Ctrl-C), taken over from their default action when installed.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Shutdown {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => {
+                    tracing::warn!("could not take SIGTERM/SIGINT; stopping on Ctrl-C only");
+                    None
                 }
             };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            Shutdown { signals }
         }
+        #[cfg(not(unix))]
+        Shutdown {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -69,11 +69,13 @@ impl Inside {
     ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, Failure> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let server = self.client.server();
-        let base = if let Some(rest) = server.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else {
-            format!("ws://{}", server.strip_prefix("http://").unwrap_or(server))
-        };
+        if server.starts_with("https://") {
+            // This binary's WebSocket client is built without TLS.
+            return Err(Failure::Refused(format!(
+                "following over https is not supported yet ({server}): run without -f, which pages over HTTPS"
+            )));
+        }
+        let base = format!("ws://{}", server.strip_prefix("http://").unwrap_or(server));
         let mut req = format!("{base}{}", self.path(route))
             .into_client_request()
             .map_err(|e| Failure::Refused(format!("{server}: not a WebSocket address: {e}")))?;

@@ -4,6 +4,7 @@
 //! each user may see and do, and no one reads an instance's token file.
 
 use coditect_control_plane::client::Client;
+use coditect_runtime::shutdown::Shutdown;
 use coditect_specs::{Kind, ObjectKey};
 use serde_json::{Value, json};
 
@@ -95,6 +96,8 @@ pub async fn events(
     remote: &super::Remote,
     args: &EventsArgs,
 ) -> Result<(), Failure> {
+    // Ctrl-C ends `-f` cleanly from its first printed line on, the stored ones included.
+    let shutdown = args.follow.then(Shutdown::install);
     let ws = Inside::find(remote, &args.target).await?;
     let keep = |e: &Value| {
         args.agent.as_deref().is_none_or(|a| e["agent"] == a)
@@ -126,15 +129,15 @@ pub async fn events(
             }
         }
     }
-    if !args.follow {
+    let Some(mut shutdown) = shutdown else {
         if format.is_structured() {
             print_structured(format, &printed)?;
         } else if header {
             outln!("no events");
         }
         return Ok(());
-    }
-    follow(&ws, format, last, &keep, &mut header).await
+    };
+    follow(&ws, format, last, &keep, &mut header, &mut shutdown).await
 }
 
 /// Prints live events after `last`, reconnecting (from the last one printed) when the
@@ -145,6 +148,7 @@ async fn follow(
     mut last: u64,
     keep: &impl Fn(&Value) -> bool,
     header: &mut bool,
+    shutdown: &mut Shutdown,
 ) -> Result<(), Failure> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -153,7 +157,7 @@ async fn follow(
         let req = ws.ws_request(&format!("/v1/events/ws?since={last}"))?;
         let connected = tokio::select! {
             c = tokio_tungstenite::connect_async(req) => c,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = shutdown.wait() => return Ok(()),
         };
         match connected {
             Ok((mut socket, _)) => {
@@ -161,7 +165,7 @@ async fn follow(
                 loop {
                     let frame = tokio::select! {
                         f = socket.next() => f,
-                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                        () = shutdown.wait() => return Ok(()),
                     };
                     match frame {
                         Some(Ok(Message::Text(text))) => {
@@ -193,7 +197,7 @@ async fn follow(
         let backoff = std::time::Duration::from_millis(200 * u64::from(failures.clamp(1, 10)));
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = shutdown.wait() => return Ok(()),
         }
     }
 }

@@ -10,6 +10,7 @@ use coditect_control_plane::access::tls::TlsFiles;
 use coditect_control_plane::client::Client;
 use coditect_control_plane::client::config::Connection;
 use coditect_control_plane::up::{UpOptions, start};
+use coditect_runtime::shutdown::Shutdown;
 use coditect_specs::{Kind, Resource};
 use serde_json::json;
 
@@ -42,8 +43,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         manifests::load(&args.files, false, format)?
     };
     // Ctrl-C / SIGTERM are honoured from here on, at any point of `up`.
-    let signal = wait_for_signal();
-    tokio::pin!(signal);
+    let mut shutdown = Shutdown::install();
     let cp = start(opts)
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))?;
@@ -67,7 +67,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         let applying = apply::apply_docs(&client, &docs, false, None, format);
         let outcome = tokio::select! {
             r = applying => Some(r),
-            () = &mut signal => None,
+            () = shutdown.wait() => None,
         };
         match outcome {
             Some(Ok(r)) => Some(r),
@@ -107,7 +107,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
         }
         report_ready(&client, &docs, format);
     }
-    signal.await;
+    shutdown.wait().await;
     eprintln!("stopping: workspace instances are stopped cleanly, data is kept");
     sleeper.abort();
     budgets.abort();
@@ -153,19 +153,4 @@ fn report_ready(client: &Client, docs: &[coditect_specs::Document], format: Outp
 /// The certificate `up` serves, trusted by its own client (it may be self-signed).
 fn opts_ca(args: &UpArgs) -> Option<std::path::PathBuf> {
     args.tls_cert.clone()
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
 }

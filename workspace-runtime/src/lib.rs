@@ -34,6 +34,7 @@ pub mod secrets;
 pub mod seed;
 mod serve;
 pub mod sessions;
+pub mod shutdown;
 pub mod sync;
 pub mod tasks;
 #[cfg(feature = "testkit")]

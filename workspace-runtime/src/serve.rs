@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::layout::Layout;
+use crate::shutdown::Shutdown;
 use crate::sync::Bucket;
 use crate::sync::replicator::{Replicator, SyncError, SyncTarget};
 use crate::sync::seal::Seal;
@@ -94,7 +95,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     })?;
     // Take SIGTERM and SIGINT before saying ready: a stop sent right after the ready line
     // must be a clean stop, not the default action (death by the signal).
-    let shutdown = Shutdown::install();
+    let mut shutdown = Shutdown::install();
     let ready = json!({"ready": true, "addr": addr.to_string(), "pid": std::process::id(), "root": ws.root()});
     if let Err(e) = std::fs::write(ws.layout.endpoint_file(), ready.to_string()) {
         tracing::warn!(error = %e, "could not write runtime.json");
@@ -223,44 +224,4 @@ async fn replicate(
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// SIGTERM and SIGINT (Ctrl-C), taken over from their default action when installed.
-struct Shutdown {
-    #[cfg(unix)]
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl Shutdown {
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let signals = match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(term), Ok(int)) => Some((term, int)),
-                _ => {
-                    tracing::warn!("could not take SIGTERM/SIGINT; stopping on Ctrl-C only");
-                    None
-                }
-            };
-            Shutdown { signals }
-        }
-        #[cfg(not(unix))]
-        Shutdown {}
-    }
-
-    async fn wait(self) {
-        #[cfg(unix)]
-        if let Some((mut term, mut int)) = self.signals {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

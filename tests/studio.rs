@@ -87,11 +87,16 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("a Chromium session")
 }
 
+/// Runs `script` in the page and reads what it returns.
+async fn js<T: serde::de::DeserializeOwned>(client: &Client, script: &str) -> T {
+    serde_json::from_value(client.execute(script, vec![]).await.unwrap()).unwrap()
+}
+
 /// Runs `script` (which returns a value) until the value is truthy; returns it.
 async fn until_js(client: &Client, what: &str, script: &str) -> Value {
     let deadline = Instant::now() + MINUTE;
     loop {
-        let v = client.execute(script, vec![]).await.unwrap();
+        let v: Value = js(client, script).await;
         let truthy = match &v {
             Value::Null | Value::Bool(false) => false,
             Value::Number(n) => n.as_f64() != Some(0.0),
@@ -108,14 +113,11 @@ async fn until_js(client: &Client, what: &str, script: &str) -> Value {
 
 /// Every seq the page's event stream holds, newest first.
 async fn page_seqs(client: &Client) -> Vec<u64> {
-    let v = client
-        .execute(
-            "return window.coditect.session().events.list.map(e => e.seq)",
-            vec![],
-        )
-        .await
-        .unwrap();
-    serde_json::from_value(v).unwrap()
+    js(
+        client,
+        "return window.coditect.session().events.list.map(e => e.seq)",
+    )
+    .await
 }
 
 /// Opens a workspace page from the navigation.
@@ -236,16 +238,11 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
         (1..=seqs[0]).rev().collect::<Vec<_>>(),
         "every event, newest first, once"
     );
-    let rows: Vec<u64> = serde_json::from_value(
-        client
-            .execute(
-                "return [...document.querySelectorAll('#timeline .ev')].map(r => Number(r.dataset.seq))",
-                vec![],
-            )
-            .await
-            .unwrap(),
+    let rows: Vec<u64> = js(
+        &client,
+        "return [...document.querySelectorAll('#timeline .ev')].map(r => Number(r.dataset.seq))",
     )
-    .unwrap();
+    .await;
     assert!(!rows.is_empty());
     assert!(
         rows.windows(2).all(|w| w[0] > w[1]),
@@ -260,13 +257,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
         .iter()
         .filter(|e| e["agent"] == "gemini" && e["type"] != "tool_result")
         .count();
-    client
-        .execute(
-            "const s = document.querySelector('select[name=agent]'); s.value = 'gemini'; s.dispatchEvent(new Event('change'));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    js::<Value>(&client, "const s = document.querySelector('select[name=agent]'); s.value = 'gemini'; s.dispatchEvent(new Event('change'));").await;
     let count = until_js(
         &client,
         "the filtered count",
@@ -274,29 +265,18 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
     )
     .await;
     assert_eq!(count, json!(gemini.to_string()));
-    let agents: Vec<String> = serde_json::from_value(
-        client
-            .execute(
-                "return [...document.querySelectorAll('#timeline .ev')].map(r => r.dataset.agent)",
-                vec![],
-            )
-            .await
-            .unwrap(),
+    let agents: Vec<String> = js(
+        &client,
+        "return [...document.querySelectorAll('#timeline .ev')].map(r => r.dataset.agent)",
     )
-    .unwrap();
+    .await;
     assert!(
         !agents.is_empty() && agents.iter().all(|a| a == "gemini"),
         "{agents:?}"
     );
     // A file_edit opens its diff.
-    client
-        .execute(
-            "const s = document.querySelector('select[name=agent]'); s.value = ''; s.dispatchEvent(new Event('change'));
-             const t = document.querySelector('select[name=type]'); t.value = 'file_edit'; t.dispatchEvent(new Event('change'));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    js::<Value>(&client, "const s = document.querySelector('select[name=agent]'); s.value = ''; s.dispatchEvent(new Event('change'));
+             const t = document.querySelector('select[name=type]'); t.value = 'file_edit'; t.dispatchEvent(new Event('change'));").await;
     client
         .wait()
         .at_most(MINUTE)
@@ -441,13 +421,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
         (1..=newest).rev().collect::<Vec<_>>(),
         "after the reconnect: every event exactly once"
     );
-    let banner: bool = serde_json::from_value(
-        client
-            .execute("return document.getElementById('banner').hidden", vec![])
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let banner: bool = js(&client, "return document.getElementById('banner').hidden").await;
     assert!(banner, "the banner is gone once connected");
 
     // The control plane itself goes away (its instances keep running): the page shows the
@@ -460,13 +434,7 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
         .for_element(Locator::Id("chat-form"))
         .await
         .unwrap();
-    let drops: u64 = serde_json::from_value(
-        client
-            .execute("return window.coditect.reconnects", vec![])
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let drops: u64 = js(&client, "return window.coditect.reconnects").await;
     let listen = cp.server.trim_start_matches("http://").to_string();
     cp.sigkill();
     until_js(
@@ -533,29 +501,18 @@ async fn the_studio_shows_a_workspace_live_in_a_real_browser() {
     )
     .await;
     let loaded = started.elapsed();
-    let longest = client
-        .execute("return window.coditect.longestTaskMs", vec![])
-        .await
-        .unwrap();
-    let in_dom = client
-        .execute(
-            "return document.querySelectorAll('#timeline .ev').length",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let longest = js::<Value>(&client, "return window.coditect.longestTaskMs").await;
+    let in_dom = js::<Value>(
+        &client,
+        "return document.querySelectorAll('#timeline .ev').length",
+    )
+    .await;
     // Scroll to the end: the oldest held event is drawn there, still with few rows; and
     // reaching it pages the older history in.
     let held = page_seqs(&client).await;
     assert_eq!(held.len(), 10_000, "the first page is the newest 10,000");
-    let oldest = client
-        .execute(
-            "const t = document.getElementById('timeline'); t.scrollTop = t.scrollHeight; t.dispatchEvent(new Event('scroll'));
-             const rows = [...t.querySelectorAll('.ev')].map(r => Number(r.dataset.seq)); return Math.min(...rows)",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let oldest = js::<Value>(&client, "const t = document.getElementById('timeline'); t.scrollTop = t.scrollHeight; t.dispatchEvent(new Event('scroll'));
+             const rows = [...t.querySelectorAll('.ev')].map(r => Number(r.dataset.seq)); return Math.min(...rows)").await;
     assert_eq!(
         oldest,
         json!(*held.last().unwrap()),

@@ -114,7 +114,7 @@ pub async fn events(
                 &[("since", last.to_string()), ("limit", "1000".into())],
             )
             .await?;
-        let events = page.as_array().cloned().unwrap_or_default();
+        let events = items(&page).to_vec();
         if events.is_empty() {
             break;
         }
@@ -327,18 +327,15 @@ pub async fn tasks(
             if format.is_structured() {
                 return Ok(print_structured(format, &tasks)?);
             }
-            let rows: Vec<Vec<String>> = tasks
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows: Vec<Vec<String>> = items(&tasks)
                 .iter()
                 .map(|t| {
                     vec![
                         t["id"].to_string(),
-                        t["agent"].as_str().unwrap_or("").to_string(),
-                        t["state"].as_str().unwrap_or("").to_string(),
+                        text(&t["agent"]),
+                        text(&t["state"]),
                         t["priority"].to_string(),
-                        t["title"].as_str().unwrap_or("").to_string(),
+                        text(&t["title"]),
                     ]
                 })
                 .collect();
@@ -367,8 +364,7 @@ pub async fn locks(
             &json!({"held": held, "waiting": waiting}),
         )?);
     }
-    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    let held = list(&held);
+    let held = items(&held);
     if held.is_empty() {
         outln!("no locks held");
     } else {
@@ -376,26 +372,26 @@ pub async fn locks(
             .iter()
             .map(|l| {
                 vec![
-                    l["path"].as_str().unwrap_or("").to_string(),
-                    l["mode"].as_str().unwrap_or("").to_string(),
-                    l["holder"].as_str().unwrap_or("").to_string(),
+                    text(&l["path"]),
+                    text(&l["mode"]),
+                    text(&l["holder"]),
                     l["token"].to_string(),
-                    l["expires_at"].as_str().unwrap_or("").to_string(),
+                    text(&l["expires_at"]),
                 ]
             })
             .collect();
         print_table(&["PATH", "MODE", "HOLDER", "TOKEN", "EXPIRES"], &rows);
     }
-    let waiting = list(&waiting);
+    let waiting = items(&waiting);
     if !waiting.is_empty() {
         outln!();
         let rows: Vec<Vec<String>> = waiting
             .iter()
             .map(|w| {
                 vec![
-                    w["path"].as_str().unwrap_or("").to_string(),
-                    w["mode"].as_str().unwrap_or("").to_string(),
-                    w["holder"].as_str().unwrap_or("").to_string(),
+                    text(&w["path"]),
+                    text(&w["mode"]),
+                    text(&w["holder"]),
                     format!("{}ms", w["waited_ms"]),
                 ]
             })
@@ -416,10 +412,7 @@ pub async fn agents(
     if format.is_structured() {
         return Ok(print_structured(format, &agents)?);
     }
-    let rows: Vec<Vec<String>> = agents
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&agents)
         .iter()
         .map(|a| {
             let task = match &a["task"] {
@@ -431,9 +424,9 @@ pub async fn agents(
                 e => format!("{} #{}", e["type"].as_str().unwrap_or(""), e["seq"]),
             };
             vec![
-                a["name"].as_str().unwrap_or("").to_string(),
-                a["provider"].as_str().unwrap_or("").to_string(),
-                a["state"].as_str().unwrap_or("").to_string(),
+                text(&a["name"]),
+                text(&a["provider"]),
+                text(&a["state"]),
                 task,
                 a["queued"].to_string(),
                 format!("{}/{}", a["tokens"]["input"], a["tokens"]["output"]),
@@ -471,22 +464,14 @@ pub async fn query(
     if format.is_structured() {
         return Ok(print_structured(format, &result)?);
     }
-    let columns: Vec<String> = result["columns"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let columns: Vec<String> = items(&result["columns"])
         .iter()
         .map(|c| c.as_str().unwrap_or("").to_uppercase())
         .collect();
-    let rows: Vec<Vec<String>> = result["rows"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = items(&result["rows"])
         .iter()
         .map(|r| {
-            r.as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            items(r)
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => s.clone(),
@@ -526,4 +511,14 @@ pub async fn open(
     }
     outln!("{url}");
     Ok(())
+}
+
+/// The elements of a JSON array (none if it is not one).
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// A JSON string's text ("" if it is not one).
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
 }

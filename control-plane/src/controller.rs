@@ -19,8 +19,9 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::driver::Driver;
 use crate::queue::WorkQueue;
 use crate::reconcile::{Action, Context, backoff, reconcile};
+use crate::resource_store::ResourceStore;
 use crate::selector::LabelSelector;
-use crate::store::ChangeType;
+use crate::store::{ChangeType, Store};
 
 /// Reconciles at once, at most.
 const WORKERS: usize = 4;
@@ -29,8 +30,8 @@ const CRASH_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The running controller.
 #[derive(Debug)]
-pub struct Controller<D> {
-    ctx: Arc<Context<D>>,
+pub struct Controller<D, S = Store> {
+    ctx: Arc<Context<D, S>>,
     queue: WorkQueue,
     failures: Mutex<HashMap<ObjectKey, u32>>,
     /// Objects not yet reconciled since start; when it empties, `synced` turns true.
@@ -38,9 +39,9 @@ pub struct Controller<D> {
     synced: tokio::sync::watch::Sender<bool>,
 }
 
-impl<D: Driver> Controller<D> {
+impl<D: Driver, S: ResourceStore> Controller<D, S> {
     /// A controller over `ctx`.
-    pub fn new(ctx: Context<D>) -> Arc<Self> {
+    pub fn new(ctx: Context<D, S>) -> Arc<Self> {
         let (synced, _) = tokio::sync::watch::channel(false);
         Arc::new(Controller {
             ctx: Arc::new(ctx),
@@ -81,6 +82,7 @@ impl<D: Driver> Controller<D> {
         // Orphans go first, so that readiness means "only declared instances run".
         let known: Vec<ObjectKey> = self
             .all_keys()
+            .await
             .into_iter()
             .filter(|k| k.kind == Kind::Workspace)
             .collect();
@@ -88,14 +90,14 @@ impl<D: Driver> Controller<D> {
             tracing::info!(workspace = %orphan, "reaped orphaned instance");
         }
         {
-            let keys = self.all_keys();
+            let keys = self.all_keys().await;
             let mut initial = self.initial.lock().unwrap_or_else(|p| p.into_inner());
             initial.extend(keys);
             if initial.is_empty() {
                 let _ = self.synced.send(true);
             }
         }
-        self.enqueue_all();
+        self.enqueue_all().await;
         let mut crashes: HashMap<ObjectKey, (u32, tokio::time::Instant)> = HashMap::new();
         let workers = Arc::new(Semaphore::new(WORKERS));
         let mut resync = tokio::time::interval(self.ctx.resync);
@@ -106,7 +108,7 @@ impl<D: Driver> Controller<D> {
                 () = &mut shutdown => break,
                 change = changes.recv() => match change {
                     Ok(c) => self.on_change(c.change, &c.object, &mut seen_generation),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.enqueue_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.enqueue_all().await,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 Some(key) = exits.recv() => {
@@ -121,7 +123,7 @@ impl<D: Driver> Controller<D> {
                 }
                 // A status-only wish (sleep, wake) that must be acted on now.
                 Some(key) = nudges.recv() => self.queue.add(key),
-                _ = resync.tick() => self.enqueue_all(),
+                _ = resync.tick() => self.enqueue_all().await,
                 key = self.queue.next() => {
                     let Ok(permit) = workers.clone().acquire_owned().await else { break };
                     let this = self.clone();
@@ -194,16 +196,17 @@ impl<D: Driver> Controller<D> {
         }
     }
 
-    fn all_keys(&self) -> Vec<ObjectKey> {
+    async fn all_keys(&self) -> Vec<ObjectKey> {
         self.ctx
             .store
             .list(None, None, &LabelSelector::default())
+            .await
             .map(|all| all.iter().map(Resource::key).collect())
             .unwrap_or_default()
     }
 
-    fn enqueue_all(&self) {
-        for key in self.all_keys() {
+    async fn enqueue_all(&self) {
+        for key in self.all_keys().await {
             self.queue.add(key);
         }
     }

@@ -15,6 +15,9 @@ pub enum StoreError {
     /// Optimistic concurrency or lifecycle conflict; nothing was written.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The API server behind a store (the Kubernetes one) refused or did not answer.
+    #[error("api server: {0}")]
+    Api(String),
 }
 
 /// A runtime driver could not do what a reconcile asked.

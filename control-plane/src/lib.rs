@@ -30,6 +30,7 @@ pub mod gateway;
 pub mod queue;
 pub mod quota;
 pub mod reconcile;
+pub mod resource_store;
 pub mod selector;
 pub mod server;
 pub mod sleep;

@@ -12,6 +12,7 @@ use coditect_specs::{Kind, ObjectKey, Resource, Workspace};
 use crate::driver::Driver;
 use crate::error::ReconcileError;
 use crate::reconcile::{Context, placed};
+use crate::resource_store::ResourceStore;
 use crate::selector::LabelSelector;
 
 /// Who asks for a sleep that makes room (`status.sleep.by`).
@@ -27,13 +28,13 @@ pub enum Admission {
 }
 
 /// The organization's awake quota.
-fn quota<D>(ctx: &Context<D>, org: &str) -> u32 {
+async fn quota<D, S: ResourceStore>(ctx: &Context<D, S>, org: &str) -> u32 {
     let key = ObjectKey {
         kind: Kind::Organization,
         organization: None,
         name: org.to_string(),
     };
-    match ctx.store.get(&key) {
+    match ctx.store.get(&key).await {
         Ok(Some(Resource::Organization(o))) => o.spec.quotas.max_awake_workspaces,
         _ => coditect_specs::defaults::max_awake_workspaces(),
     }
@@ -45,14 +46,14 @@ fn quota<D>(ctx: &Context<D>, org: &str) -> u32 {
 ///
 /// # Errors
 /// Store or driver failures (evicting a workspace stops its instance).
-pub async fn admit<D: Driver>(
+pub async fn admit<D: Driver, S: ResourceStore>(
     key: &ObjectKey,
-    ctx: &Context<D>,
+    ctx: &Context<D, S>,
     evict: bool,
 ) -> Result<Admission, ReconcileError> {
     let org = key.organization.as_deref().unwrap_or_default();
-    let max = quota(ctx, org);
-    let awake = ctx.store.count_awake(org, &key.name)?;
+    let max = quota(ctx, org).await;
+    let awake = ctx.store.count_awake(org, &key.name).await?;
     if awake < max {
         return Ok(Admission::Admitted);
     }
@@ -65,7 +66,8 @@ pub async fn admit<D: Driver>(
     let mut idle: Vec<(u64, ObjectKey, Workspace)> = Vec::new();
     for r in ctx
         .store
-        .list(Some(Kind::Workspace), Some(org), &LabelSelector::default())?
+        .list(Some(Kind::Workspace), Some(org), &LabelSelector::default())
+        .await?
     {
         let Resource::Workspace(w) = r else { continue };
         let running = w
@@ -90,19 +92,19 @@ pub async fn admit<D: Driver>(
     };
     let reason = format!("made room for {key} (quotas.maxAwakeWorkspaces: {max})");
     tracing::info!(workspace = %victim, %reason, "quota: putting the least recently active idle workspace to sleep");
-    crate::sleep::request_sleep(&ctx.store, &victim, QUOTA, &reason)?;
+    crate::sleep::request_sleep(&*ctx.store, &victim, QUOTA, &reason).await?;
     record(ctx, &victim, &reason).await;
-    let current = match ctx.store.get(&victim)? {
+    let current = match ctx.store.get(&victim).await? {
         Some(Resource::Workspace(w)) => w,
         _ => w,
     };
-    let placed = placed(ctx, &victim, &current);
+    let placed = placed(ctx, &victim, &current).await;
     crate::sleep::converge_asleep(&victim, &current, &placed, ctx).await?;
     Ok(Admission::Admitted)
 }
 
 /// Records a sleep the quota decided in the audit trail.
-pub(crate) async fn record<D>(ctx: &Context<D>, key: &ObjectKey, reason: &str) {
+pub(crate) async fn record<D, S>(ctx: &Context<D, S>, key: &ObjectKey, reason: &str) {
     let Some(audit) = &ctx.audit else { return };
     let who = crate::access::Identity {
         user: QUOTA.into(),

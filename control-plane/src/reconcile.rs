@@ -19,6 +19,7 @@ use coditect_specs::{
 use crate::conditions;
 use crate::driver::Driver;
 use crate::error::ReconcileError;
+use crate::resource_store::ResourceStore;
 use crate::selector::LabelSelector;
 use crate::store::{RUNTIME_FINALIZER, Store};
 
@@ -36,9 +37,9 @@ pub enum Action {
 
 /// What reconcilers share.
 #[derive(Debug)]
-pub struct Context<D> {
+pub struct Context<D, S = Store> {
     /// The store.
-    pub store: Arc<Store>,
+    pub store: Arc<S>,
     /// The runtime driver.
     pub driver: Arc<D>,
     /// How often a converged workspace is checked again.
@@ -54,29 +55,29 @@ pub struct Context<D> {
 /// # Errors
 /// Store or driver failures; the caller's error policy decides the backoff.
 #[tracing::instrument(skip_all, fields(object = %key), err)]
-pub async fn reconcile<D: Driver>(
+pub async fn reconcile<D: Driver, S: ResourceStore>(
     key: &ObjectKey,
-    ctx: &Context<D>,
+    ctx: &Context<D, S>,
 ) -> Result<Action, ReconcileError> {
-    let Some(object) = ctx.store.get(key)? else {
+    let Some(object) = ctx.store.get(key).await? else {
         return Ok(Action::AwaitChange); // gone
     };
     match object {
         Resource::Workspace(ws) => reconcile_workspace(key, ws, ctx).await,
         Resource::Organization(_) | Resource::Team(_) => {
-            rollup(key, ctx)?;
+            rollup(key, ctx).await?;
             Ok(Action::AwaitChange)
         }
     }
 }
 
-async fn reconcile_workspace<D: Driver>(
+async fn reconcile_workspace<D: Driver, S: ResourceStore>(
     key: &ObjectKey,
     ws: Workspace,
-    ctx: &Context<D>,
+    ctx: &Context<D, S>,
 ) -> Result<Action, ReconcileError> {
     let generation = ws.metadata.generation;
-    let placed = placed(ctx, key, &ws);
+    let placed = placed(ctx, key, &ws).await;
     if ws.metadata.deletion_timestamp.is_some() {
         let purge = ws
             .metadata
@@ -93,19 +94,22 @@ async fn reconcile_workspace<D: Driver>(
                 "stopping the instance",
                 generation,
             );
-        })?;
+        })
+        .await?;
         ctx.driver.stop(key, &placed, purge).await?;
-        ctx.store.record_event(
-            key,
-            "Normal",
-            "Stopped",
-            if purge {
-                "instance stopped, data purged"
-            } else {
-                "instance stopped cleanly, data kept"
-            },
-        );
-        ctx.store.remove_finalizer(key, RUNTIME_FINALIZER)?;
+        ctx.store
+            .record_event(
+                key,
+                "Normal",
+                "Stopped",
+                if purge {
+                    "instance stopped, data purged"
+                } else {
+                    "instance stopped cleanly, data kept"
+                },
+            )
+            .await;
+        ctx.store.remove_finalizer(key, RUNTIME_FINALIZER).await?;
         return Ok(Action::AwaitChange);
     }
     if crate::sleep::wants_sleep(&ws) {
@@ -131,8 +135,10 @@ async fn reconcile_workspace<D: Driver>(
                 crate::quota::admit(key, ctx, may_evict).await?
         {
             drop(admission);
-            crate::sleep::request_sleep(&ctx.store, key, crate::quota::QUOTA, &reason)?;
-            ctx.store.record_event(key, "Warning", "QuotaFull", &reason);
+            crate::sleep::request_sleep(&*ctx.store, key, crate::quota::QUOTA, &reason).await?;
+            ctx.store
+                .record_event(key, "Warning", "QuotaFull", &reason)
+                .await;
             crate::quota::record(ctx, key, &reason).await;
             return crate::sleep::converge_asleep(key, &ws, &placed, ctx).await;
         }
@@ -151,9 +157,10 @@ async fn reconcile_workspace<D: Driver>(
                 message,
                 generation,
             );
-        })?;
+        })
+        .await?;
         drop(admission);
-        ctx.store.record_event(key, "Normal", reason, message);
+        ctx.store.record_event(key, "Normal", reason, message).await;
     }
     let instance = match ctx.driver.ensure(key, &placed, &hash).await {
         Ok(i) => i,
@@ -185,23 +192,27 @@ async fn reconcile_workspace<D: Driver>(
                     &message,
                     generation,
                 );
-            })?;
+            })
+            .await?;
             ctx.store
-                .record_event(key, "Warning", "StartFailed", &message);
+                .record_event(key, "Warning", "StartFailed", &message)
+                .await;
             return Err(e.into());
         }
     };
     if !converged {
-        ctx.store.record_event(
-            key,
-            "Normal",
-            "Ready",
-            &format!(
-                "instance at {} runs generation {}",
-                instance.endpoint,
-                generation.unwrap_or(0)
-            ),
-        );
+        ctx.store
+            .record_event(
+                key,
+                "Normal",
+                "Ready",
+                &format!(
+                    "instance at {} runs generation {}",
+                    instance.endpoint,
+                    generation.unwrap_or(0)
+                ),
+            )
+            .await;
     }
     write_status(ctx, key, |s| {
         s.observed_generation = generation;
@@ -265,7 +276,8 @@ async fn reconcile_workspace<D: Driver>(
                 generation,
             );
         }
-    })?;
+    })
+    .await?;
     // Until the bucket holds it, look again soon: the status says when it does.
     Ok(Action::Requeue(
         if instance.restorable || instance.bucket.is_none() {
@@ -281,25 +293,31 @@ async fn reconcile_workspace<D: Driver>(
 const RESTORABLE_POLL: Duration = Duration::from_millis(200);
 
 /// Changes a workspace's status with `f`.
-pub(crate) fn write_status<D>(
-    ctx: &Context<D>,
+pub(crate) async fn write_status<D, S: ResourceStore>(
+    ctx: &Context<D, S>,
     key: &ObjectKey,
-    f: impl FnOnce(&mut WorkspaceStatus),
+    f: impl FnOnce(&mut WorkspaceStatus) + Send,
 ) -> Result<(), ReconcileError> {
-    ctx.store.update(key, |r| {
-        if let Resource::Workspace(w) = r {
-            f(w.status.get_or_insert_with(WorkspaceStatus::default));
-        }
-    })?;
+    ctx.store
+        .update(key, |r| {
+            if let Resource::Workspace(w) = r {
+                f(w.status.get_or_insert_with(WorkspaceStatus::default));
+            }
+        })
+        .await?;
     Ok(())
 }
 
 /// The workspace as its driver runs it: with its organization's bucket (the driver
 /// resolves a relative `file:` bucket against its data dir, and purges the workspace's
 /// objects there).
-pub(crate) fn placed<D>(ctx: &Context<D>, key: &ObjectKey, ws: &Workspace) -> Workspace {
+pub(crate) async fn placed<D, S: ResourceStore>(
+    ctx: &Context<D, S>,
+    key: &ObjectKey,
+    ws: &Workspace,
+) -> Workspace {
     let mut placed = ws.clone();
-    let storage = organization_storage(ctx, key);
+    let storage = organization_storage(ctx, key).await;
     let annotations = &mut placed.metadata.annotations;
     annotations.insert(BUCKET_ANNOTATION.into(), storage.bucket);
     if let Some(mirror) = storage.mirror {
@@ -320,8 +338,8 @@ pub const BUCKET_ANNOTATION: &str = "coditect.io/bucket";
 pub const MIRROR_ANNOTATION: &str = "coditect.io/mirror";
 
 /// The storage of the workspace's organization (the default when it names none).
-fn organization_storage<D>(
-    ctx: &Context<D>,
+async fn organization_storage<D, S: ResourceStore>(
+    ctx: &Context<D, S>,
     key: &ObjectKey,
 ) -> coditect_specs::organization::StorageSpec {
     let org = ObjectKey {
@@ -329,21 +347,25 @@ fn organization_storage<D>(
         organization: None,
         name: key.organization.clone().unwrap_or_default(),
     };
-    match ctx.store.get(&org) {
+    match ctx.store.get(&org).await {
         Ok(Some(Resource::Organization(o))) => o.spec.storage,
         _ => coditect_specs::organization::StorageSpec::default(),
     }
 }
 
 /// Organization and Team status: how many of their workspaces are Ready.
-fn rollup<D>(key: &ObjectKey, ctx: &Context<D>) -> Result<(), ReconcileError> {
+async fn rollup<D, S: ResourceStore>(
+    key: &ObjectKey,
+    ctx: &Context<D, S>,
+) -> Result<(), ReconcileError> {
     let org = match key.kind {
         Kind::Organization => key.name.clone(),
         _ => key.organization.clone().unwrap_or_default(),
     };
-    let workspaces =
-        ctx.store
-            .list(Some(Kind::Workspace), Some(&org), &LabelSelector::default())?;
+    let workspaces = ctx
+        .store
+        .list(Some(Kind::Workspace), Some(&org), &LabelSelector::default())
+        .await?;
     let in_scope: Vec<&Resource> = workspaces
         .iter()
         .filter(|w| {
@@ -356,26 +378,28 @@ fn rollup<D>(key: &ObjectKey, ctx: &Context<D>) -> Result<(), ReconcileError> {
         .filter(|w| matches!(w, Resource::Workspace(ws) if ws.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))))
         .count();
     let total = in_scope.len();
-    ctx.store.update(key, |r| {
-        let generation = r.metadata().generation;
-        let status = match r {
-            Resource::Organization(o) => o.status.get_or_insert_with(RollupStatus::default),
-            Resource::Team(t) => t.status.get_or_insert_with(RollupStatus::default),
-            Resource::Workspace(_) => return,
-        };
-        status.observed_generation = generation;
-        status.workspaces_ready = u32::try_from(ready).unwrap_or(u32::MAX);
-        status.workspaces_total = u32::try_from(total).unwrap_or(u32::MAX);
-        let message = format!("{ready}/{total} workspaces ready");
-        conditions::set(
-            &mut status.conditions,
-            "Ready",
-            ConditionStatus::True,
-            "Reconciled",
-            &message,
-            generation,
-        );
-    })?;
+    ctx.store
+        .update(key, |r| {
+            let generation = r.metadata().generation;
+            let status = match r {
+                Resource::Organization(o) => o.status.get_or_insert_with(RollupStatus::default),
+                Resource::Team(t) => t.status.get_or_insert_with(RollupStatus::default),
+                Resource::Workspace(_) => return,
+            };
+            status.observed_generation = generation;
+            status.workspaces_ready = u32::try_from(ready).unwrap_or(u32::MAX);
+            status.workspaces_total = u32::try_from(total).unwrap_or(u32::MAX);
+            let message = format!("{ready}/{total} workspaces ready");
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                ConditionStatus::True,
+                "Reconciled",
+                &message,
+                generation,
+            );
+        })
+        .await?;
     Ok(())
 }
 

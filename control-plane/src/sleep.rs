@@ -19,7 +19,7 @@ use crate::conditions;
 use crate::driver::{DiskRelease, Driver};
 use crate::error::{ReconcileError, StoreError};
 use crate::reconcile::{Action, Context, write_status};
-use crate::store::Store;
+use crate::resource_store::ResourceStore;
 
 /// How often a sleep held back by unsaved work is tried again.
 const BLOCKED_RETRY: Duration = Duration::from_secs(5);
@@ -33,41 +33,48 @@ fn now() -> String {
 ///
 /// # Errors
 /// Storage failures.
-pub fn request_sleep(
-    store: &Store,
+pub async fn request_sleep<S: ResourceStore>(
+    store: &S,
     key: &ObjectKey,
     by: &str,
     reason: &str,
 ) -> Result<Option<Resource>, StoreError> {
-    store.update(key, |r| {
-        if let Resource::Workspace(w) = r {
-            let status = w.status.get_or_insert_with(Default::default);
-            if status.sleep.is_none() {
-                status.sleep = Some(SleepStatus {
-                    reason: reason.to_string(),
-                    by: by.to_string(),
-                    requested_at: now(),
-                    asleep_since: None,
-                    blocked: None,
-                });
+    store
+        .update(key, |r| {
+            if let Resource::Workspace(w) = r {
+                let status = w.status.get_or_insert_with(Default::default);
+                if status.sleep.is_none() {
+                    status.sleep = Some(SleepStatus {
+                        reason: reason.to_string(),
+                        by: by.to_string(),
+                        requested_at: now(),
+                        asleep_since: None,
+                        blocked: None,
+                    });
+                }
             }
-        }
-    })
+        })
+        .await
 }
 
 /// Asks for `key` to be awake. Returns whether it was asleep (or going to sleep).
 ///
 /// # Errors
 /// Storage failures.
-pub fn request_wake(store: &Store, key: &ObjectKey) -> Result<bool, StoreError> {
+pub async fn request_wake<S: ResourceStore>(
+    store: &S,
+    key: &ObjectKey,
+) -> Result<bool, StoreError> {
     let mut was = false;
-    store.update(key, |r| {
-        if let Resource::Workspace(w) = r
-            && let Some(status) = w.status.as_mut()
-        {
-            was = status.sleep.take().is_some();
-        }
-    })?;
+    store
+        .update(key, |r| {
+            if let Resource::Workspace(w) = r
+                && let Some(status) = w.status.as_mut()
+            {
+                was = status.sleep.take().is_some();
+            }
+        })
+        .await?;
     Ok(was)
 }
 
@@ -81,11 +88,11 @@ pub fn wants_sleep(ws: &Workspace) -> bool {
 ///
 /// # Errors
 /// Store or driver failures.
-pub async fn converge_asleep<D: Driver>(
+pub async fn converge_asleep<D: Driver, S: ResourceStore>(
     key: &ObjectKey,
     ws: &Workspace,
     placed: &Workspace,
-    ctx: &Context<D>,
+    ctx: &Context<D, S>,
 ) -> Result<Action, ReconcileError> {
     let generation = ws.metadata.generation;
     if let Some(instance) = ctx.driver.observe(key, ws).await {
@@ -98,7 +105,8 @@ pub async fn converge_asleep<D: Driver>(
                     sleep.blocked = Some(why.clone());
                 }
                 s.awake_because = Some(why.clone());
-            })?;
+            })
+            .await?;
             tracing::warn!(workspace = %key, %error, "sleep held back: unsaved work");
             return Ok(Action::Requeue(BLOCKED_RETRY));
         }
@@ -112,7 +120,8 @@ pub async fn converge_asleep<D: Driver>(
                 "going to sleep: final sync round",
                 generation,
             );
-        })?;
+        })
+        .await?;
         ctx.driver.stop(key, placed, false).await?;
     }
     // Policy: free the local disk once the bucket copy is verified (kept by default);
@@ -141,11 +150,11 @@ pub async fn converge_asleep<D: Driver>(
             &format!(
                 "bucket copy verified ({objects} objects); {bytes} bytes of local disk freed; the next wake restores from the bucket"
             ),
-        ),
+        ).await,
         Some(DiskRelease::Kept(why)) => {
             tracing::warn!(workspace = %key, %why, "local disk kept");
             ctx.store
-                .record_event(key, "Warning", "DiskKept", &format!("local disk kept: {why}"));
+                .record_event(key, "Warning", "DiskKept", &format!("local disk kept: {why}")).await;
         }
         Some(DiskRelease::AlreadyFree) | None => {}
     }
@@ -182,21 +191,24 @@ pub async fn converge_asleep<D: Driver>(
             "",
             generation,
         );
-    })?;
+    })
+    .await?;
     if first {
-        ctx.store.record_event(
-            key,
-            "Normal",
-            "Asleep",
-            if matches!(
-                release,
-                Some(DiskRelease::Freed { .. } | DiskRelease::AlreadyFree)
-            ) {
-                "instance stopped cleanly; data in the bucket only"
-            } else {
-                "instance stopped cleanly; data kept on local disk"
-            },
-        );
+        ctx.store
+            .record_event(
+                key,
+                "Normal",
+                "Asleep",
+                if matches!(
+                    release,
+                    Some(DiskRelease::Freed { .. } | DiskRelease::AlreadyFree)
+                ) {
+                    "instance stopped cleanly; data in the bucket only"
+                } else {
+                    "instance stopped cleanly; data kept on local disk"
+                },
+            )
+            .await;
     }
     Ok(Action::AwaitChange)
 }
@@ -220,11 +232,15 @@ pub enum Woken {
 }
 
 /// Waits until the workspace serves, following the store's changes (no polling).
-pub async fn wait_serving(store: &Store, key: &ObjectKey, timeout: Duration) -> Woken {
+pub async fn wait_serving<S: ResourceStore>(
+    store: &S,
+    key: &ObjectKey,
+    timeout: Duration,
+) -> Woken {
     let mut changes = store.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match store.get(key) {
+        match store.get(key).await {
             Ok(Some(r)) if serving(&r) => return Woken::Serving,
             Ok(Some(Resource::Workspace(w))) => {
                 if let Some(sleep) = w.status.and_then(|s| s.sleep)

@@ -113,7 +113,7 @@ impl AutoSleeper {
             if sleep.by != AUTO_SLEEP || !self.window_is_near(key, &policy, now) {
                 return None;
             }
-            request_wake(&self.store, key).ok()?;
+            request_wake(&*self.store, key).await.ok()?;
             let _ = self.nudge.send(key.clone());
             self.record(key, "wake", "ahead of its keep-awake window")
                 .await;
@@ -127,7 +127,9 @@ impl AutoSleeper {
             .unwrap_or_else(|e| Verdict::Keep(format!("the schedule cannot be read: {e}")));
         match verdict {
             Verdict::Sleep(reason) => {
-                request_sleep(&self.store, key, AUTO_SLEEP, &reason).ok()?;
+                request_sleep(&*self.store, key, AUTO_SLEEP, &reason)
+                    .await
+                    .ok()?;
                 let _ = self.nudge.send(key.clone());
                 tracing::info!(workspace = %key, %reason, "auto-sleep");
                 self.record(key, "sleep", &reason).await;

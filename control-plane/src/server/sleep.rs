@@ -66,7 +66,8 @@ pub(super) async fn sleep(
 ) -> Result<Json<Value>, ApiError> {
     let key = usable(&s, &who, org, name)?;
     let reason = format!("put to sleep by {}", who.user);
-    let after = crate::sleep::request_sleep(&s.store, &key, &who.user, &reason)?
+    let after = crate::sleep::request_sleep(&*s.store, &key, &who.user, &reason)
+        .await?
         .ok_or_else(|| not_found(&key))?;
     let _ = s.nudge.send(key.clone());
     audit(&s, &who, "sleep", &key, &reason).await?;
@@ -82,7 +83,7 @@ pub(super) async fn wake(
     Path((org, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let key = usable(&s, &who, org, name)?;
-    let was = crate::sleep::request_wake(&s.store, &key)?;
+    let was = crate::sleep::request_wake(&*s.store, &key).await?;
     let _ = s.nudge.send(key.clone());
     if was {
         audit(&s, &who, "wake", &key, &format!("woken by {}", who.user)).await?;
@@ -110,7 +111,8 @@ pub(crate) async fn wake_on_connect(
     let asleep =
         matches!(&current, coditect_specs::Resource::Workspace(w) if crate::sleep::wants_sleep(w));
     if asleep {
-        let woke = crate::sleep::request_wake(&s.store, key)
+        let woke = crate::sleep::request_wake(&*s.store, key)
+            .await
             .map_err(|e| ApiError::from(e).into_response())?;
         let _ = s.nudge.send(key.clone());
         if woke {
@@ -120,19 +122,19 @@ pub(crate) async fn wake_on_connect(
                 .map_err(IntoResponse::into_response)?;
         }
     }
-    let (error, reason, retry) = match crate::sleep::wait_serving(&s.store, key, WAKE_TIMEOUT).await
-    {
-        crate::sleep::Woken::Serving => return Ok(()),
-        crate::sleep::Woken::QuotaFull(reason) => ("quota_full", reason, "30"),
-        crate::sleep::Woken::NotYet => (
-            "waking",
-            format!(
-                "{key} did not start within {}s; try again",
-                WAKE_TIMEOUT.as_secs()
+    let (error, reason, retry) =
+        match crate::sleep::wait_serving(&*s.store, key, WAKE_TIMEOUT).await {
+            crate::sleep::Woken::Serving => return Ok(()),
+            crate::sleep::Woken::QuotaFull(reason) => ("quota_full", reason, "30"),
+            crate::sleep::Woken::NotYet => (
+                "waking",
+                format!(
+                    "{key} did not start within {}s; try again",
+                    WAKE_TIMEOUT.as_secs()
+                ),
+                "5",
             ),
-            "5",
-        ),
-    };
+        };
     Err((
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, retry)],

@@ -42,6 +42,23 @@ pub enum DriverError {
     /// Files of the data directory could not be written.
     #[error("{0}")]
     Io(String),
+    /// The instance is asked for and on its way (a pod being scheduled, pulled, probed);
+    /// not a failure: look again soon.
+    #[error("{workspace} is not ready yet: {reason}")]
+    NotReady {
+        /// The workspace.
+        workspace: String,
+        /// What it waits for.
+        reason: String,
+    },
+    /// The API server (Kubernetes) refused or did not answer.
+    #[error("{workspace}: {reason}")]
+    Api {
+        /// The workspace.
+        workspace: String,
+        /// What the API server said.
+        reason: String,
+    },
 }
 
 /// A reconcile step failed; the error policy decides when to try again.

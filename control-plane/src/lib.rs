@@ -27,6 +27,7 @@ pub mod diff;
 pub mod driver;
 pub mod error;
 pub mod gateway;
+pub mod kubernetes;
 pub mod queue;
 pub mod quota;
 pub mod reconcile;

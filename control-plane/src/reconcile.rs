@@ -164,6 +164,22 @@ async fn reconcile_workspace<D: Driver, S: ResourceStore>(
     }
     let instance = match ctx.driver.ensure(key, &placed, &hash).await {
         Ok(i) => i,
+        Err(crate::error::DriverError::NotReady { reason, .. }) => {
+            // Asked for and on its way (a pod being scheduled): not a failure.
+            write_status(ctx, key, |s| {
+                s.phase = Some(if waking { "Waking" } else { "Starting" }.into());
+                conditions::set(
+                    &mut s.conditions,
+                    "Ready",
+                    ConditionStatus::False,
+                    "NotReady",
+                    &reason,
+                    generation,
+                );
+            })
+            .await?;
+            return Ok(Action::Requeue(NOT_READY_POLL.min(ctx.resync)));
+        }
         Err(e) => {
             let message = e.to_string();
             write_status(ctx, key, |s| {
@@ -287,6 +303,10 @@ async fn reconcile_workspace<D: Driver, S: ResourceStore>(
         },
     ))
 }
+
+/// How soon a workspace whose instance is on its way (a driver that starts it
+/// asynchronously, as Kubernetes does) is looked at again.
+const NOT_READY_POLL: Duration = Duration::from_secs(2);
 
 /// How soon a Running workspace whose first generation is not in the bucket is looked at
 /// again.

@@ -90,6 +90,16 @@ async fn no_token_or_a_wrong_token_gets_401_everywhere_and_leaves_no_trace() {
     assert!(ws.runtime.locks.list().is_empty(), "no lock was granted");
     let (status, _) = ws.client.get("/v1/status").await;
     assert_eq!(status, 200, "the right token works");
+    // The kubelet's probe needs no token, and learns nothing but that the instance serves.
+    let probe = ws
+        .client
+        .with_token(None)
+        .request(reqwest::Method::GET, "/healthz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status().as_u16(), 200);
+    assert_eq!(probe.text().await.unwrap(), "ok");
 }
 
 #[tokio::test]

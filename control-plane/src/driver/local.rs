@@ -170,49 +170,16 @@ impl LocalDriver {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Asks an instance for its status; `None` unless it is the workspace we expect.
-    async fn status(&self, endpoint: &str, token: &str, name: &str) -> Option<Value> {
-        let resp = self
-            .http
-            .get(format!("{endpoint}/v1/status"))
-            .bearer_auth(token)
-            .header(coditect_runtime::activity::PROBE_HEADER, "1")
-            .send()
-            .await
-            .ok()?;
-        let body: Value = resp.json().await.ok()?;
-        (body["workspace"] == name).then_some(body)
-    }
-
     async fn instance(&self, k: &Known, ws: &Workspace) -> Option<Instance> {
-        let status = self
-            .status(&k.endpoint, &k.token, &ws.metadata.name)
-            .await?;
-        Some(Instance {
-            endpoint: k.endpoint.clone(),
-            pid: Some(k.pid),
-            spec_hash: status["specHash"].as_str().unwrap_or_default().to_string(),
-            session_expires_at: status["session"]["expiresAt"].as_str().map(str::to_string),
-            sync_lag_seconds: status["sync"]["lagSeconds"].as_f64(),
-            restorable: status["sync"]["bucket"]
-                .as_str()
-                .is_some_and(|b| !b.is_empty()),
-            // Until its first sync round the instance does not report the bucket it was
-            // started with; it is this one.
-            bucket: Some(
-                status["sync"]["bucket"]
-                    .as_str()
-                    .filter(|b| !b.is_empty())
-                    .map_or_else(|| self.bucket_url(ws), str::to_string),
-            ),
-            mirror: status["sync"]["mirror"]["bucket"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| self.mirror_url(ws)),
-            mirror_lag_seconds: status["sync"]["mirror"]["lagSeconds"].as_f64(),
-            sync_error: status["sync"]["lastError"].as_str().map(str::to_string),
-            activity: serde_json::from_value(status["activity"].clone()).ok(),
-        })
+        let status =
+            super::instance_status(&self.http, &k.endpoint, &k.token, &ws.metadata.name).await?;
+        Some(Instance::from_status(
+            k.endpoint.clone(),
+            Some(k.pid),
+            &status,
+            Some(self.bucket_url(ws)),
+            self.mirror_url(ws),
+        ))
     }
 
     /// Reads `runtime.json` and the token of a folder.
@@ -563,7 +530,10 @@ impl Driver for LocalDriver {
             let Some(k) = self.discover(&folder) else {
                 continue;
             };
-            if self.status(&k.endpoint, &k.token, name).await.is_some() {
+            if super::instance_status(&self.http, &k.endpoint, &k.token, name)
+                .await
+                .is_some()
+            {
                 tracing::info!(workspace = %key, pid = k.pid, "stopping orphaned instance");
                 let _ = self.terminate(&key, k.pid).await;
                 reaped.push(key);

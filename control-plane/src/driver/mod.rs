@@ -3,6 +3,8 @@
 
 pub mod local;
 
+pub use crate::kubernetes::driver as kubernetes;
+
 use std::future::Future;
 
 use coditect_specs::{ObjectKey, Workspace};
@@ -36,6 +38,56 @@ pub struct Instance {
     pub sync_error: Option<String>,
     /// What keeps it awake, as the instance reports it (`status.activity`).
     pub activity: Option<coditect_runtime::activity::ActivityFacts>,
+}
+
+impl Instance {
+    /// An instance at `endpoint` as its `GET /v1/status` describes it. `bucket` and
+    /// `mirror` are what it was started with: until its first sync round it does not
+    /// report them itself.
+    pub fn from_status(
+        endpoint: String,
+        pid: Option<u32>,
+        status: &serde_json::Value,
+        bucket: Option<String>,
+        mirror: Option<String>,
+    ) -> Self {
+        let reported = status["sync"]["bucket"].as_str().filter(|b| !b.is_empty());
+        Instance {
+            endpoint,
+            pid,
+            spec_hash: status["specHash"].as_str().unwrap_or_default().to_string(),
+            session_expires_at: status["session"]["expiresAt"].as_str().map(str::to_string),
+            sync_lag_seconds: status["sync"]["lagSeconds"].as_f64(),
+            restorable: reported.is_some(),
+            bucket: reported.map(str::to_string).or(bucket),
+            mirror: status["sync"]["mirror"]["bucket"]
+                .as_str()
+                .map(str::to_string)
+                .or(mirror),
+            mirror_lag_seconds: status["sync"]["mirror"]["lagSeconds"].as_f64(),
+            sync_error: status["sync"]["lastError"].as_str().map(str::to_string),
+            activity: serde_json::from_value(status["activity"].clone()).ok(),
+        }
+    }
+}
+
+/// Asks an instance for its status (marked as a probe, so it is not activity); `None`
+/// unless it answers as the workspace `name`.
+pub async fn instance_status(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    name: &str,
+) -> Option<serde_json::Value> {
+    let resp = http
+        .get(format!("{endpoint}/v1/status"))
+        .bearer_auth(token)
+        .header(coditect_runtime::activity::PROBE_HEADER, "1")
+        .send()
+        .await
+        .ok()?;
+    let body: serde_json::Value = resp.json().await.ok()?;
+    (body["workspace"] == name).then_some(body)
 }
 
 /// Each running instance's own API token, which the gateway presents on a caller's

@@ -1,11 +1,12 @@
 //! The workspace's HTTP + WebSocket API.
 //!
-//! Every request must carry the workspace's bearer token (`Authorization: Bearer …`, or
+//! Every request but `GET /healthz` must carry the workspace's bearer token (`Authorization: Bearer …`, or
 //! `?access_token=…` for WebSocket clients that cannot set headers). A missing or wrong
 //! token gets 401 before any handler runs, so it leaves no trace in the data.
 //!
 //! | route | what |
 //! | --- | --- |
+//! | `GET /healthz` | `ok`, without a token: for the kubelet's readiness probe; says nothing else |
 //! | `GET /v1/health` | `{"ok":true}` once the instance serves (for the control plane's probes) |
 //! | `GET /v1/status` | workspace, session, agents, queue depths, last seq |
 //! | `GET /metrics` | Prometheus metrics |
@@ -45,6 +46,9 @@ pub use errors::ApiError;
 pub use live::{MAX_SUBSCRIPTIONS, QUEUE as LIVE_QUERY_QUEUE};
 pub use server::{HEADER_READ_TIMEOUT, serve, serve_with};
 
+/// The one route that answers without a token (a kubelet probe carries none).
+pub const PROBE_PATH: &str = "/healthz";
+
 /// The largest JSON request body (tasks, locks, events, messages, queries).
 pub const MAX_JSON_BODY: usize = 2 << 20;
 
@@ -57,6 +61,7 @@ const LIMITS: &str = "request bodies are limited to 2 MiB (2097152 bytes); a pro
 /// The API router over a workspace.
 pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
     let json_routes = Router::new()
+        .route(PROBE_PATH, get(|| async { "ok" }))
         .route("/v1/health", get(resources::health))
         .route("/v1/status", get(resources::status))
         .route("/metrics", get(resources::metrics))
@@ -143,6 +148,9 @@ async fn authenticate(
     req: Request,
     next: Next,
 ) -> Response {
+    if req.uri().path() == PROBE_PATH {
+        return next.run(req).await;
+    }
     let from_header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -211,7 +219,7 @@ async fn note_activity(
     req: Request,
     next: Next,
 ) -> Response {
-    let probe = req.uri().path() == "/v1/health"
+    let probe = [PROBE_PATH, "/v1/health"].contains(&req.uri().path())
         || req.headers().contains_key(crate::activity::PROBE_HEADER);
     if !probe {
         ws.activity.touch();

@@ -1,0 +1,229 @@
+//! `coditect operator`: the control plane's reconcilers with the Kubernetes API as their
+//! store and StatefulSets as their driver. Several replicas may run; a Lease elects the
+//! one that reconciles (the others wait, ready to take over). `/healthz` answers while the
+//! process runs, `/metrics` says whether this replica leads and what it has seen.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use coditect_specs::{Kind, ObjectKey};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::Api;
+use kube::runtime::watcher;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::mpsc;
+
+use super::WORKSPACE_LABEL;
+use super::driver::KubeDriver;
+use super::store::KubeStore;
+use super::workload::WorkloadOptions;
+use crate::controller::Controller;
+use crate::reconcile::Context;
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct OperatorOptions {
+    /// How workspaces run.
+    pub workload: WorkloadOptions,
+    /// Where `/healthz` and `/metrics` are served.
+    pub listen: SocketAddr,
+    /// The namespace of the leader-election Lease (the operator's own).
+    pub namespace: String,
+    /// This replica's name in the Lease and in Events (its pod name).
+    pub identity: String,
+    /// How often every object is reconciled again.
+    pub resync: Duration,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// No Kubernetes client could be configured (no in-cluster account, no kubeconfig).
+    #[error("cannot reach Kubernetes: {0}")]
+    Client(String),
+    /// Leader election failed.
+    #[error("leader election: {0}")]
+    Lease(String),
+    /// The health and metrics address could not be bound.
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What `/metrics` reports.
+#[derive(Debug, Default)]
+struct Gauges {
+    leader: AtomicBool,
+    workspaces: AtomicU64,
+    changes: AtomicU64,
+}
+
+impl Gauges {
+    fn render(&self) -> String {
+        format!(
+            "# HELP coditect_operator_leader Whether this replica holds the Lease and reconciles.\n\
+             # TYPE coditect_operator_leader gauge\n\
+             coditect_operator_leader {}\n\
+             # HELP coditect_operator_workspaces Workspace objects in the cache.\n\
+             # TYPE coditect_operator_workspaces gauge\n\
+             coditect_operator_workspaces {}\n\
+             # HELP coditect_operator_changes_total Object changes seen by the watches.\n\
+             # TYPE coditect_operator_changes_total counter\n\
+             coditect_operator_changes_total {}\n",
+            u8::from(self.leader.load(Ordering::Relaxed)),
+            self.workspaces.load(Ordering::Relaxed),
+            self.changes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Runs the operator until `shutdown` resolves.
+///
+/// # Errors
+/// No client, no Lease, or the health address taken.
+pub async fn run(
+    opts: OperatorOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), OperatorError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| OperatorError::Client(e.to_string()))?;
+    let gauges = Arc::new(Gauges::default());
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| OperatorError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let g = gauges.clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || async move { g.render() }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "health server stopped");
+        }
+    });
+    tracing::info!(listen = %opts.listen, identity = %opts.identity, "operator started; waiting for the lease");
+    let lease = LeaseManagerBuilder::new(client.clone(), "coditect-operator")
+        .with_namespace(&opts.namespace)
+        .with_identity(&opts.identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .map_err(|e| OperatorError::Lease(e.to_string()))?;
+    let (mut leading, lease_task) = lease.watch().await;
+    tokio::pin!(shutdown);
+    loop {
+        if *leading.borrow_and_update() {
+            gauges.leader.store(true, Ordering::Relaxed);
+            tracing::info!("leading: reconciling");
+            let lost = async {
+                while leading.changed().await.is_ok() {
+                    if !*leading.borrow() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                () = lead(client.clone(), &opts, gauges.clone()) => {}
+                () = lost => tracing::warn!("lost the lease; standing by"),
+                () = &mut shutdown => break,
+            }
+            gauges.leader.store(false, Ordering::Relaxed);
+        } else {
+            tokio::select! {
+                changed = leading.changed() => if changed.is_err() { break },
+                () = &mut shutdown => break,
+            }
+        }
+    }
+    // Dropping the receiver releases the Lease, so another replica takes over at once.
+    drop(leading);
+    let _ = lease_task.await;
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+/// Reconciles while this replica leads: watches, then the controller.
+async fn lead(client: kube::Client, opts: &OperatorOptions, gauges: Arc<Gauges>) {
+    let store = Arc::new(KubeStore::new(client.clone(), Some(opts.identity.clone())));
+    let mut listed = Vec::new();
+    for kind in Kind::ALL {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        listed.push(rx);
+        let s = store.clone();
+        tokio::spawn(async move { s.watch(kind, tx).await });
+    }
+    for rx in listed {
+        let _ = rx.await;
+    }
+    let driver = Arc::new(KubeDriver::new(client.clone(), opts.workload.clone(), true));
+    let controller = Controller::new(Context {
+        store: store.clone(),
+        driver,
+        resync: opts.resync,
+        admission: tokio::sync::Mutex::new(()),
+        audit: None,
+    });
+    // A pod that becomes ready, crashes or goes: look at its workspace again.
+    let (nudge, nudges) = mpsc::unbounded_channel();
+    tokio::spawn(follow_pods(client, nudge));
+    let mut changes = crate::resource_store::ResourceStore::subscribe(&*store);
+    let g = gauges.clone();
+    let s = store.clone();
+    tokio::spawn(async move {
+        while let Ok(_c) = changes.recv().await {
+            g.changes.fetch_add(1, Ordering::Relaxed);
+            let n = crate::resource_store::ResourceStore::list(
+                &*s,
+                Some(Kind::Workspace),
+                None,
+                &crate::selector::LabelSelector::default(),
+            )
+            .await
+            .map_or(0, |l| l.len());
+            g.workspaces.store(n as u64, Ordering::Relaxed);
+        }
+    });
+    let (_exits_tx, exits) = mpsc::unbounded_channel();
+    controller.run(exits, nudges, std::future::pending()).await;
+}
+
+/// Nudges a workspace whenever its StatefulSet's status changes.
+async fn follow_pods(client: kube::Client, nudge: mpsc::UnboundedSender<ObjectKey>) {
+    let api: Api<StatefulSet> = Api::all(client);
+    let config = watcher::Config::default().labels(WORKSPACE_LABEL);
+    let stream = watcher(api, config);
+    futures_util::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        let Ok(watcher::Event::Apply(sts) | watcher::Event::Delete(sts)) = event else {
+            continue;
+        };
+        let meta = &sts.metadata;
+        let (Some(ns), Some(name)) = (
+            meta.namespace.clone(),
+            meta.labels
+                .as_ref()
+                .and_then(|l| l.get(WORKSPACE_LABEL))
+                .cloned(),
+        ) else {
+            continue;
+        };
+        let _ = nudge.send(ObjectKey {
+            kind: Kind::Workspace,
+            organization: Some(ns),
+            name,
+        });
+    }
+}

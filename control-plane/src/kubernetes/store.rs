@@ -105,9 +105,9 @@ impl KubeStore {
         self.cache.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes an object the API server returned (or a watch delivered) into the cache,
-    /// unless the cache holds a newer one; tells subscribers.
-    fn take(&self, raw: Value, deleted: bool) {
+    /// Takes an object a watch delivered (or a write returned) into the cache, unless the
+    /// cache holds a newer one, and tells subscribers.
+    pub fn observed(&self, raw: Value, deleted: bool) {
         let resource = match mapping::from_kubernetes(&raw) {
             Ok(r) => r,
             Err(e) => {
@@ -168,10 +168,10 @@ impl KubeStore {
                     if kind == Kind::Workspace {
                         self.keep_finalizer(&raw).await;
                     }
-                    self.take(raw, false);
+                    self.observed(raw, false);
                 }
                 Ok(watcher::Event::Delete(o)) => {
-                    self.take(serde_json::to_value(&o).unwrap_or(Value::Null), true);
+                    self.observed(serde_json::to_value(&o).unwrap_or(Value::Null), true);
                 }
                 Ok(watcher::Event::Init) => {}
                 Ok(watcher::Event::InitDone) => {
@@ -209,7 +209,7 @@ impl KubeStore {
             )
             .await
         {
-            Ok(o) => self.take(serde_json::to_value(&o).unwrap_or(Value::Null), false),
+            Ok(o) => self.observed(serde_json::to_value(&o).unwrap_or(Value::Null), false),
             Err(e) => {
                 tracing::warn!(error = %e, "adding the runtime finalizer failed; the next event retries")
             }
@@ -299,7 +299,7 @@ impl ResourceStore for KubeStore {
                 .await
                 .map_err(|e| api_error(&format!("write the status of {key}"), &e))?;
             raw = serde_json::to_value(&written).unwrap_or(Value::Null);
-            self.take(raw.clone(), false);
+            self.observed(raw.clone(), false);
         }
         let finalizers = &next.metadata().finalizers;
         if *finalizers != before.resource.metadata().finalizers {
@@ -311,7 +311,7 @@ impl ResourceStore for KubeStore {
                 Ok(written) => {
                     let gone =
                         written.metadata.deletion_timestamp.is_some() && finalizers.is_empty();
-                    self.take(serde_json::to_value(&written).unwrap_or(Value::Null), gone);
+                    self.observed(serde_json::to_value(&written).unwrap_or(Value::Null), gone);
                     if gone {
                         return Ok(None);
                     }

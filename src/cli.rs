@@ -55,6 +55,13 @@ pub enum Command {
     WorkspaceRuntime(WorkspaceRuntimeArgs),
     /// Start the control plane in the foreground, and apply manifests if given.
     Up(UpArgs),
+    /// Print what `kubectl apply -f` takes: the CRDs (`--crds`), the objects of
+    /// manifests as Kubernetes objects (`-f`, each organization a namespace), and the
+    /// workloads the operator makes of them (`--workloads`).
+    Manifests(ManifestsArgs),
+    /// Run the control plane on Kubernetes: reconcile Organizations, Teams and
+    /// Workspaces into StatefulSets (in the cluster, or with $KUBECONFIG).
+    Operator(OperatorArgs),
     /// Create or update objects from manifests (all or nothing).
     Apply(ApplyArgs),
     /// List objects, or show one.
@@ -541,6 +548,54 @@ pub struct LoadtestArgs {
     /// No progress bars (also when stderr is not a terminal or CI is set).
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    /// Manifests to convert (files, folders, or `-` for stdin).
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Descend into subfolders.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// As Kubernetes objects (the only target today; accepted for clarity).
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// The CustomResourceDefinitions of our kinds, first.
+    #[arg(long)]
+    pub crds: bool,
+    /// Also what the operator makes of each workspace (ServiceAccount, ConfigMap,
+    /// Service, StatefulSet), as it would apply them.
+    #[arg(long, requires = "files")]
+    pub workloads: bool,
+    /// The `coditect` image the workloads run.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The storage class of the workspaces' data volumes (the cluster's default if unset).
+    #[arg(long)]
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Where /healthz and /metrics are served.
+    #[arg(long, env = "CODITECT_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
+    pub listen: std::net::SocketAddr,
+    /// The namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "coditect-system")]
+    pub namespace: String,
+    /// This replica's name in the Lease and in Events.
+    #[arg(long, env = "POD_NAME", default_value = "coditect-operator")]
+    pub identity: String,
+    /// The `coditect` image workspaces run.
+    #[arg(long, env = "CODITECT_IMAGE", default_value = concat!("ghcr.io/coditect/coditect:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// The storage class of the workspaces' data volumes.
+    #[arg(long, env = "CODITECT_STORAGE_CLASS")]
+    pub storage_class: Option<String>,
+    /// How often every object is reconciled again.
+    #[arg(long, default_value = "5m")]
+    pub resync: coditect_specs::Duration,
 }
 
 #[derive(Debug, Args)]

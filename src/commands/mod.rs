@@ -12,6 +12,7 @@ mod describe;
 mod diff;
 mod get;
 mod inside;
+mod kubernetes;
 mod loadtest;
 mod manifests;
 mod schema;
@@ -80,6 +81,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Version => version::run(format),
         Command::WorkspaceRuntime(args) => workspace_runtime::run(&args),
         Command::Up(args) => block_on(up::run(format, &args)),
+        Command::Manifests(args) => kubernetes::manifests(format, &args),
+        Command::Operator(args) => block_on(kubernetes::operator(&args)),
         Command::Apply(args) => block_on(apply::run(format, remote, &args)),
         Command::Get(args) => block_on(get::run(format, remote, &args)),
         Command::Describe(args) => block_on(describe::run(format, remote, &args)),

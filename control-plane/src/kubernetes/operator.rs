@@ -178,13 +178,28 @@ async fn lead(client: kube::Client, opts: &OperatorOptions, gauges: Arc<Gauges>)
     });
     // A pod that becomes ready, crashes or goes: look at its workspace again.
     let (nudge, nudges) = mpsc::unbounded_channel();
-    tokio::spawn(follow_pods(client, nudge));
+    tokio::spawn(follow_pods(client, nudge.clone()));
     let mut changes = crate::resource_store::ResourceStore::subscribe(&*store);
     let g = gauges.clone();
     let s = store.clone();
     tokio::spawn(async move {
-        while let Ok(_c) = changes.recv().await {
+        // A sleep or wake is a wish in the status (`kubectl patch --subresource=status`,
+        // the quota): not a spec change, so the controller is nudged when it flips.
+        let mut wished: std::collections::HashMap<ObjectKey, bool> = Default::default();
+        while let Ok(c) = changes.recv().await {
             g.changes.fetch_add(1, Ordering::Relaxed);
+            if let Ok(r @ coditect_specs::Resource::Workspace(_)) =
+                coditect_specs::Resource::from_trusted_json(c.object.clone())
+            {
+                let key = r.key();
+                let sleep = !c.object["status"]["sleep"].is_null();
+                if wished
+                    .insert(key.clone(), sleep)
+                    .is_some_and(|was| was != sleep)
+                {
+                    let _ = nudge.send(key);
+                }
+            }
             let n = crate::resource_store::ResourceStore::list(
                 &*s,
                 Some(Kind::Workspace),

@@ -225,11 +225,13 @@ pub fn stateful_set(d: &Desired<'_>, opts: &WorkloadOptions) -> Value {
     let mut mounts = vec![
         json!({"name": "data", "mountPath": DATA_DIR}),
         json!({"name": "spec", "mountPath": SPEC_DIR, "readOnly": true}),
+        // The root filesystem is read-only; scratch space is the pod's own.
+        json!({"name": "tmp", "mountPath": "/tmp"}),
     ];
-    let mut volumes = vec![json!({
-        "name": "spec",
-        "configMap": {"name": spec_config_map_name(name)},
-    })];
+    let mut volumes = vec![
+        json!({"name": "spec", "configMap": {"name": spec_config_map_name(name)}}),
+        json!({"name": "tmp", "emptyDir": {}}),
+    ];
     for (i, secret) in secrets(&runtime_spec(ws)).iter().enumerate() {
         let volume = format!("secret-{i}");
         mounts.push(json!({"name": volume, "mountPath": format!("{SECRETS_DIR}/{secret}"), "readOnly": true}));

@@ -62,6 +62,9 @@ pub enum Command {
     /// Run the control plane on Kubernetes: reconcile Organizations, Teams and
     /// Workspaces into StatefulSets (in the cluster, or with $KUBECONFIG).
     Operator(OperatorArgs),
+    /// Run the gateway on Kubernetes: `/w/{org}/{workspace}/…` to the workspace's pod,
+    /// callers checked by TokenReview and RBAC, sleeping workspaces woken on connect.
+    Gateway(GatewayArgs),
     /// Create or update objects from manifests (all or nothing).
     Apply(ApplyArgs),
     /// List objects, or show one.
@@ -577,6 +580,16 @@ pub struct ManifestsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Where `/w/…`, /healthz and /readyz are served.
+    #[arg(long, env = "CODITECT_GATEWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// This replica's name in Events.
+    #[arg(long, env = "POD_NAME", default_value = "coditect-gateway")]
+    pub identity: String,
+}
+
+#[derive(Debug, Args)]
 pub struct OperatorArgs {
     /// Where /healthz and /metrics are served.
     #[arg(long, env = "CODITECT_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
@@ -593,6 +606,9 @@ pub struct OperatorArgs {
     /// The storage class of the workspaces' data volumes.
     #[arg(long, env = "CODITECT_STORAGE_CLASS")]
     pub storage_class: Option<String>,
+    /// How often the auto-sleeper looks at every awake workspace (0s: never).
+    #[arg(long, default_value = "5s")]
+    pub auto_sleep_every: coditect_specs::Duration,
     /// How often every object is reconciled again.
     #[arg(long, default_value = "5m")]
     pub resync: coditect_specs::Duration,

@@ -108,6 +108,7 @@ async fn a_workspace_comes_up_sleeps_wakes_and_goes_on_a_real_cluster() {
             identity: "e2e".into(),
             resync: Duration::from_secs(30),
         },
+        None,
         std::future::pending(),
     ));
     until("Ready", &workspaces, "e2e", ready).await;

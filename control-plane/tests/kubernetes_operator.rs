@@ -125,6 +125,20 @@ impl World {
                 (201, o)
             }
             "PATCH" if sent.content_type == "application/apply-patch+yaml" => {
+                // A resourceVersion in an applied object is a precondition.
+                let expected = &sent.body["metadata"]["resourceVersion"];
+                if !expected.is_null()
+                    && self
+                        .objects
+                        .get(&path)
+                        .is_some_and(|o| *expected != o["metadata"]["resourceVersion"])
+                {
+                    return status(
+                        409,
+                        "Conflict",
+                        "the object has been modified; please apply your changes to the latest version and try again",
+                    );
+                }
                 let mut o = if sub {
                     let Some(mut o) = self.objects.get(&path).cloned() else {
                         return status(404, "NotFound", &path);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use coditect_control_plane::access::{AuditLog, Entry, Identity, Outcome};
 use coditect_control_plane::driver::InstanceTokens;
+use coditect_control_plane::resource_store::ResourceStore;
 use coditect_control_plane::selector::LabelSelector;
 use coditect_control_plane::sleep::{request_sleep, request_wake};
 use coditect_control_plane::store::Store;
@@ -40,13 +41,14 @@ pub enum Step {
     Woke,
 }
 
-/// The auto-sleeper of one control plane.
+/// The auto-sleeper of one control plane: the embedded one (its SQLite [`Store`], steps
+/// in the audit trail) or the Kubernetes operator (steps as Events on the Workspace).
 #[derive(Debug, Clone)]
-pub struct AutoSleeper {
-    store: Arc<Store>,
+pub struct AutoSleeper<S: ResourceStore = Store> {
+    store: Arc<S>,
     instances: Arc<dyn InstanceTokens>,
     nudge: tokio::sync::mpsc::UnboundedSender<ObjectKey>,
-    audit: AuditLog,
+    audit: Option<AuditLog>,
     http: reqwest::Client,
     /// Wakes start this long before a window opens…
     pub lead: Duration,
@@ -56,13 +58,29 @@ pub struct AutoSleeper {
 
 impl AutoSleeper {
     /// The auto-sleeper of `cp`, waking workspaces 10 minutes ahead of their windows,
-    /// spread over 8 minutes.
+    /// spread over 8 minutes, its steps in `cp`'s audit trail.
     pub fn new(cp: &ControlPlane) -> Self {
+        let mut sleeper =
+            AutoSleeper::over(cp.store.clone(), cp.instances.clone(), cp.nudge.clone());
+        sleeper.audit = Some(cp.access.audit.clone());
+        sleeper
+    }
+}
+
+impl<S: ResourceStore> AutoSleeper<S> {
+    /// An auto-sleeper over any store (the operator's is the Kubernetes API): `instances`
+    /// knows each instance's token, `nudge` asks the reconciler to act on a wish now.
+    /// Its steps are recorded as events on the workspace.
+    pub fn over(
+        store: Arc<S>,
+        instances: Arc<dyn InstanceTokens>,
+        nudge: tokio::sync::mpsc::UnboundedSender<ObjectKey>,
+    ) -> Self {
         AutoSleeper {
-            store: cp.store.clone(),
-            instances: cp.instances.clone(),
-            nudge: cp.nudge.clone(),
-            audit: cp.access.audit.clone(),
+            store,
+            instances,
+            nudge,
+            audit: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
@@ -87,6 +105,7 @@ impl AutoSleeper {
         let Ok(all) = self
             .store
             .list(Some(Kind::Workspace), None, &LabelSelector::default())
+            .await
         else {
             return Vec::new();
         };
@@ -137,12 +156,16 @@ impl AutoSleeper {
             }
             Verdict::Keep(why) => {
                 if status.awake_because.as_deref() != Some(why.as_str()) {
-                    let _ = self.store.update(key, |r| {
-                        if let Resource::Workspace(w) = r {
-                            w.status.get_or_insert_with(Default::default).awake_because =
-                                Some(why.clone());
-                        }
-                    });
+                    let because = why.clone();
+                    let _ = self
+                        .store
+                        .update(key, move |r| {
+                            if let Resource::Workspace(w) = r {
+                                w.status.get_or_insert_with(Default::default).awake_because =
+                                    Some(because);
+                            }
+                        })
+                        .await;
                 }
                 Some(Step::Kept(why))
             }
@@ -187,6 +210,15 @@ impl AutoSleeper {
     }
 
     async fn record(&self, key: &ObjectKey, action: &str, detail: &str) {
+        let Some(audit) = &self.audit else {
+            let reason = if action == "sleep" {
+                "AutoSleep"
+            } else {
+                "AutoWake"
+            };
+            self.store.record_event(key, "Normal", reason, detail).await;
+            return;
+        };
         let who = Identity {
             user: AUTO_SLEEP.into(),
             token_id: String::new(),
@@ -199,7 +231,7 @@ impl AutoSleeper {
             outcome: Outcome::Ok,
             detail: Some(detail.to_string()),
         };
-        if let Err(e) = self.audit.record(entry).await {
+        if let Err(e) = audit.record(entry).await {
             tracing::warn!(error = %e, "audit trail: auto-sleep entry not written");
         }
     }

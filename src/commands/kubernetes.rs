@@ -1,17 +1,18 @@
 //! `coditect manifests` (what `kubectl apply -f` takes: our objects, the CRDs, the
-//! workloads the operator would make) and `coditect operator` (the control plane on
-//! Kubernetes).
+//! workloads the operator would make), `coditect operator` (the control plane on
+//! Kubernetes) and `coditect gateway` (its gateway).
 
 use coditect_control_plane::kubernetes::operator::{self, OperatorOptions};
 use coditect_control_plane::kubernetes::workload::{self, Desired, WorkloadOptions};
-use coditect_control_plane::kubernetes::{crd, mapping};
+use coditect_control_plane::kubernetes::{crd, gateway, mapping};
 use coditect_control_plane::reconcile::BUCKET_ANNOTATION;
+use coditect_ops::autosleep::AutoSleeper;
 use coditect_runtime::shutdown::Shutdown;
 use coditect_specs::Resource;
 use serde_json::{Value, json};
 
 use super::manifests;
-use crate::cli::{ManifestsArgs, OperatorArgs};
+use crate::cli::{GatewayArgs, ManifestsArgs, OperatorArgs};
 use crate::exit::Failure;
 use crate::output::OutputFormat;
 
@@ -119,7 +120,28 @@ pub async fn operator(args: &OperatorArgs) -> Result<(), Failure> {
         identity: args.identity.clone(),
         resync: args.resync.to_std(),
     };
-    operator::run(opts, async move { shutdown.wait().await })
+    // The same auto-sleeper as `up`'s, over the Kubernetes API, while this replica leads.
+    let every = args.auto_sleep_every.to_std();
+    let sleeper: Option<operator::Beside> = (!every.is_zero()).then(|| {
+        let beside: operator::Beside = std::sync::Arc::new(move |leader: operator::Leader| {
+            let sleeper = AutoSleeper::over(leader.store, leader.tokens, leader.nudge);
+            Box::pin(sleeper.run(every))
+        });
+        beside
+    });
+    operator::run(opts, sleeper, async move { shutdown.wait().await })
+        .await
+        .map_err(|e| Failure::Unavailable(e.to_string()))
+}
+
+/// `coditect gateway`.
+pub async fn gateway(args: &GatewayArgs) -> Result<(), Failure> {
+    let mut shutdown = Shutdown::install();
+    let opts = gateway::GatewayOptions {
+        listen: args.listen,
+        identity: args.identity.clone(),
+    };
+    gateway::run(opts, async move { shutdown.wait().await })
         .await
         .map_err(|e| Failure::Unavailable(e.to_string()))
 }

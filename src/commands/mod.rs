@@ -83,6 +83,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Up(args) => block_on(up::run(format, &args)),
         Command::Manifests(args) => kubernetes::manifests(format, &args),
         Command::Operator(args) => block_on(kubernetes::operator(&args)),
+        Command::Gateway(args) => block_on(kubernetes::gateway(&args)),
         Command::Apply(args) => block_on(apply::run(format, remote, &args)),
         Command::Get(args) => block_on(get::run(format, remote, &args)),
         Command::Describe(args) => block_on(describe::run(format, remote, &args)),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use coditect_specs::{ObjectKey, Workspace};
 
+use super::tokens::SecretTokens;
 use super::workload::{self, Desired, WorkloadOptions};
 use super::{FIELD_MANAGER, mapping};
 use crate::driver::{Driver, Instance};
@@ -28,6 +29,7 @@ pub struct KubeDriver {
     /// Whether to ask a ready instance for its status (sync lag, activity) through its
     /// Service; the operator does, in the cluster.
     ask_instances: bool,
+    tokens: std::sync::Arc<SecretTokens>,
 }
 
 impl std::fmt::Debug for KubeDriver {
@@ -58,11 +60,17 @@ impl KubeDriver {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         KubeDriver {
+            tokens: std::sync::Arc::new(SecretTokens::new(client.clone())),
             client,
             options,
             http,
             ask_instances,
         }
+    }
+
+    /// The instances' tokens this driver has read (for the auto-sleeper's questions).
+    pub fn tokens(&self) -> std::sync::Arc<SecretTokens> {
+        self.tokens.clone()
     }
 
     fn api<K>(&self, ws: &Workspace) -> Api<K>
@@ -139,13 +147,6 @@ impl KubeDriver {
         }
     }
 
-    async fn token(&self, ws: &Workspace) -> Option<String> {
-        let name = workload::token_secret_name(&ws.metadata.name);
-        let secret = self.api::<Secret>(ws).get(&name).await.ok()?;
-        let bytes = secret.data?.get("token")?.0.clone();
-        String::from_utf8(bytes).ok()
-    }
-
     async fn write(&self, key: &ObjectKey, d: &Desired<'_>) -> Result<StatefulSet, DriverError> {
         let ws = d.workspace;
         let org = ws.metadata.organization.as_deref().unwrap_or_default();
@@ -184,7 +185,7 @@ impl KubeDriver {
             .unwrap_or_default();
         let endpoint = workload::endpoint(ws);
         let asked = if self.ask_instances {
-            match self.token(ws).await {
+            match self.tokens.load(ws).await {
                 Some(token) => {
                     crate::driver::instance_status(&self.http, &endpoint, &token, &ws.metadata.name)
                         .await
@@ -272,6 +273,8 @@ impl Driver for KubeDriver {
     }
 
     async fn stop(&self, key: &ObjectKey, ws: &Workspace, purge: bool) -> Result<(), DriverError> {
+        // Read again at the next start: a workspace deleted and made again has a new one.
+        self.tokens.forget(key);
         // A StatefulSet already gone (a workspace that never started) has nothing to stop.
         let existing = match self.api::<StatefulSet>(ws).get(&ws.metadata.name).await {
             Ok(s) => s,

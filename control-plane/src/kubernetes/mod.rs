@@ -16,9 +16,11 @@
 
 pub mod crd;
 pub mod driver;
+pub mod gateway;
 pub mod mapping;
 pub mod operator;
 pub mod store;
+pub mod tokens;
 pub mod workload;
 
 /// The API group of our kinds.

@@ -12,6 +12,7 @@ use axum::Router;
 use axum::routing::get;
 use coditect_specs::{Kind, ObjectKey};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Api;
 use kube::runtime::watcher;
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 use super::WORKSPACE_LABEL;
 use super::driver::KubeDriver;
 use super::store::KubeStore;
+use super::tokens::SecretTokens;
 use super::workload::WorkloadOptions;
 use crate::controller::Controller;
 use crate::reconcile::Context;
@@ -86,12 +88,28 @@ impl Gauges {
     }
 }
 
-/// Runs the operator until `shutdown` resolves.
+/// What the leading replica hands to work that runs beside its reconcilers.
+#[derive(Debug, Clone)]
+pub struct Leader {
+    /// The store the reconcilers use (the watch cache).
+    pub store: Arc<KubeStore>,
+    /// The instances' tokens, as the driver reads them.
+    pub tokens: Arc<SecretTokens>,
+    /// Asks the reconciler to look at a workspace now.
+    pub nudge: mpsc::UnboundedSender<ObjectKey>,
+}
+
+/// Work the leader runs beside the reconcilers, stopped when it stops leading (the CLI
+/// passes the auto-sleeper, which lives in a crate above this one).
+pub type Beside = Arc<dyn Fn(Leader) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Runs the operator until `shutdown` resolves, with `beside` running while it leads.
 ///
 /// # Errors
 /// No client, no Lease, or the health address taken.
 pub async fn run(
     opts: OperatorOptions,
+    beside: Option<Beside>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), OperatorError> {
     let client = kube::Client::try_default()
@@ -136,7 +154,7 @@ pub async fn run(
                 }
             };
             tokio::select! {
-                () = lead(client.clone(), &opts, gauges.clone()) => {}
+                () = lead(client.clone(), &opts, gauges.clone(), beside.clone()) => {}
                 () = lost => tracing::warn!("lost the lease; standing by"),
                 () = &mut shutdown => break,
             }
@@ -155,20 +173,28 @@ pub async fn run(
     Ok(())
 }
 
-/// Reconciles while this replica leads: watches, then the controller.
-async fn lead(client: kube::Client, opts: &OperatorOptions, gauges: Arc<Gauges>) {
+/// Reconciles while this replica leads: watches, then the controller. Everything it
+/// starts is in one `JoinSet`, so it all stops when leading stops (the future is dropped).
+async fn lead(
+    client: kube::Client,
+    opts: &OperatorOptions,
+    gauges: Arc<Gauges>,
+    beside: Option<Beside>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
     let store = Arc::new(KubeStore::new(client.clone(), Some(opts.identity.clone())));
     let mut listed = Vec::new();
     for kind in Kind::ALL {
         let (tx, rx) = tokio::sync::oneshot::channel();
         listed.push(rx);
         let s = store.clone();
-        tokio::spawn(async move { s.watch(kind, tx).await });
+        tasks.spawn(async move { s.watch(kind, tx).await });
     }
     for rx in listed {
         let _ = rx.await;
     }
     let driver = Arc::new(KubeDriver::new(client.clone(), opts.workload.clone(), true));
+    let tokens = driver.tokens();
     let controller = Controller::new(Context {
         store: store.clone(),
         driver,
@@ -178,11 +204,18 @@ async fn lead(client: kube::Client, opts: &OperatorOptions, gauges: Arc<Gauges>)
     });
     // A pod that becomes ready, crashes or goes: look at its workspace again.
     let (nudge, nudges) = mpsc::unbounded_channel();
-    tokio::spawn(follow_pods(client, nudge.clone()));
+    tasks.spawn(follow_pods(client, nudge.clone()));
+    if let Some(beside) = beside {
+        tasks.spawn(beside(Leader {
+            store: store.clone(),
+            tokens,
+            nudge: nudge.clone(),
+        }));
+    }
     let mut changes = crate::resource_store::ResourceStore::subscribe(&*store);
     let g = gauges.clone();
     let s = store.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         // A sleep or wake is a wish in the status (`kubectl patch --subresource=status`,
         // the quota): not a spec change, so the controller is nudged when it flips.
         let mut wished: std::collections::HashMap<ObjectKey, bool> = Default::default();

@@ -44,6 +44,9 @@ pub struct KubeStore {
     cache: RwLock<BTreeMap<ObjectKey, Cached>>,
     changes: broadcast::Sender<Change>,
     recorder: Recorder,
+    /// The operator adds the runtime finalizer to a Workspace without it; the gateway,
+    /// which only reads and wakes, does not.
+    adds_finalizers: bool,
 }
 
 impl std::fmt::Debug for KubeStore {
@@ -67,13 +70,28 @@ fn version(v: &Value) -> Option<u64> {
 }
 
 impl KubeStore {
-    /// A store over `client`; `instance` names this operator replica in its Events.
+    /// The operator's store over `client`; `instance` names this replica in its Events.
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
+        Self::reporting_as(client, "coditect-operator", instance, true)
+    }
+
+    /// The gateway's store: the same cache, Events reported as `coditect-gateway`, no
+    /// finalizers added.
+    pub fn for_gateway(client: kube::Client, instance: Option<String>) -> Self {
+        Self::reporting_as(client, "coditect-gateway", instance, false)
+    }
+
+    fn reporting_as(
+        client: kube::Client,
+        controller: &str,
+        instance: Option<String>,
+        adds_finalizers: bool,
+    ) -> Self {
         let (changes, _) = broadcast::channel(4096);
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
-                controller: "coditect-operator".into(),
+                controller: controller.into(),
                 instance,
             },
         );
@@ -82,6 +100,7 @@ impl KubeStore {
             cache: RwLock::new(BTreeMap::new()),
             changes,
             recorder,
+            adds_finalizers,
         }
     }
 
@@ -165,7 +184,7 @@ impl KubeStore {
             match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                     let raw = serde_json::to_value(&o).unwrap_or(Value::Null);
-                    if kind == Kind::Workspace {
+                    if kind == Kind::Workspace && self.adds_finalizers {
                         self.keep_finalizer(&raw).await;
                     }
                     self.observed(raw, false);
@@ -285,9 +304,13 @@ impl ResourceStore for KubeStore {
         };
         let (was, is) = (status(&before.resource), status(&next));
         if was != is {
+            // The resourceVersion read is a precondition: a status written from a stale
+            // cache (another writer — the gateway's wake, a replica that just lost the
+            // lease — changed it since) is refused with 409, and the caller retries.
             let body = json!({
                 "apiVersion": mapping::api_version(),
                 "kind": key.kind.as_str(),
+                "metadata": {"name": name, "resourceVersion": raw["metadata"]["resourceVersion"]},
                 "status": if is.is_null() { json!({}) } else { is },
             });
             let written = api

@@ -25,14 +25,12 @@ mod objects;
 mod sleep;
 mod usage;
 
-pub(crate) use sleep::wake_on_connect;
-
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -63,9 +61,7 @@ pub struct ServerState {
 
 /// The API and gateway router.
 pub fn router(state: ServerState) -> Router {
-    let gateway = Router::new()
-        .route("/w/{org}/{workspace}", any(crate::gateway::proxy_root))
-        .route("/w/{org}/{workspace}/{*rest}", any(crate::gateway::proxy));
+    let gateway = crate::gateway::routes::<ServerState>();
     let api = Router::new()
         .route("/apis/coditect.io/v1/apply", post(objects::apply))
         .route("/apis/coditect.io/v1/events", get(objects::events))

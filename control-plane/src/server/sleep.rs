@@ -1,20 +1,14 @@
 //! `POST …/workspaces/{name}/sleep` and `…/wake`: by hand, with the caller's
-//! `workspaces.use`, audited. The gateway wakes on connect through [`wake_on_connect`].
-
-use std::time::Duration;
+//! `workspaces.use`, audited. The gateway wakes on connect itself
+//! ([`crate::gateway::wake`]).
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use coditect_specs::{Kind, ObjectKey};
 use serde_json::{Value, json};
 
 use super::{ApiError, ServerState, authorize, not_found, record};
 use crate::access::{Identity, Outcome, Verb};
-
-/// How long a request through the gateway is held while its workspace wakes.
-pub const WAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn workspace(org: String, name: String) -> ObjectKey {
     ObjectKey {
@@ -89,56 +83,4 @@ pub(super) async fn wake(
         audit(&s, &who, "wake", &key, &format!("woken by {}", who.user)).await?;
     }
     Ok(Json(json!({"waking": was, "workspace": key.to_string()})))
-}
-
-/// Wakes a sleeping workspace for a request through the gateway and holds the request
-/// until the instance serves: the client sees one slow answer, never an error (unless the
-/// wake takes longer than [`WAKE_TIMEOUT`]: 503 with `Retry-After`).
-///
-/// # Errors
-/// The response to give instead.
-pub(crate) async fn wake_on_connect(
-    s: &ServerState,
-    who: &Identity,
-    key: &ObjectKey,
-) -> Result<(), Response> {
-    let Ok(Some(current)) = s.store.get(key) else {
-        return Ok(()); // the gateway's own lookup answers 404 or 500
-    };
-    if crate::sleep::serving(&current) {
-        return Ok(());
-    }
-    let asleep =
-        matches!(&current, coditect_specs::Resource::Workspace(w) if crate::sleep::wants_sleep(w));
-    if asleep {
-        let woke = crate::sleep::request_wake(&*s.store, key)
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?;
-        let _ = s.nudge.send(key.clone());
-        if woke {
-            tracing::info!(workspace = %key, user = %who.user, "waking on connect");
-            audit(s, who, "wake", key, "a request through the gateway")
-                .await
-                .map_err(IntoResponse::into_response)?;
-        }
-    }
-    let (error, reason, retry) =
-        match crate::sleep::wait_serving(&*s.store, key, WAKE_TIMEOUT).await {
-            crate::sleep::Woken::Serving => return Ok(()),
-            crate::sleep::Woken::QuotaFull(reason) => ("quota_full", reason, "30"),
-            crate::sleep::Woken::NotYet => (
-                "waking",
-                format!(
-                    "{key} did not start within {}s; try again",
-                    WAKE_TIMEOUT.as_secs()
-                ),
-                "5",
-            ),
-        };
-    Err((
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, retry)],
-        Json(json!({"error": error, "reason": reason})),
-    )
-        .into_response())
 }

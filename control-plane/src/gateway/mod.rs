@@ -3,26 +3,73 @@
 //! plain HTTP and for WebSocket.
 //!
 //! The caller presents their own token (`Authorization: Bearer …`, or `?access_token=…`
-//! for browsers' WebSockets). The gateway checks it and the caller's roles (reads — GET,
-//! WebSocket tails, `POST /v1/query` — need `workspaces.read`; everything else
-//! `workspaces.use`, which viewers lack), then talks to the instance with the instance's
-//! own token: users never handle workspace tokens, and the caller's token never reaches
-//! the instance. The check is a hash and a few lookups in memory (no query).
+//! for browsers' WebSockets). The gateway checks it and the caller's permission (reads —
+//! GET, WebSocket tails, `POST /v1/query` — need read, everything else use), then talks
+//! to the instance with the instance's own token: users never handle workspace tokens,
+//! and the caller's token never reaches the instance.
+//!
+//! Who the caller is, what they may do and where instances are is a [`Registry`]: the
+//! embedded control plane's (its own tokens and roles, [`embedded`]) or the cluster's
+//! (Kubernetes TokenReview and RBAC, [`crate::kubernetes::gateway`]). The proxying —
+//! holding a request while its workspace wakes or restarts, streaming, WebSocket — is
+//! this module's, once.
+
+mod embedded;
+pub mod wake;
+
+use std::future::Future;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::ws::{Message as AxMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use coditect_specs::{Kind, ObjectKey, Resource};
+use coditect_specs::{Kind, ObjectKey, Resource, Workspace};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as TgMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::access::http::bearer;
-use crate::access::{Identity, Verb};
-use crate::server::ServerState;
+use crate::access::Verb;
+use crate::resource_store::ResourceStore;
+
+/// What the gateway needs of the control plane it serves: who callers are and what they
+/// may do, where workspaces are, their instances' tokens, and how to wake one.
+pub trait Registry: Clone + Send + Sync + 'static {
+    /// Where the workspaces (and their status: endpoint, sleep) are.
+    type Store: ResourceStore;
+    /// An admitted caller.
+    type Caller: Send + Sync;
+
+    /// The store.
+    fn store(&self) -> &Self::Store;
+
+    /// The client requests to instances go out on.
+    fn http(&self) -> &reqwest::Client;
+
+    /// The caller, when their credential (from `headers` or the `query`) is good and lets
+    /// them `verb` the workspace `key`; else the answer to give (401, 403 naming what is
+    /// missing, 404 for a workspace they may not see, 429).
+    fn admit(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        verb: Verb,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Self::Caller, Response>> + Send;
+
+    /// The token of `key`'s instance, when it is known.
+    fn token(&self, key: &ObjectKey, ws: &Workspace)
+    -> impl Future<Output = Option<String>> + Send;
+
+    /// Wakes `key` if it sleeps, on `caller`'s behalf, and waits until it serves; else the
+    /// answer to give (503 with `Retry-After`).
+    fn wake(
+        &self,
+        caller: &Self::Caller,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<(), Response>> + Send;
+}
 
 /// Request bodies up to this size are buffered, so a request that finds its instance
 /// restarting can be held and sent again; larger ones (project files) stream through.
@@ -33,8 +80,8 @@ const BUFFERED_BODY: u64 = 1 << 20;
 const MAX_BODY: u64 = coditect_runtime::api::MAX_FILE_BODY;
 
 /// `/w/{org}/{workspace}` (no trailing path).
-pub async fn proxy_root(
-    state: State<ServerState>,
+pub async fn proxy_root<R: Registry>(
+    state: State<R>,
     Path((org, ws)): Path<(String, String)>,
     req: Request,
 ) -> Response {
@@ -42,8 +89,8 @@ pub async fn proxy_root(
 }
 
 /// `/w/{org}/{workspace}/{*rest}`.
-pub async fn proxy(
-    state: State<ServerState>,
+pub async fn proxy<R: Registry>(
+    state: State<R>,
     Path((org, ws, rest)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
@@ -58,8 +105,18 @@ fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
         .into_response()
 }
 
-async fn forward(
-    State(s): State<ServerState>,
+/// The gateway's routes over `registry`'s workspaces.
+pub fn routes<R: Registry>() -> axum::Router<R> {
+    axum::Router::new()
+        .route("/w/{org}/{workspace}", axum::routing::any(proxy_root::<R>))
+        .route(
+            "/w/{org}/{workspace}/{*rest}",
+            axum::routing::any(proxy::<R>),
+        )
+}
+
+async fn forward<R: Registry>(
+    State(s): State<R>,
     org: String,
     ws: String,
     rest: String,
@@ -75,15 +132,11 @@ async fn forward(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let who = match s.access.admit(bearer(req.headers(), req.uri().query())) {
-        Ok(who) => who,
-        Err(refusal) => return refusal.into_response(),
-    };
     let verb = verb_of(req.method(), &rest, is_upgrade);
-    let policy = s.access.policy(&s.store);
-    if let Err(refused) = crate::server::authorize(&policy, &who, verb, &key) {
-        return refused.into_response();
-    }
+    let who = match s.admit(req.headers(), req.uri().query(), verb, &key).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
     let deadline = tokio::time::Instant::now() + RESTART_GRACE;
     let (endpoint, token) = match instance_by(&s, &who, &key, deadline).await {
         Ok(e) => e,
@@ -121,7 +174,7 @@ fn without_token(query: Option<&str>) -> String {
 }
 
 /// The workspace's instance address and token, or the answer to give when there is none.
-fn instance(s: &ServerState, key: &ObjectKey) -> Result<(String, String), Box<Response>> {
+async fn instance<R: Registry>(s: &R, key: &ObjectKey) -> Result<(String, String), Box<Response>> {
     let not_ready = || {
         Box::new(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -129,38 +182,36 @@ fn instance(s: &ServerState, key: &ObjectKey) -> Result<(String, String), Box<Re
             format!("{key} has no running instance yet"),
         ))
     };
-    let endpoint = endpoint(s, key)?;
-    let token = s.instances.token(key).ok_or_else(not_ready)?;
+    let (endpoint, ws) = endpoint(s, key).await?;
+    let token = s.token(key, &ws).await.ok_or_else(not_ready)?;
     Ok((endpoint, token))
 }
 
 /// [`instance`]; when the workspace has none, it is woken if it sleeps (or awaited while
 /// it starts or restarts after a crash) and the request is held until it serves, or
 /// until `deadline` for a restart. The common case is one store read.
-async fn instance_by(
-    s: &ServerState,
-    who: &Identity,
+async fn instance_by<R: Registry>(
+    s: &R,
+    who: &R::Caller,
     key: &ObjectKey,
     deadline: tokio::time::Instant,
 ) -> Result<(String, String), Box<Response>> {
     loop {
-        match instance(s, key) {
+        match instance(s, key).await {
             Ok(found) => return Ok(found),
             Err(refused)
                 if refused.status() == StatusCode::SERVICE_UNAVAILABLE
                     && tokio::time::Instant::now() < deadline =>
             {
-                crate::server::wake_on_connect(s, who, key)
-                    .await
-                    .map_err(Box::new)?;
+                s.wake(who, key).await.map_err(Box::new)?;
                 // Serving as the store says. The request goes at once when the driver
                 // knows the instance (after a wake it does: it learns the instance before
                 // the store is told); else (a restart) it may learn the new token a moment
                 // later: look again shortly.
-                if let Ok(found) = instance(s, key) {
+                if let Ok(found) = instance(s, key).await {
                     return Ok(found);
                 }
-                let mut changes = s.store.subscribe();
+                let mut changes = s.store().subscribe();
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(10), changes.recv())
                     .await;
             }
@@ -169,14 +220,20 @@ async fn instance_by(
     }
 }
 
-/// The workspace's instance address, or the answer to give when there is none.
-fn endpoint(s: &ServerState, key: &ObjectKey) -> Result<String, Box<Response>> {
+/// The workspace's instance address (and the workspace), or the answer to give when
+/// there is none.
+async fn endpoint<R: Registry>(
+    s: &R,
+    key: &ObjectKey,
+) -> Result<(String, Workspace), Box<Response>> {
     let refused = |status, error, reason: String| Box::new(refuse(status, error, reason));
-    match s.store.get(key) {
+    match s.store().get(key).await {
         Ok(Some(Resource::Workspace(w))) => w
             .status
+            .as_ref()
             .filter(|st| st.sleep.is_none())
-            .and_then(|st| st.endpoint)
+            .and_then(|st| st.endpoint.clone())
+            .map(|e| (e, w))
             .ok_or_else(|| {
                 refused(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -201,9 +258,9 @@ fn endpoint(s: &ServerState, key: &ObjectKey) -> Result<String, Box<Response>> {
 /// restarted or rolled) before the gateway gives up with 502.
 const RESTART_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn http(
-    s: &ServerState,
-    who: &Identity,
+async fn http<R: Registry>(
+    s: &R,
+    who: &R::Caller,
     key: &ObjectKey,
     req: Request,
     path: &str,
@@ -252,9 +309,9 @@ async fn http(
 
 /// A large body streamed through to the instance, never held whole: sent once (it cannot
 /// be sent again), so an instance that is restarting answers 503 with `Retry-After`.
-async fn streamed(
-    s: &ServerState,
-    who: &Identity,
+async fn streamed<R: Registry>(
+    s: &R,
+    who: &R::Caller,
     key: &ObjectKey,
     parts: axum::http::request::Parts,
     body: Body,
@@ -281,13 +338,13 @@ async fn streamed(
 
 /// The request to the instance: method, target, the end-to-end headers, and the
 /// instance's own token in place of the caller's.
-fn outgoing(
-    s: &ServerState,
+fn outgoing<R: Registry>(
+    s: &R,
     parts: &axum::http::request::Parts,
     target: &str,
     token: &str,
 ) -> reqwest::RequestBuilder {
-    let mut out = s.http.request(parts.method.clone(), target);
+    let mut out = s.http().request(parts.method.clone(), target);
     for (name, value) in &parts.headers {
         if !is_hop_by_hop(name.as_str()) && name != header::AUTHORIZATION {
             out = out.header(name, value);

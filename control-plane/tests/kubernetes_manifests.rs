@@ -159,6 +159,100 @@ fn the_deploy_base_renders_with_kubectl_kustomize_and_passes_strict_validation()
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
     validate("deploy", &objects).unwrap_or_else(|r| panic!("{r}"));
+    // The operator and the gateway run from the same image, each its own command.
+    for (name, command) in [
+        ("coditect-operator", "operator"),
+        ("coditect-gateway", "gateway"),
+    ] {
+        let d = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Deployment {name}"));
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], name);
+        assert_eq!(pod["containers"][0]["args"], serde_json::json!([command]));
+    }
+    // Each ClusterRole grants what its component calls, and the gateway nothing it does
+    // not (it never lists Secrets, never writes a spec).
+    let needs: &[(&str, &str, &str, &str)] = &[
+        (
+            "coditect-gateway",
+            "authentication.k8s.io",
+            "tokenreviews",
+            "create",
+        ),
+        (
+            "coditect-gateway",
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "create",
+        ),
+        ("coditect-gateway", "coditect.io", "workspaces", "watch"),
+        (
+            "coditect-gateway",
+            "coditect.io",
+            "workspaces/status",
+            "patch",
+        ),
+        ("coditect-gateway", "", "secrets", "get"),
+        ("coditect-gateway", "events.k8s.io", "events", "create"),
+        (
+            "coditect-operator",
+            "coditect.io",
+            "workspaces/status",
+            "patch",
+        ),
+        ("coditect-operator", "apps", "statefulsets", "patch"),
+        ("coditect-operator", "", "secrets", "create"),
+        (
+            "coditect-workspace-user",
+            "coditect.io",
+            "workspaces",
+            "use",
+        ),
+        (
+            "coditect-workspace-viewer",
+            "coditect.io",
+            "workspaces",
+            "get",
+        ),
+    ];
+    for (role, group, resource, verb) in needs {
+        assert!(
+            grants(&objects, role, group, resource, verb),
+            "{role} lacks {verb} {resource}.{group}"
+        );
+    }
+    for (role, group, resource, verb) in [
+        ("coditect-gateway", "", "secrets", "list"),
+        ("coditect-gateway", "coditect.io", "workspaces", "patch"),
+        (
+            "coditect-workspace-viewer",
+            "coditect.io",
+            "workspaces",
+            "use",
+        ),
+    ] {
+        assert!(
+            !grants(&objects, role, group, resource, verb),
+            "{role} should not {verb} {resource}.{group}"
+        );
+    }
+}
+
+/// Whether the ClusterRole `role` among `objects` allows `verb` on `resource` in `group`.
+fn grants(objects: &[Value], role: &str, group: &str, resource: &str, verb: &str) -> bool {
+    let has = |list: &Value, x: &str| {
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|v| v == x || v == "*"))
+    };
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == role)
+        .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+        .any(|r| {
+            has(&r["apiGroups"], group) && has(&r["resources"], resource) && has(&r["verbs"], verb)
+        })
 }
 
 #[test]

@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use coditect_control_plane::kubernetes::mock::{self, status};
 use coditect_control_plane::kubernetes::store::KubeStore;
 use coditect_control_plane::kubernetes::tokens::SecretTokens;
 use coditect_ops::autosleep::{AUTO_SLEEP, AutoSleeper, Step};
 use coditect_specs::{Kind, ObjectKey, Workspace};
-use http::Response;
-use kube::client::Body;
 use serde_json::{Value, json};
 
 const WS: &str = "/apis/coditect.io/v1/namespaces/acme/workspaces/alice-main";
@@ -33,18 +32,12 @@ impl World {
         match method {
             "GET" => match self.objects.get(path) {
                 Some(o) => (200, o.clone()),
-                None => (
-                    404,
-                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404}),
-                ),
+                None => status(404, "NotFound", path),
             },
             "PATCH" if path == format!("{WS}/status") => {
                 let mut o = self.objects[WS].clone();
                 if body["metadata"]["resourceVersion"] != o["metadata"]["resourceVersion"] {
-                    return (
-                        409,
-                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "Conflict", "code": 409}),
-                    );
+                    return status(409, "Conflict", "the object has been modified");
                 }
                 o["status"] = body["status"].clone();
                 self.version += 1;
@@ -53,38 +46,19 @@ impl World {
                 (200, o)
             }
             "POST" if path.ends_with("/events") => (201, body.clone()),
-            _ => (
-                405,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 405}),
-            ),
+            _ => status(405, "MethodNotAllowed", method),
         }
     }
 }
 
 fn api_server(world: Arc<Mutex<World>>) -> kube::Client {
-    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let path = request.uri().path().to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let (code, answer) = {
-                let mut w = world.lock().unwrap();
-                let answer = w.answer(&method, &path, &body);
-                w.sent.push((method, path, body));
-                answer
-            };
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-    });
-    kube::Client::new(service, "default")
+    mock::api_server(move |sent| {
+        let mut w = world.lock().unwrap();
+        let answer = w.answer(&sent.method, &sent.path, &sent.body);
+        w.sent
+            .push((sent.method.clone(), sent.path.clone(), sent.body.clone()));
+        answer
+    })
 }
 
 /// A workspace pod's `/v1/status`, with the activity facts `facts` holds; it insists on

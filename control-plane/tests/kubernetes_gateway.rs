@@ -12,22 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::Request;
 use coditect_control_plane::kubernetes::gateway::{ClusterGateway, router};
+use coditect_control_plane::kubernetes::mock::{self, Sent, status};
 use coditect_control_plane::kubernetes::store::KubeStore;
-use http::Response;
-use kube::client::Body;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 const WS: &str = "/apis/coditect.io/v1/namespaces/acme/workspaces/alice-main";
 const SECRET: &str = "/api/v1/namespaces/acme/secrets/alice-main-api-token";
-
-/// One request the gateway sent to the API server.
-#[derive(Debug, Clone)]
-struct Sent {
-    method: String,
-    path: String,
-    body: Value,
-}
 
 #[derive(Default)]
 struct World {
@@ -36,13 +27,6 @@ struct World {
     version: u64,
     /// (user, verb) pairs RBAC allows on acme/alice-main.
     allowed: Vec<(&'static str, &'static str)>,
-}
-
-fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}),
-    )
 }
 
 impl World {
@@ -116,31 +100,16 @@ struct Cluster {
 }
 
 fn api_server(world: Arc<Mutex<World>>, answered: Arc<Notify>) -> kube::Client {
-    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let path = request.uri().path().to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let sent = Sent { method, path, body };
-            let (code, answer) = {
-                let mut w = world.lock().unwrap();
-                let answer = w.answer(&sent);
-                w.sent.push(sent);
-                answer
-            };
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-            answered.notify_waiters();
-        }
-    });
-    kube::Client::new(service, "default")
+    mock::api_server(move |sent| {
+        let answer = {
+            let mut w = world.lock().unwrap();
+            let answer = w.answer(sent);
+            w.sent.push(sent.clone());
+            answer
+        };
+        answered.notify_waiters();
+        answer
+    })
 }
 
 /// A workspace instance: answers every path with what it was sent, when the bearer is

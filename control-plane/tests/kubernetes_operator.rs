@@ -14,33 +14,13 @@ use std::time::Duration;
 use coditect_control_plane::error::{DriverError, ReconcileError};
 use coditect_control_plane::kubernetes::driver::KubeDriver;
 use coditect_control_plane::kubernetes::mapping;
+use coditect_control_plane::kubernetes::mock::{self, Sent, status};
 use coditect_control_plane::kubernetes::store::KubeStore;
 use coditect_control_plane::kubernetes::workload::WorkloadOptions;
 use coditect_control_plane::reconcile::{Action, Context, reconcile};
 use coditect_control_plane::resource_store::ResourceStore;
 use coditect_specs::{Kind, ObjectKey, Resource};
-use http::{Request, Response};
-use kube::client::Body;
 use serde_json::{Value, json};
-
-/// One request the operator sent.
-#[derive(Debug, Clone)]
-struct Sent {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: Value,
-}
-
-impl Sent {
-    fn is_apply(&self) -> bool {
-        self.method == "PATCH"
-            && self.content_type == "application/apply-patch+yaml"
-            && self.query.contains("fieldManager=coditect")
-            && self.query.contains("force=true")
-    }
-}
 
 #[derive(Default)]
 struct World {
@@ -51,13 +31,6 @@ struct World {
     /// Paths (and verbs) answered with a 500 once.
     fail_once: Vec<(String, String)>,
     version: u64,
-}
-
-fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}),
-    )
 }
 
 impl World {
@@ -202,43 +175,12 @@ impl World {
 
 /// The mock API server: answers every request from `world`, recording it.
 fn api_server(world: Arc<Mutex<World>>) -> kube::Client {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let path = request.uri().path().to_string();
-            let query = request.uri().query().unwrap_or("").to_string();
-            let content_type = request
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let bytes = request.into_body().collect_bytes().await.unwrap();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let sent = Sent {
-                method,
-                path,
-                query,
-                content_type,
-                body,
-            };
-            let (code, answer) = {
-                let mut w = world.lock().unwrap();
-                let answer = w.answer(&sent);
-                w.sent.push(sent);
-                answer
-            };
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
-                    .unwrap(),
-            );
-        }
-    });
-    kube::Client::new(service, "default")
+    mock::api_server(move |sent| {
+        let mut w = world.lock().unwrap();
+        let answer = w.answer(sent);
+        w.sent.push(sent.clone());
+        answer
+    })
 }
 
 const WS: &str = "/apis/coditect.io/v1/namespaces/acme/workspaces/alice-main";

@@ -18,6 +18,8 @@ pub mod crd;
 pub mod driver;
 pub mod gateway;
 pub mod mapping;
+#[cfg(feature = "testkit")]
+pub mod mock;
 pub mod operator;
 pub mod store;
 pub mod tokens;

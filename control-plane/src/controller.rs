@@ -102,10 +102,15 @@ impl<D: Driver, S: ResourceStore> Controller<D, S> {
         let workers = Arc::new(Semaphore::new(WORKERS));
         let mut resync = tokio::time::interval(self.ctx.resync);
         let mut seen_generation: HashMap<ObjectKey, i64> = HashMap::new();
+        // Reconciles in flight. Dropping this future (the operator lost its Lease) aborts
+        // them, so a replica that no longer leads writes nothing more; a shutdown lets
+        // them finish on their own, as before.
+        let mut in_flight = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 change = changes.recv() => match change {
                     Ok(c) => self.on_change(c.change, &c.object, &mut seen_generation),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.enqueue_all().await,
@@ -127,7 +132,7 @@ impl<D: Driver, S: ResourceStore> Controller<D, S> {
                 key = self.queue.next() => {
                     let Ok(permit) = workers.clone().acquire_owned().await else { break };
                     let this = self.clone();
-                    tokio::spawn(async move {
+                    in_flight.spawn(async move {
                         this.work(&key).await;
                         this.queue.done(&key);
                         this.initial_done(&key);
@@ -136,6 +141,7 @@ impl<D: Driver, S: ResourceStore> Controller<D, S> {
                 }
             }
         }
+        in_flight.detach_all();
     }
 
     async fn work(&self, key: &ObjectKey) {

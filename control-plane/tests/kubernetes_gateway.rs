@@ -95,6 +95,8 @@ struct Cluster {
     gateway: String,
     /// What the instance received: (path, authorization header).
     instance_saw: Arc<Mutex<Vec<(String, String)>>>,
+    /// The token the instance takes.
+    accepts: Arc<Mutex<String>>,
     instance: String,
     http: reqwest::Client,
 }
@@ -113,10 +115,11 @@ fn api_server(world: Arc<Mutex<World>>, answered: Arc<Notify>) -> kube::Client {
 }
 
 /// A workspace instance: answers every path with what it was sent, when the bearer is
-/// its own token.
-async fn instance(saw: Arc<Mutex<Vec<(String, String)>>>) -> String {
+/// its own token (`accepts`).
+async fn instance(saw: Arc<Mutex<Vec<(String, String)>>>, accepts: Arc<Mutex<String>>) -> String {
     let app = axum::Router::new().fallback(move |req: Request| {
         let saw = saw.clone();
+        let accepts = accepts.clone();
         async move {
             let auth = req
                 .headers()
@@ -126,7 +129,7 @@ async fn instance(saw: Arc<Mutex<Vec<(String, String)>>>) -> String {
                 .to_string();
             let path = req.uri().to_string();
             saw.lock().unwrap().push((path.clone(), auth.clone()));
-            if auth != "Bearer instance-secret" {
+            if auth != format!("Bearer {}", accepts.lock().unwrap()) {
                 return (http::StatusCode::UNAUTHORIZED, "wrong token".to_string());
             }
             (http::StatusCode::OK, json!({"path": path}).to_string())
@@ -142,7 +145,8 @@ impl Cluster {
     /// Alice's workspace in `acme`, running, its token Secret in place; `allowed` is RBAC.
     async fn new(allowed: Vec<(&'static str, &'static str)>) -> Self {
         let instance_saw = Arc::new(Mutex::new(Vec::new()));
-        let instance = instance(instance_saw.clone()).await;
+        let accepts = Arc::new(Mutex::new("instance-secret".to_string()));
+        let instance = instance(instance_saw.clone(), accepts.clone()).await;
         let world = Arc::new(Mutex::new(World {
             allowed,
             ..World::default()
@@ -184,7 +188,10 @@ impl Cluster {
             "the Workspace is ours"
         );
         let (_listed_tx, listed) = tokio::sync::watch::channel(true);
-        let app = router(ClusterGateway::new(client, store.clone()), listed);
+        let pod = instance.clone();
+        let gateway = ClusterGateway::new(client, store.clone())
+            .with_pod_address(Arc::new(move |_| pod.clone()));
+        let app = router(gateway, listed);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -194,6 +201,7 @@ impl Cluster {
             store,
             gateway: format!("http://{addr}"),
             instance_saw,
+            accepts,
             instance,
             http: reqwest::Client::new(),
         }
@@ -453,26 +461,87 @@ async fn a_wake_written_from_a_stale_cache_is_refused_and_written_again_on_the_n
                 .await
         })
     };
-    c.until_sent(|s| !status_writes(s).is_empty()).await;
-    // Refused: it named version 2. Nothing was lost: the API server still has the condition.
-    assert_eq!(
-        status_writes(&c.sent())[0].body["metadata"]["resourceVersion"],
-        "2"
-    );
-    let stored = c.world.lock().unwrap().objects[WS].clone();
-    assert!(
-        !stored["status"]["sleep"].is_null(),
-        "the stale write did not land"
-    );
-    // The watch catches up; the gateway writes again, on version 3.
-    let current = stored.clone();
-    c.store.observed(current, false);
-    c.until_sent(|s| status_writes(s).len() >= 2).await;
-    let second = &status_writes(&c.sent())[1];
-    assert_eq!(second.body["metadata"]["resourceVersion"], "3");
+    // Refused (it named version 2), the workspace read again, the wish written on 3.
+    c.until_sent(|s| {
+        status_writes(s)
+            .iter()
+            .any(|w| w.body["metadata"]["resourceVersion"] == "3")
+    })
+    .await;
+    let writes = status_writes(&c.sent());
+    assert_eq!(writes[0].body["metadata"]["resourceVersion"], "2");
+    assert_eq!(writes.len(), 2, "{writes:#?}");
+    let reads: Vec<Sent> = c
+        .sent()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path == WS)
+        .collect();
+    assert_eq!(reads.len(), 1, "read once, after the 409");
+    // Nothing was lost: the operator's condition is carried over, the sleep wish is gone.
+    let second = &writes[1];
     assert_eq!(second.body["status"]["conditions"][0]["type"], "Ready");
     assert!(second.body["status"]["sleep"].is_null());
     c.operator_writes(running(c.instance.clone()));
     let (code, _) = asking.await.unwrap();
     assert_eq!(code, 200);
+}
+
+#[tokio::test]
+async fn a_status_naming_another_address_is_not_followed() {
+    let c = Cluster::new(vec![("alice", "get"), ("alice", "use")]).await;
+    // Someone who may write the status points it at their own server.
+    let elsewhere_saw = Arc::new(Mutex::new(Vec::new()));
+    let elsewhere = instance(
+        elsewhere_saw.clone(),
+        Arc::new(Mutex::new("instance-secret".into())),
+    )
+    .await;
+    c.operator_writes(running(elsewhere.clone()));
+    let (code, body) = c
+        .get(Some("alice-token"), "/w/acme/alice-main/v1/status")
+        .await;
+    assert_eq!(code, 502, "{body}");
+    assert_eq!(body["error"], "untrusted_endpoint");
+    assert!(
+        body["reason"].as_str().unwrap().contains(&elsewhere),
+        "{body}"
+    );
+    assert!(
+        elsewhere_saw.lock().unwrap().is_empty(),
+        "no request, no token went there"
+    );
+    assert!(c.instance_saw.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_token_the_instance_refuses_is_read_again_once() {
+    let c = Cluster::new(vec![("alice", "get"), ("alice", "use")]).await;
+    let (code, _) = c
+        .get(Some("alice-token"), "/w/acme/alice-main/v1/status")
+        .await;
+    assert_eq!(code, 200);
+    // The workspace is made again under the same name: a new Secret, a new token.
+    *c.accepts.lock().unwrap() = "made-again".into();
+    c.world.lock().unwrap().objects.get_mut(SECRET).unwrap()["data"]["token"] =
+        json!("bWFkZS1hZ2Fpbg==");
+    let (code, body) = c
+        .get(Some("alice-token"), "/w/acme/alice-main/v1/status")
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.sent_to(SECRET).len(), 2, "read again after the refusal");
+    let auths: Vec<String> = c
+        .instance_saw
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, a)| a.clone())
+        .collect();
+    assert_eq!(
+        auths,
+        vec![
+            "Bearer instance-secret".to_string(),
+            "Bearer instance-secret".to_string(),
+            "Bearer made-again".to_string()
+        ]
+    );
 }

@@ -62,6 +62,17 @@ pub trait Registry: Clone + Send + Sync + 'static {
     fn token(&self, key: &ObjectKey, ws: &Workspace)
     -> impl Future<Output = Option<String>> + Send;
 
+    /// The instance refused the token [`Registry::token`] gave (401): forget it, the
+    /// request is sent once more with the token read again.
+    fn token_refused(&self, _key: &ObjectKey) {}
+
+    /// Where requests for `ws` go, given the endpoint its status records; `Err` with the
+    /// reason when the record is not to be trusted (on Kubernetes, whoever may write a
+    /// status could otherwise point the gateway, and the instance's token, anywhere).
+    fn address(&self, _ws: &Workspace, recorded: String) -> Result<String, String> {
+        Ok(recorded)
+    }
+
     /// Wakes `key` if it sleeps, on `caller`'s behalf, and waits until it serves; else the
     /// answer to give (503 with `Retry-After`).
     fn wake(
@@ -233,7 +244,12 @@ async fn endpoint<R: Registry>(
             .as_ref()
             .filter(|st| st.sleep.is_none())
             .and_then(|st| st.endpoint.clone())
-            .map(|e| (e, w))
+            .map(|e| {
+                s.address(&w, e)
+                    .map(|e| (e, w))
+                    .map_err(|why| refused(StatusCode::BAD_GATEWAY, "untrusted_endpoint", why))
+            })
+            .transpose()?
             .ok_or_else(|| {
                 refused(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -287,6 +303,7 @@ async fn http<R: Registry>(
         parts.method,
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
+    let mut refused_once = false;
     loop {
         let (target, token) = match instance_by(s, who, key, deadline).await {
             Ok((e, token)) => (format!("{e}{path}"), token),
@@ -294,6 +311,11 @@ async fn http<R: Registry>(
         };
         let out = outgoing(s, &parts, &target, &token).body(body.clone());
         match out.send().await {
+            // A token read before the workspace was made again: read it again, once.
+            Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !refused_once => {
+                refused_once = true;
+                s.token_refused(key);
+            }
             Ok(resp) => return answer(resp),
             // The connection was refused: the request never reached the instance, so it is
             // safe to hold it (any method) until the control plane has restarted the

@@ -10,8 +10,11 @@
 //!   `get` the workspace is told it is not found. Allowed decisions are remembered for
 //!   [`DECISION_TTL`] (a revoked role takes that long to bite); refusals are not, so a
 //!   role just granted works at once.
-//! - **Where** — the Workspace's `status.endpoint` (its pod behind the headless Service),
-//!   from a watch cache; the instance's token from its Secret.
+//! - **Where** — the workspace's pod behind its headless Service, at the address the
+//!   gateway computes from the workspace's name and namespace; a `status.endpoint` that
+//!   says otherwise is not followed (whoever may write a status could otherwise send the
+//!   gateway, and the instance's token, anywhere). Running or not comes from a watch
+//!   cache; the instance's token from its Secret, read again when the instance refuses it.
 //! - **Wake on connect** — the wake wish written to the Workspace's status (the operator
 //!   is nudged by the flip), the request held until the status says it serves, an Event
 //!   on the Workspace naming who woke it.
@@ -71,6 +74,9 @@ fn rbac_verb(verb: Verb) -> &'static str {
 /// Allowed decisions: (the token's SHA-256, RBAC verb, workspace) → when, and who.
 type Decisions = HashMap<(String, &'static str, ObjectKey), (Instant, KubeCaller)>;
 
+/// Where a workspace's pod answers.
+pub type PodAddress = Arc<dyn Fn(&Workspace) -> String + Send + Sync>;
+
 /// The gateway's registry: Kubernetes.
 #[derive(Clone)]
 pub struct ClusterGateway {
@@ -79,6 +85,7 @@ pub struct ClusterGateway {
     tokens: Arc<SecretTokens>,
     http: reqwest::Client,
     decisions: Arc<Mutex<Decisions>>,
+    pods: PodAddress,
 }
 
 impl std::fmt::Debug for ClusterGateway {
@@ -119,7 +126,15 @@ impl ClusterGateway {
             store,
             http,
             decisions: Arc::new(Mutex::new(HashMap::new())),
+            pods: Arc::new(super::workload::endpoint),
         }
+    }
+
+    /// The same gateway with pods found by `pods` (tests put them on loopback).
+    #[must_use]
+    pub fn with_pod_address(mut self, pods: PodAddress) -> Self {
+        self.pods = pods;
+        self
     }
 
     fn decisions(&self) -> std::sync::MutexGuard<'_, Decisions> {
@@ -277,9 +292,27 @@ impl Registry for ClusterGateway {
         self.tokens.load(ws).await
     }
 
+    fn token_refused(&self, key: &ObjectKey) {
+        self.tokens.forget(key);
+    }
+
+    fn address(&self, ws: &Workspace, recorded: String) -> Result<String, String> {
+        let pod = (self.pods)(ws);
+        if recorded == pod {
+            Ok(pod)
+        } else {
+            tracing::warn!(workspace = %ws.metadata.name, %recorded, %pod, "status.endpoint is not the workspace's pod; not followed");
+            Err(format!(
+                "the status of {} names {recorded}, not its pod {pod}: not followed",
+                ws.metadata.name
+            ))
+        }
+    }
+
     async fn wake(&self, who: &KubeCaller, key: &ObjectKey) -> Result<(), Response> {
         // The cache may be a moment behind the operator's last status write: a stale
-        // write is refused (409) and tried again once the watch has caught up.
+        // write is refused (409); the workspace is read again and the wish written on
+        // what was read.
         let mut attempts = 0;
         loop {
             match wake_if_asleep(&*self.store, key).await {
@@ -298,8 +331,13 @@ impl Registry for ClusterGateway {
                 Ok(false) => break,
                 Err(refused) if refused.status() == StatusCode::CONFLICT && attempts < 5 => {
                     attempts += 1;
-                    let mut changes = self.store.subscribe();
-                    let _ = tokio::time::timeout(Duration::from_millis(500), changes.recv()).await;
+                    if let Err(e) = self.store.refresh(key).await {
+                        return Err(refuse(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "unavailable",
+                            e.to_string(),
+                        ));
+                    }
                 }
                 Err(refused) => return Err(refused),
             }

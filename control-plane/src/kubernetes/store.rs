@@ -173,6 +173,27 @@ impl KubeStore {
         });
     }
 
+    /// Reads `key` from the API server into the cache (after a 409: the cache was
+    /// behind). A workspace gone is dropped from the cache.
+    ///
+    /// # Errors
+    /// The API server's refusal.
+    pub async fn refresh(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match self.api_for(key).get(&key.name).await {
+            Ok(o) => {
+                self.observed(serde_json::to_value(&o).unwrap_or(Value::Null), false);
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                if let Some(raw) = self.read_cache().get(key).map(|c| c.raw.clone()) {
+                    self.observed(raw, true);
+                }
+                Ok(())
+            }
+            Err(e) => Err(api_error(&format!("read {key}"), &e)),
+        }
+    }
+
     /// Follows one kind until the watch ends; the first complete list is reported on
     /// `listed`. A Workspace seen without the runtime finalizer gets it (the invariant
     /// the embedded store keeps on apply).

@@ -18,7 +18,13 @@ use crate::driver::InstanceTokens;
 pub struct SecretTokens {
     client: kube::Client,
     known: Mutex<HashMap<ObjectKey, String>>,
+    /// When a read last failed: not read again for [`RETRY_AFTER`] (a request held
+    /// while its pod restarts asks every few milliseconds).
+    failed: Mutex<HashMap<ObjectKey, tokio::time::Instant>>,
 }
+
+/// How long a failed read is not tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for SecretTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,6 +54,7 @@ impl SecretTokens {
         SecretTokens {
             client,
             known: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -61,6 +68,27 @@ impl SecretTokens {
         if let Some(t) = self.known().get(&key) {
             return Some(t.clone());
         }
+        if self
+            .failed()
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER)
+        {
+            return None;
+        }
+        let token = self.read(ws, &key).await;
+        match &token {
+            Some(t) => {
+                self.failed().remove(&key);
+                self.known().insert(key, t.clone());
+            }
+            None => {
+                self.failed().insert(key, tokio::time::Instant::now());
+            }
+        }
+        token
+    }
+
+    async fn read(&self, ws: &Workspace, key: &ObjectKey) -> Option<String> {
         let ns = mapping::namespace(ws.metadata.organization.as_deref().unwrap_or_default());
         let (name, field) = secret_of(ws);
         let secret = Api::<Secret>::namespaced(self.client.clone(), &ns)
@@ -69,14 +97,17 @@ impl SecretTokens {
             .map_err(|e| tracing::debug!(workspace = %key, error = %e, "token Secret not read"))
             .ok()?;
         let bytes = secret.data?.get(&field)?.0.clone();
-        let token = String::from_utf8(bytes).ok()?.trim().to_string();
-        self.known().insert(key, token.clone());
-        Some(token)
+        Some(String::from_utf8(bytes).ok()?.trim().to_string())
     }
 
-    /// Forgets `key`'s token (the workspace is gone).
+    fn failed(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, tokio::time::Instant>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets `key`'s token (the workspace stopped, or its instance refused it).
     pub fn forget(&self, key: &ObjectKey) {
         self.known().remove(key);
+        self.failed().remove(key);
     }
 }
 

@@ -4,4 +4,17 @@
 //! workspace each): plan, run, verify, cutover, rollback and status, in resumable,
 //! idempotent, checksummed batches.
 //!
+//! Built so far: the v1 export reader ([`export`]), the merge of four sandboxes into one
+//! tree ([`merge`]), transcripts as events ([`transcript`]), the `Migration` manifest
+//! ([`spec`]) and the offline plan ([`plan`]).
+//!
 //! Depends on the control plane and below; nothing but the CLI imports it.
+
+pub mod error;
+pub mod export;
+pub mod merge;
+pub mod plan;
+pub mod spec;
+#[cfg(feature = "testkit")]
+pub mod synthetic;
+pub mod transcript;

@@ -163,7 +163,7 @@ impl LocalFolder {
                         stack.push(path);
                         continue;
                     }
-                    if file.starts_with('.') {
+                    if is_internal(&file) {
                         continue; // the lock file and writes in flight
                     }
                     let Ok(rel) = path.strip_prefix(&root) else {
@@ -203,6 +203,21 @@ impl LocalFolder {
 enum Source<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
+}
+
+/// The folder's own files, which are not objects: its lock file, and a write in flight
+/// (`.{name}.{16 hex}.tmp`). Every other name is an object, dot-files (`.env`,
+/// `.gitignore`) included.
+fn is_internal(file: &str) -> bool {
+    if file == LOCK {
+        return true;
+    }
+    let Some(inner) = file.strip_prefix('.').and_then(|f| f.strip_suffix(".tmp")) else {
+        return false;
+    };
+    inner
+        .rsplit_once('.')
+        .is_some_and(|(_, hex)| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn put_blocking(
@@ -278,4 +293,41 @@ fn put_blocking(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn dot_files_are_objects_and_the_folders_own_files_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = LocalFolder::new(dir.path().to_path_buf());
+        for name in ["p/.env", "p/.keep", "p/a.txt"] {
+            bucket
+                .put(name, Bytes::from_static(b""), Precondition::None)
+                .await
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("p/.a.txt.0123456789abcdef.tmp"), b"half").unwrap();
+        std::fs::write(dir.path().join(LOCK), b"").unwrap();
+        let names: Vec<String> = bucket
+            .list("p/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(names, vec!["p/.env", "p/.keep", "p/a.txt"]);
+        assert!(
+            bucket
+                .list("")
+                .await
+                .unwrap()
+                .iter()
+                .all(|o| !o.name.contains(LOCK))
+        );
+    }
 }

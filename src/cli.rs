@@ -82,6 +82,9 @@ pub enum Command {
     /// A workspace's backups in its bucket: list, verify, restore.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// v1 → v2 migration: `plan` reads the v1 export and says what would be created.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// A workspace's agents: what each is doing (state, task, tokens, leases, newest
     /// event), or `check` that each can reach its model.
     Agents(AgentsArgs),
@@ -452,6 +455,20 @@ pub struct AgentsCheckArgs {
         default_value = ".coditect/secrets"
     )]
     pub secrets_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Read the v1 export and print what the migration would create, its merge conflicts
+    /// and every problem at its object and line; change nothing (exit 1 on problems).
+    Plan(MigratePlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigratePlanArgs {
+    /// The Migration manifest.
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -272,6 +272,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_the_readme_reads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/migration.yaml");
+        let m = Migration::load(&path).unwrap();
+        assert_eq!(m.metadata.name, "spring-2027");
+        assert_eq!(m.spec.users.organizations, vec!["acme"]);
+        assert_eq!(m.spec.rollback_window, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
     fn a_mistake_names_file_line_column_and_field() {
         let text = OK.replace("export:", "exprt:");
         let e = Migration::parse("m.yaml", &text).unwrap_err().to_string();

@@ -15,6 +15,7 @@ mod inside;
 mod kubernetes;
 mod loadtest;
 mod manifests;
+mod migrate;
 mod schema;
 mod sleep;
 mod up;
@@ -92,6 +93,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Wait(args) => block_on(wait::run(format, remote, &args)),
         Command::Loadtest(args) => block_on(loadtest::run(format, remote, &args)),
         Command::Backup(cmd) => block_on(backup::run(format, remote, &cmd)),
+        Command::Migrate(cmd) => block_on(migrate::run(format, &cmd)),
         Command::Agents(args) => block_on(agents::run(format, remote, &args)),
         Command::Events(args) => block_on(inside::events(format, remote, &args)),
         Command::Tasks(args) => block_on(inside::tasks(format, remote, &args)),

@@ -6,10 +6,12 @@
 //!
 //! Built so far: the v1 export reader ([`export`]), the merge of four sandboxes into one
 //! tree ([`merge`]), transcripts as events ([`transcript`]), the `Migration` manifest
-//! ([`spec`]) and the offline plan ([`plan`]).
+//! ([`spec`]), the offline plan ([`plan`]), the copy of a user's tree ([`copy`]) and its
+//! verification with a grade ([`verify`]).
 //!
 //! Depends on the control plane and below; nothing but the CLI imports it.
 
+pub mod copy;
 pub mod error;
 pub mod export;
 pub mod merge;
@@ -18,3 +20,4 @@ pub mod spec;
 #[cfg(feature = "testkit")]
 pub mod synthetic;
 pub mod transcript;
+pub mod verify;

@@ -128,8 +128,12 @@ pub async fn plan(
     })
 }
 
-/// One user's plan: every file read and hashed (what verification will compare).
-async fn plan_user(
+/// One user's plan: every file read and hashed (what verification compares; it plans
+/// the user again, since v1 keeps writing while the user is on it).
+///
+/// # Errors
+/// The export did not answer.
+pub async fn plan_user(
     export: &V1Export,
     migration: &Migration,
     user: &V1User,

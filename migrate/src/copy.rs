@@ -1,0 +1,145 @@
+//! Copying one user's merged tree out of the v1 export into a folder (a workspace's
+//! `projects/`), byte for byte. Idempotent: a file already there with the expected hash
+//! is left alone, so a copy cut off by SIGKILL is simply run again; each file is written to
+//! a temporary name beside it and renamed, so nothing half-written is ever in its place.
+//! Run again after v1 changed a file (a user still on v1), it brings the folder up to date.
+
+use std::io::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{MigrateError, Problem};
+use crate::export::V1Export;
+use crate::plan::UserPlan;
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Copied {
+    /// Files written (new or changed).
+    pub written: usize,
+    /// Files already in place with the right content.
+    pub unchanged: usize,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files that could not be copied, at their place.
+    pub problems: Vec<Problem>,
+}
+
+/// Where a tree path goes under `root`, or `None` when it would leave it (`..`, absolute).
+pub fn inside(root: &Path, path: &str) -> Option<PathBuf> {
+    let rel = Path::new(path);
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(root.join(rel))
+}
+
+/// The SHA-256 of the file at `path`, `None` when there is none.
+pub fn file_sha256(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(hex::encode(Sha256::digest(&bytes)))
+}
+
+fn io(path: &Path, e: &std::io::Error) -> Problem {
+    Problem::at(path.display().to_string(), e.to_string())
+}
+
+/// Copies `user`'s merged tree from `export` into `dest`.
+///
+/// # Errors
+/// The export did not answer.
+pub async fn copy_tree(
+    export: &V1Export,
+    user: &UserPlan,
+    dest: &Path,
+) -> Result<Copied, MigrateError> {
+    copy_tree_with(export, user, dest, |_| {}).await
+}
+
+/// [`copy_tree`], telling `written` each path once it is in place (for progress).
+///
+/// # Errors
+/// The export did not answer.
+pub async fn copy_tree_with(
+    export: &V1Export,
+    user: &UserPlan,
+    dest: &Path,
+    mut written: impl FnMut(&str),
+) -> Result<Copied, MigrateError> {
+    let mut out = Copied::default();
+    for (path, placed) in &user.merged.files {
+        let Some(target) = inside(dest, path) else {
+            out.problems.push(Problem::at(
+                path.clone(),
+                "the path leaves the workspace's folder",
+            ));
+            continue;
+        };
+        if file_sha256(&target).as_deref() == Some(placed.sha256.as_str()) {
+            out.unchanged += 1;
+            continue;
+        }
+        let object = format!(
+            "users/{}/sandboxes/{}/files/{}",
+            user.id, placed.sandbox, placed.v1_path
+        );
+        let Some(bytes) = export.read(&object).await? else {
+            out.problems.push(Problem::at(
+                object,
+                "listed in the plan, gone from the export",
+            ));
+            continue;
+        };
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != placed.sha256 {
+            // v1 rewrote it since the plan: copy what is there now; verification compares
+            // against the export again.
+            tracing::debug!(object, "changed in v1 since the plan");
+        }
+        match write_atomically(&target, &bytes) {
+            Ok(()) => {
+                out.written += 1;
+                out.bytes += bytes.len() as u64;
+                written(path);
+            }
+            Err(e) => out.problems.push(io(&target, &e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` at `target` through a temporary file beside it, fsynced, then renamed.
+fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = target.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.migrating"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, target)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_path_may_not_leave_the_folder() {
+        let root = Path::new("/w/projects");
+        assert_eq!(
+            inside(root, "a/b.rs"),
+            Some(PathBuf::from("/w/projects/a/b.rs"))
+        );
+        assert_eq!(inside(root, "../etc/passwd"), None);
+        assert_eq!(inside(root, "/etc/passwd"), None);
+        assert_eq!(inside(root, "a/../../x"), None);
+    }
+}

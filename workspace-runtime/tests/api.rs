@@ -44,6 +44,11 @@ fn every_endpoint() -> Vec<(reqwest::Method, &'static str, Value)> {
             json!({"agent": "alpha", "type": "agent_message", "data": {}}),
         ),
         (M::GET, "/v1/events", Value::Null),
+        (
+            M::POST,
+            "/v1/events/import",
+            json!({"events": [{"source": "s", "agent": "alpha", "type": "agent_message"}]}),
+        ),
         (M::GET, "/v1/events/ws", Value::Null),
         (M::GET, "/v1/verify", Value::Null),
         (
@@ -380,4 +385,81 @@ async fn the_generated_token_is_private_and_stable_across_restarts() {
     assert_eq!(again.runtime.token, token);
     let (status, health) = again.client.get("/v1/health").await;
     assert_eq!((status, &health["ok"]), (200, &json!(true)));
+}
+
+#[tokio::test]
+async fn imported_events_land_once_each_in_the_order_given() {
+    let ws = TestWorkspace::start().await;
+    let c = &ws.client;
+    let batch = |sources: &[&str]| {
+        json!({"events": sources.iter().map(|s| json!({
+            "source": s, "agent": "claude", "type": "agent_message",
+            "data": {"text": format!("line {s}"), "v1": {"ts": "2026-06-01T10:00:00Z"}},
+        })).collect::<Vec<_>>()})
+    };
+    let (s, r) = c
+        .post("/v1/events/import", &batch(&["v1:u:s:1", "v1:u:s:2"]))
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["imported"].as_u64(), r["skipped"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // Sent again with one more (an import cut off and retried): only the new one lands.
+    let (_, r) = c
+        .post(
+            "/v1/events/import",
+            &batch(&["v1:u:s:1", "v1:u:s:2", "v1:u:s:3", "v1:u:s:3"]),
+        )
+        .await;
+    assert_eq!(
+        (r["imported"].as_u64(), r["skipped"].as_u64()),
+        (Some(1), Some(3)),
+        "{r}"
+    );
+    let (_, events) = c.get("/v1/events").await;
+    let imported: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["data"]["importedFrom"].as_str()?,
+                e["data"]["text"].as_str()?,
+            ))
+        })
+        .collect();
+    assert_eq!(
+        imported,
+        vec![
+            ("v1:u:s:1", "line v1:u:s:1"),
+            ("v1:u:s:2", "line v1:u:s:2"),
+            ("v1:u:s:3", "line v1:u:s:3")
+        ]
+    );
+    let first = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["importedFrom"] == "v1:u:s:1")
+        .unwrap();
+    assert_eq!(
+        first["data"]["v1"]["ts"], "2026-06-01T10:00:00Z",
+        "the original time is kept"
+    );
+    // The chain still verifies; a source-less event is refused and nothing lands.
+    let (s, v) = c.get("/v1/verify").await;
+    assert_eq!(s, 200, "{v}");
+    let (s, err) = c
+        .post(
+            "/v1/events/import",
+            &json!({"events": [{"source": " ", "agent": "a", "type": "agent_message"}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{err}");
+    let (_, after) = c.get("/v1/events").await;
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        events.as_array().unwrap().len()
+    );
 }

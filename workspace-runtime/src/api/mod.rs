@@ -19,6 +19,7 @@
 //! | `PUT /v1/files/{path}`, `GET /v1/files/{path}` | fenced writes (`X-Fencing-Token`), reads |
 //! | `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/ws` | bus |
 //! | `POST /v1/events`, `GET /v1/events`, `GET /v1/events/ws`, `GET /v1/verify` | event log |
+//! | `POST /v1/events/import` | events from elsewhere (a migration), each `source` once |
 //! | `POST /v1/query` | read-only SQL |
 //! | `GET /v1/query/ws` | live queries: a `SELECT`'s rows, again after each commit that touches what it reads |
 //! | `POST /v1/session/renew` | extend the session |
@@ -26,6 +27,7 @@
 
 mod errors;
 mod events;
+mod import;
 mod live;
 mod paging;
 mod resources;
@@ -85,6 +87,7 @@ pub fn router(ws: Arc<WorkspaceRuntime>) -> Router {
         )
         .route("/v1/messages/ws", get(events::messages_ws))
         .route("/v1/events", post(events::append).get(events::replay))
+        .route("/v1/events/import", post(import::import))
         .route("/v1/events/ws", get(events::tail_ws))
         .route("/v1/verify", get(events::verify))
         .route("/v1/agents", get(resources::agents))

@@ -7,7 +7,8 @@
 //! Built so far: the v1 export reader ([`export`]), the merge of four sandboxes into one
 //! tree ([`merge`]), transcripts as events ([`transcript`]), the `Migration` manifest
 //! ([`spec`]), the offline plan ([`plan`]), the copy of a user's tree ([`copy`]) and its
-//! verification with a grade ([`verify`]).
+//! verification with a grade ([`verify`]), and the reverse path a rollback takes
+//! ([`rollback`]).
 //!
 //! Depends on the control plane and below; nothing but the CLI imports it.
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod merge;
 pub mod plan;
+pub mod rollback;
 pub mod spec;
 #[cfg(feature = "testkit")]
 pub mod synthetic;

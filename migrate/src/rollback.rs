@@ -1,0 +1,145 @@
+//! The reverse path: what a user changed in v2 since their cutover, written back into the
+//! v1 layout, so a rollback to v1 loses nothing. A file at a merged path goes back to the
+//! sandbox (and path) it came from; a kept copy (`main.v1-claude.rs`) to its own sandbox's
+//! original path; a file new in v2 to the most recently active sandbox; a file deleted in
+//! v2 is deleted where it came from. Then the export, planned again, gives the v2 tree.
+//!
+//! [`check`] proves the path works before a cutover is allowed (the export is writable,
+//! a probe written and read back and removed): rollback that was never tried is not a
+//! rollback.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use coditect_runtime::sync::{Bucket, Precondition};
+use serde::Serialize;
+
+use crate::copy::{file_sha256, inside};
+use crate::error::{MigrateError, Problem};
+use crate::plan::UserPlan;
+
+/// What a write-back did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WrittenBack {
+    /// Files written into v1 (changed or new in v2).
+    pub written: Vec<String>,
+    /// Files deleted from v1 (deleted in v2).
+    pub deleted: Vec<String>,
+    /// What could not be written back, at its place.
+    pub problems: Vec<Problem>,
+}
+
+fn failed(url: &str, source: coditect_runtime::sync::StoreError) -> MigrateError {
+    MigrateError::Export {
+        url: url.into(),
+        source,
+    }
+}
+
+/// Proves the reverse path works on the export at `url`: a probe object written, read
+/// back byte for byte, and removed.
+///
+/// # Errors
+/// The export cannot be written, read back or cleaned: no cutover should be allowed.
+pub async fn check(url: &str) -> Result<(), MigrateError> {
+    let bucket = Bucket::open(url).await.map_err(|e| failed(url, e))?;
+    let name = format!(".coditect/rollback-probe-{:016x}", rand_probe_suffix());
+    let body = Bytes::from(format!("probe {name}"));
+    bucket
+        .put(&name, body.clone(), Precondition::DoesNotExist)
+        .await
+        .map_err(|e| failed(url, e))?;
+    let read = bucket.get(&name).await.map_err(|e| failed(url, e))?;
+    bucket.delete(&name).await.map_err(|e| failed(url, e))?;
+    match read {
+        Some((b, _)) if b == body => Ok(()),
+        _ => Err(MigrateError::Spec(format!(
+            "{url}: a probe written for the rollback path did not read back"
+        ))),
+    }
+}
+
+fn rand_probe_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// Every file under `root`, as tree paths (copies in flight left out).
+fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !(name.starts_with('.') && name.ends_with(".migrating")) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Writes what `v2` (the workspace's `projects/`) changed since `at_cutover` (the plan
+/// the user was cut over with) back into the export at `url`.
+///
+/// # Errors
+/// The export cannot be opened or does not answer.
+pub async fn write_back(
+    url: &str,
+    at_cutover: &UserPlan,
+    newest_sandbox: &str,
+    v2: &Path,
+) -> Result<WrittenBack, MigrateError> {
+    let bucket = Bucket::open(url).await.map_err(|e| failed(url, e))?;
+    let object = |sandbox: &str, path: &str| {
+        format!("users/{}/sandboxes/{sandbox}/files/{path}", at_cutover.id)
+    };
+    let mut out = WrittenBack::default();
+    let now = tree(v2);
+    for path in &now {
+        let Some(file) = inside(v2, path) else {
+            continue;
+        };
+        let sha = file_sha256(&file);
+        let target = match at_cutover.merged.files.get(path) {
+            Some(placed) if sha.as_deref() == Some(placed.sha256.as_str()) => continue,
+            Some(placed) => object(&placed.sandbox, &placed.v1_path),
+            None => object(newest_sandbox, path),
+        };
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                bucket
+                    .put(&target, Bytes::from(bytes), Precondition::None)
+                    .await
+                    .map_err(|e| failed(url, e))?;
+                out.written.push(target);
+            }
+            Err(e) => out
+                .problems
+                .push(Problem::at(file.display().to_string(), e.to_string())),
+        }
+    }
+    for (path, placed) in &at_cutover.merged.files {
+        if !now.contains(path) {
+            let target = object(&placed.sandbox, &placed.v1_path);
+            bucket.delete(&target).await.map_err(|e| failed(url, e))?;
+            out.deleted.push(target);
+        }
+    }
+    Ok(out)
+}

@@ -125,6 +125,8 @@ pub struct ControlPlane {
     pub instances: Arc<dyn crate::driver::InstanceTokens>,
     /// Tokens, roles and the audit trail.
     pub access: Arc<Access>,
+    /// Where each migrating user's `/u/{login}/…` goes (the migration sets it).
+    pub users: Arc<crate::gateway::users::UserRoutes>,
     driver: Arc<LocalDriver>,
     stop: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
@@ -217,6 +219,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
     let synced = controller.synced();
     let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();
     let controller = tokio::spawn(controller.run(exits, nudges, wait(stopped.clone())));
+    let users = Arc::new(crate::gateway::users::UserRoutes::default());
     let app = router(ServerState {
         store: store.clone(),
         synced,
@@ -224,6 +227,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         access: access.clone(),
         instances: driver.clone(),
         nudge: nudge.clone(),
+        users: users.clone(),
     });
     let shutdown = wait(stopped);
     let serving = tokio::spawn(async move {
@@ -239,6 +243,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
         nudge,
         instances: driver.clone(),
         access,
+        users,
         driver,
         stop,
         serving,

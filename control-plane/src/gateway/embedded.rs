@@ -64,3 +64,69 @@ impl Registry for ServerState {
         until_serving(&*self.store, key).await
     }
 }
+
+/// `/u/{login}/{*rest}`: the user's request, to v1 or to their v2 workspace as their route
+/// says (held while they are being cut over).
+pub async fn user_proxy(
+    axum::extract::State(s): axum::extract::State<ServerState>,
+    axum::extract::Path((login, rest)): axum::extract::Path<(String, String)>,
+    req: axum::extract::Request,
+) -> Response {
+    use super::users::{NoRoute, Route};
+    use axum::http::StatusCode;
+    match s.users.route(&login).await {
+        Err(NoRoute::Unknown) => super::refuse(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for user {login}: not part of a migration"),
+        ),
+        Err(NoRoute::HeldTooLong) => {
+            let mut r = super::refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cutting_over",
+                format!("{login} is being cut over; try again"),
+            );
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            r
+        }
+        Ok(Route::V2 { workspace }) => {
+            let org = workspace.organization.clone().unwrap_or_default();
+            super::forward(axum::extract::State(s), org, workspace.name, rest, req).await
+        }
+        Ok(Route::V1 { endpoint }) => to_v1(&s, &endpoint, &rest, req).await,
+    }
+}
+
+/// Passes a request through to v1 as it came (v1 checks its users' credentials itself).
+async fn to_v1(
+    s: &ServerState,
+    endpoint: &str,
+    rest: &str,
+    req: axum::extract::Request,
+) -> Response {
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = format!("{}/{rest}{query}", endpoint.trim_end_matches('/'));
+    let (parts, body) = req.into_parts();
+    let mut out = s.http.request(parts.method.clone(), &target);
+    for (name, value) in &parts.headers {
+        if !super::is_hop_by_hop(name.as_str()) {
+            out = out.header(name, value);
+        }
+    }
+    let out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    match out.send().await {
+        Ok(resp) => super::answer(resp),
+        Err(e) => super::refuse(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "unreachable",
+            format!("v1 at {target}: {e}"),
+        ),
+    }
+}

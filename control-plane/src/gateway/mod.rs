@@ -15,6 +15,8 @@
 //! this module's, once.
 
 mod embedded;
+pub use embedded::user_proxy;
+pub mod users;
 pub mod wake;
 
 use std::future::Future;
@@ -108,7 +110,7 @@ pub async fn proxy<R: Registry>(
     forward(state, org, ws, rest, req).await
 }
 
-fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
+pub(crate) fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
     (
         status,
         axum::Json(json!({"error": error, "reason": reason})),
@@ -126,7 +128,7 @@ pub fn routes<R: Registry>() -> axum::Router<R> {
         )
 }
 
-async fn forward<R: Registry>(
+pub(crate) async fn forward<R: Registry>(
     State(s): State<R>,
     org: String,
     ws: String,
@@ -376,7 +378,7 @@ fn outgoing<R: Registry>(
 }
 
 /// The instance's answer, its body streamed back.
-fn answer(resp: reqwest::Response) -> Response {
+pub(crate) fn answer(resp: reqwest::Response) -> Response {
     let status = resp.status();
     let mut headers = HeaderMap::new();
     for (name, value) in resp.headers() {
@@ -403,7 +405,7 @@ fn too_large() -> Response {
     )
 }
 
-fn is_hop_by_hop(name: &str) -> bool {
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
         "connection"

@@ -19,6 +19,7 @@
 //! | `POST /apis/coditect.io/v1/organizations/{org}/workspaces/{name}/sleep`, `…/wake` | put to sleep, wake (`workspaces.use`) |
 //! | `GET /apis/coditect.io/v1/usage?organization=&sinceMs=&untilMs=` | measured usage of the workspaces the caller may read (the cost report's input) |
 //! | `ANY /w/{org}/{workspace}/…` | the gateway to the workspace's own API; wakes a sleeping one and holds the request |
+//! | `ANY /u/{login}/…` | a migrating user: to v1 until cut over, to their workspace after (held during the cutover) |
 
 mod access;
 mod objects;
@@ -57,11 +58,16 @@ pub struct ServerState {
     /// Asks the controller to reconcile a workspace now (sleep and wake are wishes in
     /// the status, which does not trigger reconciles by itself).
     pub nudge: tokio::sync::mpsc::UnboundedSender<coditect_specs::ObjectKey>,
+    /// Where each migrating user's `/u/{login}/…` goes.
+    pub users: Arc<crate::gateway::users::UserRoutes>,
 }
 
 /// The API and gateway router.
 pub fn router(state: ServerState) -> Router {
-    let gateway = crate::gateway::routes::<ServerState>();
+    let gateway = crate::gateway::routes::<ServerState>().route(
+        "/u/{login}/{*rest}",
+        axum::routing::any(crate::gateway::user_proxy),
+    );
     let api = Router::new()
         .route("/apis/coditect.io/v1/apply", post(objects::apply))
         .route("/apis/coditect.io/v1/events", get(objects::events))

@@ -1,0 +1,195 @@
+//! Blue-green routing of users: `/u/{login}/…` goes to the v1 endpoint until the user is
+//! cut over, and to their v2 workspace after (the workspace registry of a migration).
+//!
+//! A cutover holds the user's requests at the gateway — held, never failed — while the
+//! migration copies what changed, verifies and flips the route; releasing lets them go to
+//! the new side. The pause is measured per user. A rollback is one flip back. Routes are
+//! kept in memory here; the migration that sets them keeps them in its own progress.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use coditect_specs::ObjectKey;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How long a request is held for a cutover at most (then 503 with `Retry-After`).
+pub const MAX_HOLD: Duration = Duration::from_secs(30);
+
+/// Where a user's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The v1 endpoint (`https://v1.example.com`), which authenticates its users itself.
+    V1 {
+        /// Its base URL.
+        endpoint: String,
+    },
+    /// Their v2 workspace, through the gateway with their own v2 credential.
+    V2 {
+        /// The workspace.
+        workspace: ObjectKey,
+    },
+}
+
+#[derive(Debug)]
+struct UserRoute {
+    route: Route,
+    held_since: Option<Instant>,
+}
+
+/// Every user's route.
+#[derive(Debug)]
+pub struct UserRoutes {
+    routes: Mutex<HashMap<String, UserRoute>>,
+    /// Bumped on every change, for held requests to look again.
+    changed: watch::Sender<u64>,
+    /// Requests being held right now.
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for UserRoutes {
+    fn default() -> Self {
+        UserRoutes {
+            routes: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+            held: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Why a request found no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    /// The user is not being migrated.
+    Unknown,
+    /// Held longer than [`MAX_HOLD`].
+    HeldTooLong,
+}
+
+impl UserRoutes {
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, UserRoute>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Routes `login` to `route` (not held).
+    pub fn set(&self, login: &str, route: Route) {
+        self.routes().insert(
+            login.to_string(),
+            UserRoute {
+                route,
+                held_since: None,
+            },
+        );
+        self.bump();
+    }
+
+    /// Starts holding `login`'s requests. False when the user has no route.
+    pub fn hold(&self, login: &str) -> bool {
+        let held = self
+            .routes()
+            .get_mut(login)
+            .map(|r| r.held_since.get_or_insert_with(Instant::now))
+            .is_some();
+        self.bump();
+        held
+    }
+
+    /// Flips `login` to `route` and releases their held requests; how long they were held.
+    pub fn release(&self, login: &str, route: Route) -> Duration {
+        let paused = {
+            let mut routes = self.routes();
+            let entry = routes.entry(login.to_string()).or_insert(UserRoute {
+                route: route.clone(),
+                held_since: None,
+            });
+            entry.route = route;
+            entry.held_since.take().map(|t| t.elapsed())
+        };
+        self.bump();
+        paused.unwrap_or_default()
+    }
+
+    /// Requests held right now, of every user.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Where `login`'s request goes now, waiting while the user is held.
+    ///
+    /// # Errors
+    /// [`NoRoute`].
+    pub async fn route(&self, login: &str) -> Result<Route, NoRoute> {
+        struct Holding<'a>(&'a std::sync::atomic::AtomicUsize, bool);
+        impl Drop for Holding<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+        let mut holding = Holding(&self.held, false);
+        let mut changed = self.changed.subscribe();
+        let deadline = Instant::now() + MAX_HOLD;
+        loop {
+            match self.routes().get(login) {
+                None => return Err(NoRoute::Unknown),
+                Some(r) if r.held_since.is_none() => return Ok(r.route.clone()),
+                Some(_) => {}
+            }
+            if !holding.1 {
+                holding.1 = true;
+                self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(NoRoute::HeldTooLong),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_request_waits_for_the_flip_and_goes_to_the_new_side() {
+        let routes = std::sync::Arc::new(UserRoutes::default());
+        let v1 = Route::V1 {
+            endpoint: "http://v1".into(),
+        };
+        routes.set("alice", v1.clone());
+        assert_eq!(routes.route("alice").await, Ok(v1));
+        assert_eq!(routes.route("bob").await, Err(NoRoute::Unknown));
+        assert!(routes.hold("alice"));
+        let r = routes.clone();
+        let held = tokio::spawn(async move { r.route("alice").await });
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert!(!held.is_finished());
+        assert_eq!(routes.held(), 1);
+        let v2 = Route::V2 {
+            workspace: ObjectKey {
+                kind: coditect_specs::Kind::Workspace,
+                organization: Some("acme".into()),
+                name: "alice-main".into(),
+            },
+        };
+        let paused = routes.release("alice", v2.clone());
+        assert_eq!(held.await.unwrap(), Ok(v2));
+        assert_eq!(routes.held(), 0);
+        assert!(paused >= Duration::from_millis(300), "{paused:?}");
+        // Held past the limit: refused, not hung.
+        routes.hold("alice");
+        let r = routes.clone();
+        let late = tokio::spawn(async move { r.route("alice").await });
+        tokio::time::advance(MAX_HOLD + Duration::from_secs(1)).await;
+        assert_eq!(late.await.unwrap(), Err(NoRoute::HeldTooLong));
+    }
+}

@@ -69,12 +69,14 @@ async fn a_user_is_cut_over_with_requests_held_never_failed_and_rolled_back_in_o
         .await
         .unwrap();
     let v1 = v1().await;
-    cp.users.set(
-        "alice",
-        Route::V1 {
-            endpoint: v1.clone(),
-        },
-    );
+    cp.users
+        .set(
+            "alice",
+            Route::V1 {
+                endpoint: v1.clone(),
+            },
+        )
+        .unwrap();
 
     // Alice's client: one request after another, never pausing.
     let seen = Arc::new(Seen::default());
@@ -134,17 +136,22 @@ async fn a_user_is_cut_over_with_requests_held_never_failed_and_rolled_back_in_o
         "the one request in flight is the held one"
     );
     // …then the flip, and the held request goes to v2.
-    let pause = cp.users.release(
-        "alice",
-        Route::V2 {
-            workspace: workspace.clone(),
-        },
-    );
+    let pause = cp
+        .users
+        .release(
+            "alice",
+            Route::V2 {
+                workspace: workspace.clone(),
+            },
+        )
+        .unwrap();
     until("20 answers from v2", Box::new(|s| s.count("v2") >= 20)).await;
 
     // Rollback: one flip back.
     let started = std::time::Instant::now();
-    cp.users.release("alice", Route::V1 { endpoint: v1 });
+    cp.users
+        .release("alice", Route::V1 { endpoint: v1 })
+        .unwrap();
     let rollback = started.elapsed();
     let v1_before = seen.count("v1");
     until("v1 again", Box::new(move |s| s.count("v1") > v1_before + 5)).await;

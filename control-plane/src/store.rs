@@ -23,6 +23,8 @@ use tokio::sync::broadcast;
 use crate::error::StoreError;
 use crate::selector::LabelSelector;
 
+mod routes;
+
 /// The finalizer that keeps a Workspace until its instance is stopped.
 pub const RUNTIME_FINALIZER: &str = "coditect.io/runtime";
 
@@ -169,7 +171,8 @@ impl Store {
              CREATE TABLE IF NOT EXISTS phases (
                 id INTEGER PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL,
                 phase TEXT NOT NULL, at_ms INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS phases_by_workspace ON phases (org, name, id);",
+             CREATE INDEX IF NOT EXISTS phases_by_workspace ON phases (org, name, id);
+             CREATE TABLE IF NOT EXISTS user_routes (login TEXT PRIMARY KEY, route TEXT NOT NULL);",
         )
         .map_err(sqlite)?;
         let (changes, _) = broadcast::channel(4096);

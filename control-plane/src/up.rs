@@ -219,7 +219,7 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
     let synced = controller.synced();
     let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();
     let controller = tokio::spawn(controller.run(exits, nudges, wait(stopped.clone())));
-    let users = Arc::new(crate::gateway::users::UserRoutes::default());
+    let users = Arc::new(crate::gateway::users::UserRoutes::persisted(store.clone())?);
     let app = router(ServerState {
         store: store.clone(),
         synced,

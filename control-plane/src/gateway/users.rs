@@ -4,7 +4,8 @@
 //! A cutover holds the user's requests at the gateway — held, never failed — while the
 //! migration copies what changed, verifies and flips the route; releasing lets them go to
 //! the new side. The pause is measured per user. A rollback is one flip back. Routes are
-//! kept in memory here; the migration that sets them keeps them in its own progress.
+//! written through to the store, so a control plane started again routes every user
+//! where they were (holds are not: a held request dies with its process).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +19,8 @@ use tokio::time::Instant;
 pub const MAX_HOLD: Duration = Duration::from_secs(30);
 
 /// Where a user's requests go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "to", rename_all = "lowercase")]
 pub enum Route {
     /// The v1 endpoint (`https://v1.example.com`), which authenticates its users itself.
     V1 {
@@ -46,6 +48,8 @@ pub struct UserRoutes {
     changed: watch::Sender<u64>,
     /// Requests being held right now.
     held: std::sync::atomic::AtomicUsize,
+    /// Where routes are kept across restarts (none: in memory only).
+    store: Option<std::sync::Arc<crate::store::Store>>,
 }
 
 impl Default for UserRoutes {
@@ -54,6 +58,7 @@ impl Default for UserRoutes {
             routes: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
             held: std::sync::atomic::AtomicUsize::new(0),
+            store: None,
         }
     }
 }
@@ -68,6 +73,47 @@ pub enum NoRoute {
 }
 
 impl UserRoutes {
+    /// The routes `store` recorded, written through to it from now on.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn persisted(
+        store: std::sync::Arc<crate::store::Store>,
+    ) -> Result<Self, crate::error::StoreError> {
+        let mut routes = HashMap::new();
+        for (login, value) in store.user_routes()? {
+            match serde_json::from_value::<Route>(value) {
+                Ok(route) => {
+                    routes.insert(
+                        login,
+                        UserRoute {
+                            route,
+                            held_since: None,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(%login, error = %e, "a recorded route is not readable; left out")
+                }
+            }
+        }
+        Ok(UserRoutes {
+            routes: Mutex::new(routes),
+            store: Some(store),
+            ..UserRoutes::default()
+        })
+    }
+
+    fn record(&self, login: &str, route: &Route) -> Result<(), crate::error::StoreError> {
+        match &self.store {
+            Some(store) => store.put_user_route(
+                login,
+                &serde_json::to_value(route).unwrap_or(serde_json::Value::Null),
+            ),
+            None => Ok(()),
+        }
+    }
+
     fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, UserRoute>> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -77,7 +123,11 @@ impl UserRoutes {
     }
 
     /// Routes `login` to `route` (not held).
-    pub fn set(&self, login: &str, route: Route) {
+    ///
+    /// # Errors
+    /// The route could not be recorded; nothing changed.
+    pub fn set(&self, login: &str, route: Route) -> Result<(), crate::error::StoreError> {
+        self.record(login, &route)?;
         self.routes().insert(
             login.to_string(),
             UserRoute {
@@ -86,6 +136,7 @@ impl UserRoutes {
             },
         );
         self.bump();
+        Ok(())
     }
 
     /// Starts holding `login`'s requests. False when the user has no route.
@@ -100,7 +151,11 @@ impl UserRoutes {
     }
 
     /// Flips `login` to `route` and releases their held requests; how long they were held.
-    pub fn release(&self, login: &str, route: Route) -> Duration {
+    ///
+    /// # Errors
+    /// The route could not be recorded: nothing flipped, the requests stay held.
+    pub fn release(&self, login: &str, route: Route) -> Result<Duration, crate::error::StoreError> {
+        self.record(login, &route)?;
         let paused = {
             let mut routes = self.routes();
             let entry = routes.entry(login.to_string()).or_insert(UserRoute {
@@ -111,7 +166,7 @@ impl UserRoutes {
             entry.held_since.take().map(|t| t.elapsed())
         };
         self.bump();
-        paused.unwrap_or_default()
+        Ok(paused.unwrap_or_default())
     }
 
     /// Requests held right now, of every user.
@@ -165,7 +220,7 @@ mod tests {
         let v1 = Route::V1 {
             endpoint: "http://v1".into(),
         };
-        routes.set("alice", v1.clone());
+        routes.set("alice", v1.clone()).unwrap();
         assert_eq!(routes.route("alice").await, Ok(v1));
         assert_eq!(routes.route("bob").await, Err(NoRoute::Unknown));
         assert!(routes.hold("alice"));
@@ -181,7 +236,7 @@ mod tests {
                 name: "alice-main".into(),
             },
         };
-        let paused = routes.release("alice", v2.clone());
+        let paused = routes.release("alice", v2.clone()).unwrap();
         assert_eq!(held.await.unwrap(), Ok(v2));
         assert_eq!(routes.held(), 0);
         assert!(paused >= Duration::from_millis(300), "{paused:?}");
@@ -191,5 +246,60 @@ mod tests {
         let late = tokio::spawn(async move { r.route("alice").await });
         tokio::time::advance(MAX_HOLD + Duration::from_secs(1)).await;
         assert_eq!(late.await.unwrap(), Err(NoRoute::HeldTooLong));
+    }
+}
+
+#[cfg(test)]
+mod persisted {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn routes_outlive_the_process_that_set_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controlplane.db");
+        let v2 = Route::V2 {
+            workspace: ObjectKey {
+                kind: coditect_specs::Kind::Workspace,
+                organization: Some("acme".into()),
+                name: "alice-main".into(),
+            },
+        };
+        {
+            let store = std::sync::Arc::new(crate::store::Store::open(&path).unwrap());
+            let routes = UserRoutes::persisted(store).unwrap();
+            routes
+                .set(
+                    "alice",
+                    Route::V1 {
+                        endpoint: "http://v1".into(),
+                    },
+                )
+                .unwrap();
+            routes
+                .set(
+                    "bob",
+                    Route::V1 {
+                        endpoint: "http://v1".into(),
+                    },
+                )
+                .unwrap();
+            routes.hold("alice");
+            routes.release("alice", v2.clone()).unwrap();
+        }
+        let store = std::sync::Arc::new(crate::store::Store::open(&path).unwrap());
+        let routes = UserRoutes::persisted(store).unwrap();
+        let now = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        assert_eq!(now.block_on(routes.route("alice")), Ok(v2));
+        assert_eq!(
+            now.block_on(routes.route("bob")),
+            Ok(Route::V1 {
+                endpoint: "http://v1".into()
+            })
+        );
     }
 }

@@ -360,6 +360,19 @@ async fn strangers_are_told_nothing_and_bad_tokens_are_refused() {
         body["reason"],
         "the Kubernetes API does not accept this token: invalid bearer token"
     );
+    // Sent again, the forged token is refused the same way without asking the API server.
+    let reviews = c
+        .sent_to("/apis/authentication.k8s.io/v1/tokenreviews")
+        .len();
+    let (code, again) = c.get(Some("forged"), "/w/acme/alice-main/v1/status").await;
+    assert_eq!(code, 401);
+    assert_eq!(again["reason"], body["reason"]);
+    assert_eq!(
+        c.sent_to("/apis/authentication.k8s.io/v1/tokenreviews")
+            .len(),
+        reviews,
+        "a rejected token is remembered"
+    );
     let (code, body) = c.get(None, "/w/acme/alice-main/v1/status").await;
     assert_eq!(code, 401);
     assert!(

@@ -8,8 +8,9 @@
 //!   `get` on `workspaces.coditect.io`, everything else the custom verb `use` (as
 //!   PodSecurityPolicies had `use`), in the organization's namespace. A caller who may not
 //!   `get` the workspace is told it is not found. Allowed decisions are remembered for
-//!   [`DECISION_TTL`] (a revoked role takes that long to bite); refusals are not, so a
-//!   role just granted works at once.
+//!   [`DECISION_TTL`] (a revoked role takes that long to bite); RBAC refusals are not, so
+//!   a role just granted works at once. A token the API server rejects is rejected
+//!   without asking again for [`REJECTED_TTL`].
 //! - **Where** — the workspace's pod behind its headless Service, at the address the
 //!   gateway computes from the workspace's name and namespace; a `status.endpoint` that
 //!   says otherwise is not followed (whoever may write a status could otherwise send the
@@ -53,6 +54,10 @@ pub const DECISION_TTL: Duration = Duration::from_secs(10);
 /// Decisions remembered at most; beyond, the memory starts again.
 const MAX_DECISIONS: usize = 10_000;
 
+/// How long a token the API server rejected is rejected without asking again (a client
+/// retrying a bad token in a loop costs one TokenReview per this, not one per request).
+pub const REJECTED_TTL: Duration = Duration::from_secs(10);
+
 /// A caller the API server vouched for.
 #[derive(Debug, Clone)]
 pub struct KubeCaller {
@@ -85,6 +90,8 @@ pub struct ClusterGateway {
     tokens: Arc<SecretTokens>,
     http: reqwest::Client,
     decisions: Arc<Mutex<Decisions>>,
+    /// Tokens the API server rejected (by SHA-256): when, and its words.
+    rejected: Arc<Mutex<HashMap<String, (Instant, String)>>>,
     pods: PodAddress,
 }
 
@@ -126,6 +133,7 @@ impl ClusterGateway {
             store,
             http,
             decisions: Arc::new(Mutex::new(HashMap::new())),
+            rejected: Arc::new(Mutex::new(HashMap::new())),
             pods: Arc::new(super::workload::endpoint),
         }
     }
@@ -247,7 +255,36 @@ impl Registry for ClusterGateway {
         {
             return Ok(who.clone());
         }
-        let who = self.review_token(token).await?;
+        let remembered_rejection = {
+            let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+            rejected
+                .get(&remembered.0)
+                .filter(|(at, _)| at.elapsed() < REJECTED_TTL)
+                .map(|(_, why)| why.clone())
+        };
+        if let Some(why) = remembered_rejection {
+            return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", why));
+        }
+        let who = match self.review_token(token).await {
+            Ok(who) => who,
+            Err(refused) if refused.status() == StatusCode::UNAUTHORIZED => {
+                let (parts, body) = refused.into_parts();
+                let bytes = axum::body::to_bytes(body, 64 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let why = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+                if rejected.len() >= MAX_DECISIONS {
+                    rejected.clear();
+                }
+                rejected.insert(remembered.0.clone(), (Instant::now(), why));
+                return Err(Response::from_parts(parts, axum::body::Body::from(bytes)));
+            }
+            Err(other) => return Err(other),
+        };
         let ns = key
             .organization
             .as_deref()

@@ -35,6 +35,34 @@ pub fn inside(root: &Path, path: &str) -> Option<PathBuf> {
     Some(root.join(rel))
 }
 
+/// Every file under `root`, as tree paths (`src/main.rs`), sorted; copies in flight
+/// (`.{name}.migrating`) left out.
+pub fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') && name.ends_with(".migrating") {
+                continue;
+            }
+            if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The SHA-256 of the file at `path`, `None` when there is none.
 pub fn file_sha256(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use coditect_runtime::sync::{Bucket, Precondition};
 use serde::Serialize;
 
-use crate::copy::{file_sha256, inside};
+use crate::copy::{file_sha256, inside, tree};
 use crate::error::{MigrateError, Problem};
 use crate::plan::UserPlan;
 
@@ -43,7 +43,7 @@ fn failed(url: &str, source: coditect_runtime::sync::StoreError) -> MigrateError
 /// The export cannot be written, read back or cleaned: no cutover should be allowed.
 pub async fn check(url: &str) -> Result<(), MigrateError> {
     let bucket = Bucket::open(url).await.map_err(|e| failed(url, e))?;
-    let name = format!(".coditect/rollback-probe-{:016x}", rand_probe_suffix());
+    let name = format!(".coditect/rollback-probe-{:016x}", rand::random::<u64>());
     let body = Bytes::from(format!("probe {name}"));
     bucket
         .put(&name, body.clone(), Precondition::DoesNotExist)
@@ -57,41 +57,6 @@ pub async fn check(url: &str) -> Result<(), MigrateError> {
             "{url}: a probe written for the rollback path did not read back"
         ))),
     }
-}
-
-fn rand_probe_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
-/// Every file under `root`, as tree paths (copies in flight left out).
-fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                let name = e.file_name().to_string_lossy().to_string();
-                if !(name.starts_with('.') && name.ends_with(".migrating")) {
-                    out.push(rel.to_string_lossy().replace('\\', "/"));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Writes what `v2` (the workspace's `projects/`) changed since `at_cutover` (the plan

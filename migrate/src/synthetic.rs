@@ -115,3 +115,17 @@ pub fn write(root: &Path, users: usize) -> std::io::Result<Written> {
         lines_per_user: 12,
     })
 }
+
+/// A Migration of the export under `root`, with `extra` spec lines (indented two spaces,
+/// under `spec:`), as a test writes it.
+///
+/// # Panics
+/// When the manifest does not read (a broken test).
+#[allow(clippy::expect_used)] // test support: a panic is the failure report
+pub fn migration(root: &Path, extra: &str) -> crate::spec::Migration {
+    let text = format!(
+        "apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {{name: v1}}\nspec:\n  source: {{export: 'file://{}'}}\n{extra}",
+        root.display()
+    );
+    crate::spec::Migration::parse("migration.yaml", &text).expect("a Migration")
+}

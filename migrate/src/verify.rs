@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::copy::{file_sha256, inside};
+use crate::copy::{file_sha256, inside, tree};
 use crate::error::MigrateError;
 use crate::export::V1Export;
 use crate::plan::{UserPlan, plan_user};
@@ -51,33 +51,6 @@ pub struct Verification {
     pub extra: Vec<String>,
     /// Why the grade is not Perfect, in words.
     pub reasons: Vec<String>,
-}
-
-/// Every file under `root`, as tree paths, without copies in flight.
-fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') && name.ends_with(".migrating") {
-                continue;
-            }
-            if let Ok(rel) = path.strip_prefix(root) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Verifies the copy of `user` in `dest` against the export as it is now.

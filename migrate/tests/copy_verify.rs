@@ -12,24 +12,15 @@ use std::path::Path;
 use coditect_migrate::copy::{copy_tree, copy_tree_with};
 use coditect_migrate::export::V1Export;
 use coditect_migrate::plan::plan;
-use coditect_migrate::spec::Migration;
 use coditect_migrate::synthetic::{self, BINARY_PATH, UNICODE_PATH};
 use coditect_migrate::verify::{Grade, verify};
-
-fn migration(export: &Path) -> Migration {
-    let text = format!(
-        "apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {{name: v1}}\nspec:\n  source: {{export: 'file://{}'}}\n",
-        export.display()
-    );
-    Migration::parse("migration.yaml", &text).unwrap()
-}
 
 #[tokio::test]
 async fn a_copy_verifies_perfect_and_each_difference_has_its_grade() {
     let dir = tempfile::tempdir().unwrap();
     let export_dir = dir.path().join("export");
     synthetic::write(&export_dir, 1).unwrap();
-    let m = migration(&export_dir);
+    let m = synthetic::migration(&export_dir, "");
     let p = plan(&m, |_, _| {}).await.unwrap();
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let (users, _) = export.users().await.unwrap();
@@ -109,7 +100,7 @@ async fn child_copy() {
         return; // only as the child of the test below
     };
     let dest = std::path::PathBuf::from(std::env::var("CODITECT_TEST_CHILD_DEST").unwrap());
-    let m = migration(Path::new(&export_dir));
+    let m = synthetic::migration(Path::new(&export_dir), "");
     let p = plan(&m, |_, _| {}).await.unwrap();
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let mut n = 0;
@@ -160,7 +151,7 @@ async fn a_copy_killed_midway_leaves_only_whole_files_and_finishes_when_run_agai
     assert!(!status.success(), "killed");
 
     // What is in place is whole: exactly the files the child said, each with v1's bytes.
-    let m = migration(&export_dir);
+    let m = synthetic::migration(&export_dir, "");
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let (users, _) = export.users().await.unwrap();
     let v = verify(&export, &m, &users[0], &dest).await.unwrap();

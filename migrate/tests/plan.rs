@@ -8,17 +8,8 @@
 use std::path::Path;
 
 use coditect_migrate::plan::plan;
-use coditect_migrate::spec::Migration;
 use coditect_migrate::synthetic::{self, BINARY_PATH, DEEP_PATH, UNICODE_PATH};
 use sha2::{Digest, Sha256};
-
-fn migration(export: &Path, extra: &str) -> Migration {
-    let text = format!(
-        "apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {{name: v1}}\nspec:\n  source: {{export: 'file://{}'}}\n{extra}",
-        export.display()
-    );
-    Migration::parse("migration.yaml", &text).unwrap()
-}
 
 /// Every file under `root`, with its bytes' hash: the export before and after.
 fn snapshot(root: &Path) -> Vec<(String, String)> {
@@ -44,7 +35,7 @@ async fn a_plan_says_what_each_user_becomes_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let written = synthetic::write(dir.path(), 3).unwrap();
     let before = snapshot(dir.path());
-    let m = migration(
+    let m = synthetic::migration(
         dir.path(),
         "  target: {organization: acme-v2, workspaceName: '{login}-v1'}\n",
     );
@@ -120,7 +111,9 @@ async fn bad_input_is_reported_at_its_place_and_the_other_users_go_on() {
     text.push_str("{\"ts\":\"2026-06-01T10:09:00Z\",\"role\":\"robot\",\"text\":\"x\"}\n");
     std::fs::write(&t, text).unwrap();
 
-    let p = plan(&migration(root, ""), |_, _| {}).await.unwrap();
+    let p = plan(&synthetic::migration(root, ""), |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
     assert_eq!(p.problems[0].object, "users.jsonl");
     assert_eq!(p.problems[0].line, Some(3));
@@ -151,7 +144,7 @@ async fn two_users_landing_on_one_workspace_is_a_problem_of_the_plan() {
     synthetic::write(dir.path(), 2).unwrap();
     // Only the selected login is planned.
     let p = plan(
-        &migration(dir.path(), "  users: {logins: [user1]}\n"),
+        &synthetic::migration(dir.path(), "  users: {logins: [user1]}\n"),
         |_, _| {},
     )
     .await
@@ -166,7 +159,7 @@ async fn two_users_landing_on_one_workspace_is_a_problem_of_the_plan() {
     )
     .unwrap();
     let p = plan(
-        &migration(dir.path(), "  target: {workspaceName: '{login}-{team}'}\n"),
+        &synthetic::migration(dir.path(), "  target: {workspaceName: '{login}-{team}'}\n"),
         |_, _| {},
     )
     .await

@@ -12,16 +12,7 @@ use coditect_migrate::copy::copy_tree;
 use coditect_migrate::export::V1Export;
 use coditect_migrate::plan::plan;
 use coditect_migrate::rollback::{check, write_back};
-use coditect_migrate::spec::Migration;
 use coditect_migrate::synthetic::{self, DEEP_PATH};
-
-fn migration(export: &Path) -> Migration {
-    let text = format!(
-        "apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {{name: v1}}\nspec:\n  source: {{export: 'file://{}'}}\n",
-        export.display()
-    );
-    Migration::parse("migration.yaml", &text).unwrap()
-}
 
 fn modified(path: &Path) -> std::time::SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
@@ -32,7 +23,7 @@ async fn what_the_user_changed_in_v2_goes_back_where_it_came_from_and_nothing_el
     let dir = tempfile::tempdir().unwrap();
     let export_dir = dir.path().join("export");
     synthetic::write(&export_dir, 1).unwrap();
-    let m = migration(&export_dir);
+    let m = synthetic::migration(&export_dir, "");
     let at_cutover = plan(&m, |_, _| {}).await.unwrap().users.remove(0);
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let v2 = dir.path().join("projects");

@@ -114,13 +114,8 @@ async fn to_v1(
         .unwrap_or_default();
     let target = format!("{}/{rest}{query}", endpoint.trim_end_matches('/'));
     let (parts, body) = req.into_parts();
-    let mut out = s.http.request(parts.method.clone(), &target);
-    for (name, value) in &parts.headers {
-        if !super::is_hop_by_hop(name.as_str()) {
-            out = out.header(name, value);
-        }
-    }
-    let out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    let out = super::outgoing(&s.http, &parts, &target, None)
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     match out.send().await {
         Ok(resp) => super::answer(resp),
         Err(e) => super::refuse(

@@ -311,7 +311,7 @@ async fn http<R: Registry>(
             Ok((e, token)) => (format!("{e}{path}"), token),
             Err(refused) => return *refused,
         };
-        let out = outgoing(s, &parts, &target, &token).body(body.clone());
+        let out = outgoing(s.http(), &parts, &target, Some(&token)).body(body.clone());
         match out.send().await {
             // A token read before the workspace was made again: read it again, once.
             Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !refused_once => {
@@ -346,7 +346,7 @@ async fn streamed<R: Registry>(
         Ok((e, token)) => (format!("{e}{path}"), token),
         Err(refused) => return *refused,
     };
-    let out = outgoing(s, &parts, &target, &token)
+    let out = outgoing(s.http(), &parts, &target, Some(&token))
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     match out.send().await {
         Ok(resp) => answer(resp),
@@ -360,21 +360,25 @@ async fn streamed<R: Registry>(
     }
 }
 
-/// The request to the instance: method, target, the end-to-end headers, and the
-/// instance's own token in place of the caller's.
-fn outgoing<R: Registry>(
-    s: &R,
+/// The request to `target`: method and the caller's end-to-end headers, with `token`
+/// in place of the caller's credential when given (the instance's own), else the
+/// caller's credential as it came (to v1, which checks its users itself).
+pub(crate) fn outgoing(
+    http: &reqwest::Client,
     parts: &axum::http::request::Parts,
     target: &str,
-    token: &str,
+    token: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let mut out = s.http().request(parts.method.clone(), target);
+    let mut out = http.request(parts.method.clone(), target);
     for (name, value) in &parts.headers {
-        if !is_hop_by_hop(name.as_str()) && name != header::AUTHORIZATION {
+        if !is_hop_by_hop(name.as_str()) && (token.is_none() || name != header::AUTHORIZATION) {
             out = out.header(name, value);
         }
     }
-    out.bearer_auth(token)
+    match token {
+        Some(t) => out.bearer_auth(t),
+        None => out,
+    }
 }
 
 /// The instance's answer, its body streamed back.
@@ -405,7 +409,7 @@ fn too_large() -> Response {
     )
 }
 
-pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
         "connection"

@@ -101,8 +101,9 @@ impl std::fmt::Debug for ClusterGateway {
     }
 }
 
+/// The gateway's refusal, with the `Bearer` challenge on a 401.
 fn refuse(status: StatusCode, error: &str, reason: String) -> Response {
-    let mut r = (status, Json(json!({"error": error, "reason": reason}))).into_response();
+    let mut r = crate::gateway::refuse(status, error, reason);
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -149,8 +150,21 @@ impl ClusterGateway {
         self.decisions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Who holds `token`, by a TokenReview.
-    async fn review_token(&self, token: &str) -> Result<KubeCaller, Response> {
+    fn rejected(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, String)>> {
+        self.rejected.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Who holds `token` (whose SHA-256 is `held`), by a TokenReview; a token rejected
+    /// less than [`REJECTED_TTL`] ago is rejected again without asking.
+    async fn review_token(&self, token: &str, held: &str) -> Result<KubeCaller, Response> {
+        let rejected = |why: String| refuse(StatusCode::UNAUTHORIZED, "unauthorized", why);
+        if let Some((_, why)) = self
+            .rejected()
+            .get(held)
+            .filter(|(at, _)| at.elapsed() < REJECTED_TTL)
+        {
+            return Err(rejected(why.clone()));
+        }
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_string()),
@@ -171,14 +185,18 @@ impl ClusterGateway {
                 groups: user.groups.unwrap_or_default(),
                 extra: user.extra,
             }),
-            _ => Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                format!(
+            _ => {
+                let why = format!(
                     "the Kubernetes API does not accept this token{}",
                     status.error.map(|e| format!(": {e}")).unwrap_or_default()
-                ),
-            )),
+                );
+                let mut remembered = self.rejected();
+                if remembered.len() >= MAX_DECISIONS {
+                    remembered.clear();
+                }
+                remembered.insert(held.to_string(), (Instant::now(), why.clone()));
+                Err(rejected(why))
+            }
         }
     }
 
@@ -255,36 +273,7 @@ impl Registry for ClusterGateway {
         {
             return Ok(who.clone());
         }
-        let remembered_rejection = {
-            let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-            rejected
-                .get(&remembered.0)
-                .filter(|(at, _)| at.elapsed() < REJECTED_TTL)
-                .map(|(_, why)| why.clone())
-        };
-        if let Some(why) = remembered_rejection {
-            return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", why));
-        }
-        let who = match self.review_token(token).await {
-            Ok(who) => who,
-            Err(refused) if refused.status() == StatusCode::UNAUTHORIZED => {
-                let (parts, body) = refused.into_parts();
-                let bytes = axum::body::to_bytes(body, 64 * 1024)
-                    .await
-                    .unwrap_or_default();
-                let why = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v["reason"].as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-                if rejected.len() >= MAX_DECISIONS {
-                    rejected.clear();
-                }
-                rejected.insert(remembered.0.clone(), (Instant::now(), why));
-                return Err(Response::from_parts(parts, axum::body::Body::from(bytes)));
-            }
-            Err(other) => return Err(other),
-        };
+        let who = self.review_token(token, &remembered.0).await?;
         let ns = key
             .organization
             .as_deref()

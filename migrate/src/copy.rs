@@ -35,32 +35,18 @@ pub fn inside(root: &Path, path: &str) -> Option<PathBuf> {
     Some(root.join(rel))
 }
 
-/// Every file under `root`, as tree paths (`src/main.rs`), sorted; copies in flight
-/// (`.{name}.migrating`) left out.
+/// Every file under `root`, as tree paths (`src/main.rs`), sorted: the runtime's own
+/// walk of a projects folder (links leading outside are not followed), without copies in
+/// flight (`.{name}.migrating`).
 pub fn tree(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') && name.ends_with(".migrating") {
-                continue;
-            }
-            if let Ok(rel) = path.strip_prefix(root) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    out
+    coditect_runtime::files::list_tree(root, usize::MAX)
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            !(name.starts_with('.') && name.ends_with(".migrating"))
+        })
+        .collect()
 }
 
 /// The SHA-256 of the file at `path`, `None` when there is none.

@@ -462,6 +462,43 @@ pub enum MigrateCommand {
     /// Read the v1 export and print what the migration would create, its merge conflicts
     /// and every problem at its object and line; change nothing (exit 1 on problems).
     Plan(MigratePlanArgs),
+    /// A migration's users by phase, the cutover pauses and what to do next; per user
+    /// with `--users` or `-o json`; `--watch` follows it with a progress bar.
+    Status(MigrateStatusArgs),
+    /// Let verified users be cut over (like Argo Rollouts' promote); `--approve` for
+    /// users graded Investigate or Poor.
+    Promote(MigrateActionArgs),
+    /// Cut the named users over now (requires `--users`).
+    Cutover(MigrateActionArgs),
+    /// Route users back to v1 at once and write what they changed in v2 into the v1
+    /// layout.
+    Rollback(MigrateActionArgs),
+    /// End the rollback window of cut-over users: they stay on v2 for good.
+    Complete(MigrateActionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateStatusArgs {
+    /// The Migration's name.
+    pub name: String,
+    /// Show these users' records (comma-separated logins).
+    #[arg(long, value_delimiter = ',')]
+    pub users: Vec<String>,
+    /// Follow the migration until every user is in a final phase or waits on a person.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateActionArgs {
+    /// The Migration's name.
+    pub name: String,
+    /// Only these users (comma-separated logins); all the action applies to when absent.
+    #[arg(long, value_delimiter = ',')]
+    pub users: Vec<String>,
+    /// Cut over users graded Investigate or Poor too (after looking at their reasons).
+    #[arg(long)]
+    pub approve: bool,
 }
 
 #[derive(Debug, Args)]

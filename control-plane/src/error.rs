@@ -70,4 +70,7 @@ pub enum ReconcileError {
     /// The driver failed.
     #[error(transparent)]
     Driver(#[from] DriverError),
+    /// A delegated reconciler (see [`crate::delegated`]) failed.
+    #[error("{0}")]
+    Delegated(String),
 }

@@ -23,6 +23,7 @@ pub mod apply;
 pub mod client;
 pub mod conditions;
 pub mod controller;
+pub mod delegated;
 pub mod diff;
 pub mod driver;
 pub mod error;

@@ -48,6 +48,8 @@ pub struct Context<D, S = Store> {
     pub admission: tokio::sync::Mutex<()>,
     /// Where sleeps the reconcilers decide themselves (the quota's) are recorded.
     pub audit: Option<crate::access::AuditLog>,
+    /// Reconcilers of kinds that live above the control plane (a Migration's).
+    pub delegated: Vec<std::sync::Arc<dyn crate::delegated::DelegatedReconciler>>,
 }
 
 /// Reconciles the object at `key`, whatever its kind.
@@ -68,6 +70,12 @@ pub async fn reconcile<D: Driver, S: ResourceStore>(
             rollup(key, ctx).await?;
             Ok(Action::AwaitChange)
         }
+        Resource::Migration(_) => match ctx.delegated.iter().find(|d| d.kind() == key.kind) {
+            Some(d) => d.reconcile(key).await,
+            // Not reconciled here (the Kubernetes operator): it waits for a control
+            // plane that has its reconciler.
+            None => Ok(Action::AwaitChange),
+        },
     }
 }
 
@@ -404,7 +412,7 @@ async fn rollup<D, S: ResourceStore>(
             let status = match r {
                 Resource::Organization(o) => o.status.get_or_insert_with(RollupStatus::default),
                 Resource::Team(t) => t.status.get_or_insert_with(RollupStatus::default),
-                Resource::Workspace(_) => return,
+                Resource::Workspace(_) | Resource::Migration(_) => return,
             };
             status.observed_generation = generation;
             status.workspaces_ready = u32::try_from(ready).unwrap_or(u32::MAX);

@@ -23,7 +23,9 @@ use tokio::sync::broadcast;
 use crate::error::StoreError;
 use crate::selector::LabelSelector;
 
+mod migration_users;
 mod routes;
+pub use migration_users::MigrationWish;
 
 /// The finalizer that keeps a Workspace until its instance is stopped.
 pub const RUNTIME_FINALIZER: &str = "coditect.io/runtime";
@@ -172,7 +174,13 @@ impl Store {
                 id INTEGER PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL,
                 phase TEXT NOT NULL, at_ms INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS phases_by_workspace ON phases (org, name, id);
-             CREATE TABLE IF NOT EXISTS user_routes (login TEXT PRIMARY KEY, route TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS user_routes (login TEXT PRIMARY KEY, route TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS migration_users (
+                migration TEXT NOT NULL, login TEXT NOT NULL, record TEXT NOT NULL,
+                PRIMARY KEY (migration, login));
+             CREATE TABLE IF NOT EXISTS migration_wishes (
+                migration TEXT NOT NULL, login TEXT NOT NULL, action TEXT NOT NULL,
+                approve INTEGER NOT NULL, by TEXT NOT NULL, PRIMARY KEY (migration, login));",
         )
         .map_err(sqlite)?;
         let (changes, _) = broadcast::channel(4096);
@@ -653,6 +661,7 @@ fn copy_server_fields(current: &Resource, next: &mut Resource, generation: i64) 
         (Resource::Organization(c), Resource::Organization(n)) => n.status = c.status.clone(),
         (Resource::Team(c), Resource::Team(n)) => n.status = c.status.clone(),
         (Resource::Workspace(c), Resource::Workspace(n)) => n.status = c.status.clone(),
+        (Resource::Migration(c), Resource::Migration(n)) => n.status = c.status.clone(),
         _ => {}
     }
 }
@@ -667,6 +676,7 @@ fn copy_spec(before: &Resource, next: &mut Resource) {
         (Resource::Organization(b), Resource::Organization(n)) => n.spec = b.spec.clone(),
         (Resource::Team(b), Resource::Team(n)) => n.spec = b.spec.clone(),
         (Resource::Workspace(b), Resource::Workspace(n)) => n.spec = b.spec.clone(),
+        (Resource::Migration(b), Resource::Migration(n)) => n.spec = b.spec.clone(),
         _ => {}
     }
 }
@@ -676,5 +686,6 @@ fn clear_status(r: &mut Resource) {
         Resource::Organization(o) => o.status = None,
         Resource::Team(o) => o.status = None,
         Resource::Workspace(o) => o.status = None,
+        Resource::Migration(o) => o.status = None,
     }
 }

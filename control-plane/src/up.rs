@@ -40,6 +40,9 @@ pub struct UpOptions {
     pub insecure: bool,
     /// Requests per second per token (cluster admins are exempt).
     pub rate_limit: RateLimit,
+    /// Reconcilers of kinds that live above the control plane (the binary plugs in the
+    /// Migration's); a kind without one is stored but not acted on.
+    pub delegated: Vec<crate::delegated::DelegatedFactory>,
 }
 
 impl UpOptions {
@@ -54,6 +57,7 @@ impl UpOptions {
             tls: None,
             insecure: false,
             rate_limit: RateLimit::default(),
+            delegated: Vec::new(),
         }
     }
 }
@@ -209,17 +213,24 @@ pub async fn start(opts: UpOptions) -> Result<ControlPlane, UpError> {
     let admin_config = config::admin_config_path(&opts.data_dir);
     let admin_token = write_admin_config(&access, &admin_config, &server, opts.tls.as_ref())?;
     let (stop, stopped) = watch::channel(false);
+    let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();
+    let users = Arc::new(crate::gateway::users::UserRoutes::persisted(store.clone())?);
+    let plane = crate::delegated::Plane {
+        store: store.clone(),
+        instances: driver.clone(),
+        users: users.clone(),
+        nudge: nudge.clone(),
+    };
     let controller = Controller::new(Context {
         store: store.clone(),
         driver: driver.clone(),
         resync: opts.resync,
         admission: tokio::sync::Mutex::new(()),
         audit: Some(access.audit.clone()),
+        delegated: opts.delegated.iter().map(|f| (f.0)(&plane)).collect(),
     });
     let synced = controller.synced();
-    let (nudge, nudges) = tokio::sync::mpsc::unbounded_channel();
     let controller = tokio::spawn(controller.run(exits, nudges, wait(stopped.clone())));
-    let users = Arc::new(crate::gateway::users::UserRoutes::persisted(store.clone())?);
     let app = router(ServerState {
         store: store.clone(),
         synced,

@@ -1,14 +1,14 @@
-//! Copying one user's merged tree out of the v1 export into a folder (a workspace's
-//! `projects/`), byte for byte. Idempotent: a file already there with the expected hash
-//! is left alone, so a copy cut off by SIGKILL is simply run again; each file is written to
-//! a temporary name beside it and renamed, so nothing half-written is ever in its place.
+//! Copying one user's merged tree out of the v1 export into a [`Destination`] (a
+//! workspace, or a folder), byte for byte. Idempotent: a file already there with the expected hash
+//! is left alone, so a copy cut off by SIGKILL is simply run again; a destination writes
+//! each file whole or not at all, so nothing half-written is ever in its place.
 //! Run again after v1 changed a file (a user still on v1), it brings the folder up to date.
 
-use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::destination::Destination;
 use crate::error::{MigrateError, Problem};
 use crate::export::V1Export;
 use crate::plan::UserPlan;
@@ -51,22 +51,17 @@ pub fn tree(root: &Path) -> Vec<String> {
 
 /// The SHA-256 of the file at `path`, `None` when there is none.
 pub fn file_sha256(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(hex::encode(Sha256::digest(&bytes)))
-}
-
-fn io(path: &Path, e: &std::io::Error) -> Problem {
-    Problem::at(path.display().to_string(), e.to_string())
+    coditect_runtime::files::sha256_of(path)
 }
 
 /// Copies `user`'s merged tree from `export` into `dest`.
 ///
 /// # Errors
-/// The export did not answer.
+/// The export or the destination did not answer.
 pub async fn copy_tree(
     export: &V1Export,
     user: &UserPlan,
-    dest: &Path,
+    dest: &impl Destination,
 ) -> Result<Copied, MigrateError> {
     copy_tree_with(export, user, dest, |_| {}).await
 }
@@ -74,23 +69,24 @@ pub async fn copy_tree(
 /// [`copy_tree`], telling `written` each path once it is in place (for progress).
 ///
 /// # Errors
-/// The export did not answer.
+/// The export or the destination did not answer.
 pub async fn copy_tree_with(
     export: &V1Export,
     user: &UserPlan,
-    dest: &Path,
+    dest: &impl Destination,
     mut written: impl FnMut(&str),
 ) -> Result<Copied, MigrateError> {
     let mut out = Copied::default();
+    let there = dest.hashes().await?;
     for (path, placed) in &user.merged.files {
-        let Some(target) = inside(dest, path) else {
+        if inside(Path::new("/"), path).is_none() {
             out.problems.push(Problem::at(
                 path.clone(),
                 "the path leaves the workspace's folder",
             ));
             continue;
-        };
-        if file_sha256(&target).as_deref() == Some(placed.sha256.as_str()) {
+        }
+        if there.get(path) == Some(&placed.sha256) {
             out.unchanged += 1;
             continue;
         }
@@ -111,32 +107,13 @@ pub async fn copy_tree_with(
             // against the export again.
             tracing::debug!(object, "changed in v1 since the plan");
         }
-        match write_atomically(&target, &bytes) {
-            Ok(()) => {
-                out.written += 1;
-                out.bytes += bytes.len() as u64;
-                written(path);
-            }
-            Err(e) => out.problems.push(io(&target, &e)),
-        }
+        let size = bytes.len() as u64;
+        dest.write(path, bytes).await?;
+        out.written += 1;
+        out.bytes += size;
+        written(path);
     }
     Ok(out)
-}
-
-/// Writes `bytes` at `target` through a temporary file beside it, fsynced, then renamed.
-fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = target.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.migrating"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, target)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A problem found in the v1 export, at its place.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// The object, relative to the export (`users/u1/sandboxes/s1/meta.json`).
     pub object: String,
@@ -64,4 +64,7 @@ pub enum MigrateError {
     /// The migration's spec cannot be used.
     #[error("{0}")]
     Spec(String),
+    /// The v2 side (a workspace, or a folder) refused or did not answer.
+    #[error("v2 workspace: {0}")]
+    Destination(String),
 }

@@ -13,12 +13,16 @@
 //! Depends on the control plane and below; nothing but the CLI imports it.
 
 pub mod copy;
+pub mod destination;
 pub mod error;
 pub mod export;
 pub mod merge;
 pub mod plan;
+pub mod reconciler;
+pub mod record;
 pub mod rollback;
 pub mod spec;
+pub mod steps;
 #[cfg(feature = "testkit")]
 pub mod synthetic;
 pub mod transcript;

@@ -27,7 +27,7 @@ pub struct Candidate {
 }
 
 /// Where a v2 file comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Placed {
     /// The sandbox it is copied from.
     pub sandbox: String,
@@ -40,7 +40,7 @@ pub struct Placed {
 }
 
 /// One path the sandboxes disagree on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Conflict {
     /// The path.
     pub path: String,
@@ -51,7 +51,7 @@ pub struct Conflict {
 }
 
 /// The merged tree.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Merged {
     /// Every v2 path, and where it comes from.
     pub files: BTreeMap<String, Placed>,

@@ -41,6 +41,12 @@ pub struct UserPlan {
     /// The merge itself (for the copy and verification; not printed).
     #[serde(skip)]
     pub merged: Merged,
+    /// The transcripts as read (for the import; not printed).
+    #[serde(skip)]
+    pub transcripts: Vec<crate::transcript::SandboxTranscript>,
+    /// The most recently active sandbox (where files new in v2 go back to on rollback).
+    #[serde(skip)]
+    pub newest_sandbox: Option<String>,
 }
 
 /// The whole plan.
@@ -89,7 +95,7 @@ pub async fn plan(
     let (all, mut problems) = export.users().await?;
     let selected: Vec<V1User> = all
         .iter()
-        .filter(|u| migration.spec.users.selects(u))
+        .filter(|u| crate::spec::selects(&migration.spec.users, u))
         .cloned()
         .collect();
     let total = selected.len();
@@ -143,6 +149,12 @@ pub async fn plan_user(
     let mut candidates = Vec::new();
     let mut agents = std::collections::BTreeSet::new();
     let mut events = 0;
+    let mut transcripts = Vec::new();
+    let newest_sandbox = read
+        .sandboxes
+        .iter()
+        .max_by(|a, b| a.1.meta.last_active_at.cmp(&b.1.meta.last_active_at))
+        .map(|(id, _)| id.clone());
     for (id, sandbox) in &read.sandboxes {
         agents.insert(sandbox.meta.agent.clone());
         for f in &sandbox.files {
@@ -162,10 +174,15 @@ pub async fn plan_user(
             let (lines, bad) = export.transcript(user, id).await?;
             events += lines.len();
             problems.extend(bad);
+            transcripts.push(crate::transcript::SandboxTranscript {
+                sandbox: id.clone(),
+                agent: sandbox.meta.agent.clone(),
+                lines,
+            });
         }
     }
     let merged = merge(&candidates);
-    let (organization, team, workspace) = migration.landing(user);
+    let (organization, team, workspace) = crate::spec::landing(migration, user);
     Ok(UserPlan {
         login: user.login.clone(),
         id: user.id.clone(),
@@ -179,5 +196,7 @@ pub async fn plan_user(
         events,
         problems,
         merged,
+        transcripts,
+        newest_sandbox,
     })
 }

@@ -8,15 +8,13 @@
 //! a probe written and read back and removed): rollback that was never tried is not a
 //! rollback.
 
-use std::path::Path;
-
 use bytes::Bytes;
 use coditect_runtime::sync::{Bucket, Precondition};
 use serde::Serialize;
 
-use crate::copy::{file_sha256, inside, tree};
+use crate::destination::Destination;
 use crate::error::{MigrateError, Problem};
-use crate::plan::UserPlan;
+use crate::merge::Merged;
 
 /// What a write-back did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -59,48 +57,45 @@ pub async fn check(url: &str) -> Result<(), MigrateError> {
     }
 }
 
-/// Writes what `v2` (the workspace's `projects/`) changed since `at_cutover` (the plan
-/// the user was cut over with) back into the export at `url`.
+/// Writes what `v2` (the user's workspace) changed since `at_cutover` (the merged tree
+/// the user was cut over with) back into the export at `url`, under v1 user `user_id`.
 ///
 /// # Errors
-/// The export cannot be opened or does not answer.
+/// The export or the workspace cannot be read or written.
 pub async fn write_back(
     url: &str,
-    at_cutover: &UserPlan,
+    user_id: &str,
+    at_cutover: &Merged,
     newest_sandbox: &str,
-    v2: &Path,
+    v2: &impl Destination,
 ) -> Result<WrittenBack, MigrateError> {
     let bucket = Bucket::open(url).await.map_err(|e| failed(url, e))?;
-    let object = |sandbox: &str, path: &str| {
-        format!("users/{}/sandboxes/{sandbox}/files/{path}", at_cutover.id)
-    };
+    let object =
+        |sandbox: &str, path: &str| format!("users/{user_id}/sandboxes/{sandbox}/files/{path}");
     let mut out = WrittenBack::default();
-    let now = tree(v2);
-    for path in &now {
-        let Some(file) = inside(v2, path) else {
-            continue;
-        };
-        let sha = file_sha256(&file);
-        let target = match at_cutover.merged.files.get(path) {
-            Some(placed) if sha.as_deref() == Some(placed.sha256.as_str()) => continue,
+    let now = v2.hashes().await?;
+    for (path, sha) in &now {
+        let target = match at_cutover.files.get(path) {
+            Some(placed) if *sha == placed.sha256 => continue,
             Some(placed) => object(&placed.sandbox, &placed.v1_path),
             None => object(newest_sandbox, path),
         };
-        match std::fs::read(&file) {
-            Ok(bytes) => {
+        match v2.read(path).await? {
+            Some(bytes) => {
                 bucket
-                    .put(&target, Bytes::from(bytes), Precondition::None)
+                    .put(&target, bytes, Precondition::None)
                     .await
                     .map_err(|e| failed(url, e))?;
                 out.written.push(target);
             }
-            Err(e) => out
-                .problems
-                .push(Problem::at(file.display().to_string(), e.to_string())),
+            None => out.problems.push(Problem::at(
+                path.clone(),
+                "listed in v2, gone before it was read",
+            )),
         }
     }
-    for (path, placed) in &at_cutover.merged.files {
-        if !now.contains(path) {
+    for (path, placed) in &at_cutover.files {
+        if !now.contains_key(path) {
             let target = object(&placed.sandbox, &placed.v1_path);
             bucket.delete(&target).await.map_err(|e| failed(url, e))?;
             out.deleted.push(target);

@@ -127,5 +127,5 @@ pub fn migration(root: &Path, extra: &str) -> crate::spec::Migration {
         "apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {{name: v1}}\nspec:\n  source: {{export: 'file://{}'}}\n{extra}",
         root.display()
     );
-    crate::spec::Migration::parse("migration.yaml", &text).expect("a Migration")
+    crate::spec::parse("migration.yaml", &text).expect("a Migration")
 }

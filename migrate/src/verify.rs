@@ -10,11 +10,11 @@
 //!
 //! Investigate and Poor need an explicit approval before a cutover.
 
-use std::path::Path;
-
 use serde::Serialize;
 
-use crate::copy::{file_sha256, inside, tree};
+use std::collections::BTreeMap;
+
+use crate::destination::Destination;
 use crate::error::MigrateError;
 use crate::export::V1Export;
 use crate::plan::{UserPlan, plan_user};
@@ -25,7 +25,7 @@ use crate::spec::Migration;
 pub const INVESTIGATE_AT_MOST: usize = 5;
 
 /// How well a user's v2 copy matches v1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Grade {
     /// Everything matches.
     Perfect,
@@ -61,26 +61,27 @@ pub async fn verify(
     export: &V1Export,
     migration: &Migration,
     user: &crate::export::V1User,
-    dest: &Path,
+    dest: &impl Destination,
 ) -> Result<Verification, MigrateError> {
     let now = plan_user(export, migration, user).await?;
-    Ok(compare(&now, dest))
+    Ok(compare(&now, &dest.hashes().await?))
 }
 
-/// Compares `dest` with what `plan` expects.
-pub fn compare(plan: &UserPlan, dest: &Path) -> Verification {
+/// Compares what v2 holds (`hashes`: SHA-256 by path) with what `plan` expects.
+pub fn compare(plan: &UserPlan, hashes: &BTreeMap<String, String>) -> Verification {
     let mut differ = Vec::new();
     let mut missing = Vec::new();
     for (path, placed) in &plan.merged.files {
-        match inside(dest, path).and_then(|p| file_sha256(&p)) {
+        match hashes.get(path) {
             None => missing.push(path.clone()),
-            Some(sha) if sha != placed.sha256 => differ.push(path.clone()),
+            Some(sha) if *sha != placed.sha256 => differ.push(path.clone()),
             Some(_) => {}
         }
     }
-    let extra: Vec<String> = tree(dest)
-        .into_iter()
-        .filter(|p| !plan.merged.files.contains_key(p))
+    let extra: Vec<String> = hashes
+        .keys()
+        .filter(|p| !plan.merged.files.contains_key(*p))
+        .cloned()
         .collect();
     let mut reasons = Vec::new();
     if !missing.is_empty() {

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use coditect_migrate::copy::{copy_tree, copy_tree_with};
+use coditect_migrate::destination::Folder;
 use coditect_migrate::export::V1Export;
 use coditect_migrate::plan::plan;
 use coditect_migrate::synthetic::{self, BINARY_PATH, UNICODE_PATH};
@@ -27,25 +28,29 @@ async fn a_copy_verifies_perfect_and_each_difference_has_its_grade() {
     let (user, up) = (&users[0], &p.users[0]);
     let dest = dir.path().join("projects");
 
-    let first = copy_tree(&export, up, &dest).await.unwrap();
+    let first = copy_tree(&export, up, &Folder(dest.clone())).await.unwrap();
     assert_eq!(first.written, 7, "{first:?}");
     assert!(first.problems.is_empty());
     let all: Vec<u8> = (0..=255u8).collect();
     assert_eq!(std::fs::read(dest.join(BINARY_PATH)).unwrap(), all);
     assert_eq!(std::fs::read(dest.join(".keep")).unwrap(), b"");
     assert!(dest.join(UNICODE_PATH).exists());
-    let v = verify(&export, &m, user, &dest).await.unwrap();
+    let v = verify(&export, &m, user, &Folder(dest.clone()))
+        .await
+        .unwrap();
     assert_eq!(v.grade, Grade::Perfect, "{v:?}");
     assert_eq!(v.checked, 7);
     // Idempotent: nothing is written again.
-    let again = copy_tree(&export, up, &dest).await.unwrap();
+    let again = copy_tree(&export, up, &Folder(dest.clone())).await.unwrap();
     assert_eq!((again.written, again.unchanged), (0, 7));
 
     // One byte flipped in v2: Investigate, naming the file.
     let mut bytes = std::fs::read(dest.join(BINARY_PATH)).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(dest.join(BINARY_PATH), &bytes).unwrap();
-    let v = verify(&export, &m, user, &dest).await.unwrap();
+    let v = verify(&export, &m, user, &Folder(dest.clone()))
+        .await
+        .unwrap();
     assert_eq!(v.grade, Grade::Investigate, "{v:?}");
     assert_eq!(v.differ, vec![BINARY_PATH.to_string()]);
     assert_eq!(
@@ -55,15 +60,20 @@ async fn a_copy_verifies_perfect_and_each_difference_has_its_grade() {
 
     // A file gone: Poor.
     std::fs::remove_file(dest.join("README.md")).unwrap();
-    let v = verify(&export, &m, user, &dest).await.unwrap();
+    let v = verify(&export, &m, user, &Folder(dest.clone()))
+        .await
+        .unwrap();
     assert_eq!(v.grade, Grade::Poor);
     assert_eq!(v.missing, vec!["README.md".to_string()]);
 
     // Copying again repairs both; v1 changing a file while the user is still on it is
     // caught by verification (against the export as it is now) and brought over.
-    copy_tree(&export, up, &dest).await.unwrap();
+    copy_tree(&export, up, &Folder(dest.clone())).await.unwrap();
     assert_eq!(
-        verify(&export, &m, user, &dest).await.unwrap().grade,
+        verify(&export, &m, user, &Folder(dest.clone()))
+            .await
+            .unwrap()
+            .grade,
         Grade::Perfect
     );
     std::fs::write(
@@ -71,10 +81,14 @@ async fn a_copy_verifies_perfect_and_each_difference_has_its_grade() {
         "# changed in v1\n",
     )
     .unwrap();
-    let v = verify(&export, &m, user, &dest).await.unwrap();
+    let v = verify(&export, &m, user, &Folder(dest.clone()))
+        .await
+        .unwrap();
     assert_eq!(v.differ, vec!["README.md".to_string()]);
     let now = plan(&m, |_, _| {}).await.unwrap();
-    let synced = copy_tree(&export, &now.users[0], &dest).await.unwrap();
+    let synced = copy_tree(&export, &now.users[0], &Folder(dest.clone()))
+        .await
+        .unwrap();
     // kimi's README is now its own: it stays at the path (kimi was active last), and the
     // others' content is kept beside it, after the newest of them.
     assert_eq!(synced.written, 2, "{synced:?}");
@@ -83,7 +97,10 @@ async fn a_copy_verifies_perfect_and_each_difference_has_its_grade() {
         "# user0\n"
     );
     assert_eq!(
-        verify(&export, &m, user, &dest).await.unwrap().grade,
+        verify(&export, &m, user, &Folder(dest.clone()))
+            .await
+            .unwrap()
+            .grade,
         Grade::Perfect
     );
     assert_eq!(
@@ -104,7 +121,7 @@ async fn child_copy() {
     let p = plan(&m, |_, _| {}).await.unwrap();
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let mut n = 0;
-    copy_tree_with(&export, &p.users[0], &dest, |path| {
+    copy_tree_with(&export, &p.users[0], &Folder(dest.clone()), |path| {
         use std::io::Write as _;
         n += 1;
         println!("copied {path}");
@@ -154,16 +171,23 @@ async fn a_copy_killed_midway_leaves_only_whole_files_and_finishes_when_run_agai
     let m = synthetic::migration(&export_dir, "");
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let (users, _) = export.users().await.unwrap();
-    let v = verify(&export, &m, &users[0], &dest).await.unwrap();
+    let v = verify(&export, &m, &users[0], &Folder(dest.clone()))
+        .await
+        .unwrap();
     assert!(v.differ.is_empty(), "{v:?}");
     assert!(v.extra.is_empty(), "{v:?}");
     assert_eq!(v.missing.len(), 7 - 3, "{v:?}");
     // Run again: the rest is copied, nothing twice, and the user is Perfect.
     let p = plan(&m, |_, _| {}).await.unwrap();
-    let rest = copy_tree(&export, &p.users[0], &dest).await.unwrap();
+    let rest = copy_tree(&export, &p.users[0], &Folder(dest.clone()))
+        .await
+        .unwrap();
     assert_eq!((rest.written, rest.unchanged), (4, 3), "{rest:?}");
     assert_eq!(
-        verify(&export, &m, &users[0], &dest).await.unwrap().grade,
+        verify(&export, &m, &users[0], &Folder(dest.clone()))
+            .await
+            .unwrap()
+            .grade,
         Grade::Perfect
     );
 }

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use coditect_migrate::copy::copy_tree;
+use coditect_migrate::destination::Folder;
 use coditect_migrate::export::V1Export;
 use coditect_migrate::plan::plan;
 use coditect_migrate::rollback::{check, write_back};
@@ -27,7 +28,9 @@ async fn what_the_user_changed_in_v2_goes_back_where_it_came_from_and_nothing_el
     let at_cutover = plan(&m, |_, _| {}).await.unwrap().users.remove(0);
     let export = V1Export::open(&m.spec.source.export).await.unwrap();
     let v2 = dir.path().join("projects");
-    copy_tree(&export, &at_cutover, &v2).await.unwrap();
+    copy_tree(&export, &at_cutover, &Folder(v2.clone()))
+        .await
+        .unwrap();
     let sb = |s: &str, p: &str| export_dir.join(format!("users/u00000/sandboxes/{s}/files/{p}"));
     let untouched = modified(&sb("sb-codex", "README.md"));
 
@@ -44,9 +47,15 @@ async fn what_the_user_changed_in_v2_goes_back_where_it_came_from_and_nothing_el
     std::fs::remove_file(v2.join(DEEP_PATH)).unwrap();
 
     check(&m.spec.source.export).await.unwrap();
-    let back = write_back(&m.spec.source.export, &at_cutover, "sb-kimi", &v2)
-        .await
-        .unwrap();
+    let back = write_back(
+        &m.spec.source.export,
+        &at_cutover.id,
+        &at_cutover.merged,
+        "sb-kimi",
+        &Folder(v2.clone()),
+    )
+    .await
+    .unwrap();
     assert!(back.problems.is_empty(), "{back:?}");
     assert_eq!(back.written.len(), 3, "{back:?}");
     assert_eq!(back.deleted.len(), 1, "{back:?}");

@@ -19,6 +19,7 @@ use crate::workspace::AutoSleepPolicy;
 pub fn apply_defaults(resource: &mut Resource, team: Option<&TeamSpec>) {
     match resource {
         Resource::Organization(_) => {}
+        Resource::Migration(m) => m.spec.target.agents.iter_mut().for_each(agent),
         Resource::Team(t) => t.spec.workspace_defaults.agents.iter_mut().for_each(agent),
         Resource::Workspace(w) => {
             if let Some(team) = team {

@@ -1,6 +1,7 @@
 //! # coditect-specs
 //!
-//! The `coditect.io/v1` resource types (`Organization`, `Team`, `Workspace`), and
+//! The `coditect.io/v1` resource types (`Organization`, `Team`, `Workspace`,
+//! `Migration`), and
 //! everything about reading them: YAML parsing with errors located by file, line, column
 //! and field path; JSON Schema per kind; validation beyond types; explicit defaults; and
 //! a stable spec hash.
@@ -30,6 +31,7 @@ pub mod hash;
 mod load;
 pub mod located;
 pub mod meta;
+pub mod migration;
 pub mod organization;
 mod quantity;
 pub mod resource;
@@ -50,9 +52,12 @@ pub use load::{Document, from_value, load, parse_str};
 pub use meta::{
     Condition, ConditionStatus, ObjectMeta, RollupStatus, SleepStatus, WorkspaceStatus,
 };
+pub use migration::{MigrationSpec, MigrationStatus, UserCounts, UserPhase};
 pub use organization::{MIRROR_ACCESS_ANNOTATION, MirrorAccess, OrganizationSpec};
 pub use quantity::{Quantity, QuantityParseError};
-pub use resource::{API_VERSION, Kind, ObjectKey, Organization, Resource, Team, Workspace};
+pub use resource::{
+    API_VERSION, Kind, Migration, ObjectKey, Organization, Resource, Team, Workspace,
+};
 pub use team::TeamSpec;
 pub use validate::Catalog;
 pub use workspace::{SeedTask, WorkspaceSpec};

@@ -265,5 +265,6 @@ fn deserialize(kind: Kind, value: Value) -> Result<Resource, Violation> {
         Kind::Organization => Resource::Organization(typed(value)?),
         Kind::Team => Resource::Team(typed(value)?),
         Kind::Workspace => Resource::Workspace(typed(value)?),
+        Kind::Migration => Resource::Migration(typed(value)?),
     })
 }

@@ -1,4 +1,4 @@
-//! The three kinds as whole objects (`apiVersion`, `kind`, `metadata`, `spec`, `status`),
+//! The four kinds as whole objects (`apiVersion`, `kind`, `metadata`, `spec`, `status`),
 //! and [`Resource`], the one type that holds any of them.
 
 use std::fmt;
@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::meta::{ObjectMeta, RollupStatus, WorkspaceStatus};
+use crate::migration::{MigrationSpec, MigrationStatus};
 use crate::organization::OrganizationSpec;
 use crate::team::TeamSpec;
 use crate::workspace::WorkspaceSpec;
@@ -38,6 +39,8 @@ pub type Organization = Object<OrganizationSpec, RollupStatus>;
 pub type Team = Object<TeamSpec, RollupStatus>;
 /// A persistent multi-agent workspace.
 pub type Workspace = Object<WorkspaceSpec, WorkspaceStatus>;
+/// Moving v1 users to v2 workspaces.
+pub type Migration = Object<MigrationSpec, MigrationStatus>;
 
 /// The kinds of `coditect.io/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -48,12 +51,26 @@ pub enum Kind {
     Team,
     /// See [`Workspace`].
     Workspace,
+    /// See [`Migration`].
+    Migration,
 }
 
 impl Kind {
     /// Every kind, in dependency order (an organization before its teams, a team before
-    /// its workspaces): the order an apply writes them in.
-    pub const ALL: [Kind; 3] = [Kind::Organization, Kind::Team, Kind::Workspace];
+    /// its workspaces, workspaces before a migration that may create more): the order an
+    /// apply writes them in.
+    pub const ALL: [Kind; 4] = [
+        Kind::Organization,
+        Kind::Team,
+        Kind::Workspace,
+        Kind::Migration,
+    ];
+
+    /// Whether objects of the kind are unique in the whole control plane rather than in
+    /// an organization.
+    pub fn is_cluster_scoped(&self) -> bool {
+        matches!(self, Kind::Organization | Kind::Migration)
+    }
 
     /// The kind's name as written in `kind:`.
     pub fn as_str(&self) -> &'static str {
@@ -61,6 +78,7 @@ impl Kind {
             Kind::Organization => "Organization",
             Kind::Team => "Team",
             Kind::Workspace => "Workspace",
+            Kind::Migration => "Migration",
         }
     }
 
@@ -70,6 +88,7 @@ impl Kind {
             Kind::Organization => "organizations",
             Kind::Team => "teams",
             Kind::Workspace => "workspaces",
+            Kind::Migration => "migrations",
         }
     }
 }
@@ -82,7 +101,7 @@ impl fmt::Display for Kind {
 
 /// Why a kind name was not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown kind {0:?}: expected organization, team or workspace")]
+#[error("unknown kind {0:?}: expected organization, team, workspace or migration")]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {
@@ -94,6 +113,7 @@ impl FromStr for Kind {
             "organization" | "organizations" | "org" | "orgs" => Ok(Kind::Organization),
             "team" | "teams" => Ok(Kind::Team),
             "workspace" | "workspaces" | "ws" => Ok(Kind::Workspace),
+            "migration" | "migrations" | "mig" => Ok(Kind::Migration),
             _ => Err(UnknownKind(s.to_string())),
         }
     }
@@ -110,6 +130,8 @@ pub enum Resource {
     Team(Team),
     /// A workspace.
     Workspace(Workspace),
+    /// A migration.
+    Migration(Migration),
 }
 
 impl Resource {
@@ -119,6 +141,7 @@ impl Resource {
             Resource::Organization(_) => Kind::Organization,
             Resource::Team(_) => Kind::Team,
             Resource::Workspace(_) => Kind::Workspace,
+            Resource::Migration(_) => Kind::Migration,
         }
     }
 
@@ -128,6 +151,7 @@ impl Resource {
             Resource::Organization(o) => &o.metadata,
             Resource::Team(o) => &o.metadata,
             Resource::Workspace(o) => &o.metadata,
+            Resource::Migration(o) => &o.metadata,
         }
     }
 
@@ -137,6 +161,7 @@ impl Resource {
             Resource::Organization(o) => &mut o.metadata,
             Resource::Team(o) => &mut o.metadata,
             Resource::Workspace(o) => &mut o.metadata,
+            Resource::Migration(o) => &mut o.metadata,
         }
     }
 
@@ -150,9 +175,10 @@ impl Resource {
         let meta = self.metadata();
         ObjectKey {
             kind: self.kind(),
-            organization: match self.kind() {
-                Kind::Organization => None,
-                _ => meta.organization.clone(),
+            organization: if self.kind().is_cluster_scoped() {
+                None
+            } else {
+                meta.organization.clone()
             },
             name: meta.name.clone(),
         }
@@ -164,6 +190,7 @@ impl Resource {
             Resource::Organization(o) => serde_json::to_value(&o.spec),
             Resource::Team(o) => serde_json::to_value(&o.spec),
             Resource::Workspace(o) => serde_json::to_value(&o.spec),
+            Resource::Migration(o) => serde_json::to_value(&o.spec),
         };
         // Serializing plain data structs with string keys cannot fail.
         value.unwrap_or(serde_json::Value::Null)
@@ -175,6 +202,7 @@ impl Resource {
             Resource::Organization(o) => serde_json::to_value(&o.status),
             Resource::Team(o) => serde_json::to_value(&o.status),
             Resource::Workspace(o) => serde_json::to_value(&o.status),
+            Resource::Migration(o) => serde_json::to_value(&o.status),
         };
         value.unwrap_or(serde_json::Value::Null)
     }
@@ -192,6 +220,7 @@ impl Resource {
             Some("Organization") => Ok(Resource::Organization(serde_json::from_value(value)?)),
             Some("Team") => Ok(Resource::Team(serde_json::from_value(value)?)),
             Some("Workspace") => Ok(Resource::Workspace(serde_json::from_value(value)?)),
+            Some("Migration") => Ok(Resource::Migration(serde_json::from_value(value)?)),
             other => Err(serde_json::Error::custom(format!("unknown kind {other:?}"))),
         }
     }
@@ -203,6 +232,7 @@ impl Serialize for Resource {
             Resource::Organization(o) => o.serialize(s),
             Resource::Team(o) => o.serialize(s),
             Resource::Workspace(o) => o.serialize(s),
+            Resource::Migration(o) => o.serialize(s),
         }
     }
 }
@@ -212,7 +242,7 @@ impl Serialize for Resource {
 pub struct ObjectKey {
     /// The kind.
     pub kind: Kind,
-    /// The organization, for teams and workspaces.
+    /// The organization, for teams and workspaces (none for cluster-scoped kinds).
     pub organization: Option<String>,
     /// The name.
     pub name: String,

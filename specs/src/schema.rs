@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::error::Violation;
 use crate::located::{FieldPath, PathSegment};
-use crate::resource::{API_VERSION, Kind, Organization, Team, Workspace};
+use crate::resource::{API_VERSION, Kind, Migration, Organization, Team, Workspace};
 use crate::suggest::did_you_mean;
 
 /// The JSON Schema (draft 2020-12) of a kind.
@@ -25,6 +25,7 @@ pub fn schema(kind: Kind) -> Value {
         Kind::Organization => generator.into_root_schema_for::<Organization>(),
         Kind::Team => generator.into_root_schema_for::<Team>(),
         Kind::Workspace => generator.into_root_schema_for::<Workspace>(),
+        Kind::Migration => generator.into_root_schema_for::<Migration>(),
     };
     let mut value = schema.to_value();
     simplify(&mut value);

@@ -71,7 +71,7 @@ pub fn check_document(resource: &Resource) -> Vec<Violation> {
     let scope_required = |kind: Kind, field: &str| {
         !matches!(
             (kind, field),
-            (Kind::Organization, _) | (Kind::Team, "team")
+            (Kind::Organization | Kind::Migration, _) | (Kind::Team, "team")
         )
     };
     for (field, value) in [("organization", &meta.organization), ("team", &meta.team)] {
@@ -94,6 +94,7 @@ pub fn check_document(resource: &Resource) -> Vec<Violation> {
         Resource::Organization(o) => organization(&mut c, &spec, &o.spec),
         Resource::Team(t) => team(&mut c, &spec, &t.spec),
         Resource::Workspace(w) => workspace(&mut c, &spec, &w.spec),
+        Resource::Migration(m) => migration(&mut c, &spec, &m.spec),
     }
     c.out
 }
@@ -228,6 +229,74 @@ fn team(c: &mut Checker, spec: &FieldPath, t: &TeamSpec) {
     agents(c, &defaults.key("agents"), &t.workspace_defaults.agents);
     if let Some(policy) = &t.workspace_defaults.auto_sleep {
         auto_sleep(c, &defaults.key("autoSleep"), policy);
+    }
+}
+
+/// The most users a migration copies at once.
+pub const MAX_MIGRATION_CONCURRENCY: u32 = 64;
+
+fn migration(c: &mut Checker, spec: &FieldPath, m: &crate::migration::MigrationSpec) {
+    use crate::migration::WORKSPACE_NAME_PLACEHOLDERS;
+    let source = spec.key("source");
+    let export = &m.source.export;
+    if !(export.starts_with("gs://") || export.starts_with("file:///")) {
+        c.fail(
+            source.key("export"),
+            format!("{export:?}: the export is gs://BUCKET/PREFIX or file:///ABSOLUTE/PATH"),
+        );
+    }
+    if let Some(endpoint) = &m.source.endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        c.fail(
+            source.key("endpoint"),
+            format!("{endpoint:?}: the v1 endpoint is an http:// or https:// URL"),
+        );
+    }
+    let target = spec.key("target");
+    if let Some(org) = &m.target.organization {
+        c.label(target.key("organization"), org, "organization");
+    }
+    if let Some(team) = &m.target.team {
+        c.label(target.key("team"), team, "team");
+    }
+    let template = &m.target.workspace_name;
+    let mut rest = template.clone();
+    for p in WORKSPACE_NAME_PLACEHOLDERS {
+        rest = rest.replace(p, "x");
+    }
+    if !template.contains("{login}") {
+        c.fail(
+            target.key("workspaceName"),
+            format!("{template:?} must contain {{login}}: one workspace per user"),
+        );
+    } else if rest.contains('{') || rest.contains('}') {
+        c.fail(
+            target.key("workspaceName"),
+            format!(
+                "{template:?}: only {} may be used",
+                WORKSPACE_NAME_PLACEHOLDERS.join(", ")
+            ),
+        );
+    }
+    agents(c, &target.key("agents"), &m.target.agents);
+    let users = spec.key("users");
+    for (field, value) in [
+        ("batchSize", m.users.batch_size),
+        ("concurrency", m.users.concurrency),
+    ] {
+        if value == 0 {
+            c.fail(users.key(field), format!("{value}: must be at least 1"));
+        }
+    }
+    if m.users.concurrency > MAX_MIGRATION_CONCURRENCY {
+        c.fail(
+            users.key("concurrency"),
+            format!(
+                "{}: at most {MAX_MIGRATION_CONCURRENCY} users are copied at once",
+                m.users.concurrency
+            ),
+        );
     }
 }
 

@@ -117,6 +117,21 @@ fn table(kind: Kind, objects: &[Resource], wide: bool) {
                     }
                     row
                 }
+                Kind::Migration => {
+                    let users = &st["users"];
+                    let mut row = vec![
+                        m.name.clone(),
+                        s(&st["phase"]),
+                        s(&users["total"]),
+                        s(&users["cutOver"]),
+                        s(&users["completed"]),
+                        s(&users["failed"]),
+                    ];
+                    if wide {
+                        row.extend([s(&spec["source"]["export"]), generation]);
+                    }
+                    row
+                }
                 Kind::Organization => {
                     let mut row = vec![
                         m.name.clone(),
@@ -151,6 +166,10 @@ fn table(kind: Kind, objects: &[Resource], wide: bool) {
         Kind::Team => (
             &["NAME", "ORGANIZATION", "MEMBERS", "WORKSPACES-READY"],
             &["GENERATION"],
+        ),
+        Kind::Migration => (
+            &["NAME", "PHASE", "USERS", "CUT-OVER", "COMPLETED", "FAILED"],
+            &["EXPORT", "GENERATION"],
         ),
         Kind::Organization => (
             &["NAME", "WORKSPACES-READY", "MAX-WORKSPACES"],

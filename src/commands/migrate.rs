@@ -1,26 +1,70 @@
-//! `coditect migrate plan -f migration.yaml`: what a v1 → v2 migration would create, read
-//! from the v1 export alone (no control plane, nothing changed). Exit 1 when the export
-//! has problems (each printed at its object and line), so a pipeline can stop on them.
+//! `coditect migrate …`. `plan -f migration.yaml`: what a v1 → v2 migration would
+//! create, read from the v1 export alone (no control plane, nothing changed; exit 1 when
+//! the export has problems, each printed at its object and line, so a pipeline can stop
+//! on them). `status`, `promote`, `cutover`, `rollback`, `complete NAME`: a migration the
+//! control plane runs (`coditect apply -f migration.yaml` started it).
 
 use std::io::IsTerminal;
 
 use coditect_migrate::plan::{Plan, plan};
-use coditect_migrate::spec::Migration;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{MigrateCommand, MigratePlanArgs};
+use crate::cli::{MigrateActionArgs, MigrateCommand, MigratePlanArgs};
+use crate::commands::Remote;
 use crate::exit::Failure;
 use crate::output::{OutputFormat, print_structured, print_table};
 
 /// `coditect migrate …`.
-pub async fn run(format: OutputFormat, cmd: &MigrateCommand) -> Result<(), Failure> {
+pub async fn run(
+    format: OutputFormat,
+    remote: &Remote,
+    cmd: &MigrateCommand,
+) -> Result<(), Failure> {
     match cmd {
         MigrateCommand::Plan(args) => run_plan(format, args).await,
+        MigrateCommand::Status(args) => super::migrate_status::run(format, remote, args).await,
+        MigrateCommand::Promote(args) => act(format, remote, "promote", args).await,
+        MigrateCommand::Cutover(args) => {
+            if args.users.is_empty() {
+                return Err(Failure::Refused(
+                    "cutover names its users: --users LOGIN[,LOGIN…] (promote lets every verified user go)".into(),
+                ));
+            }
+            act(format, remote, "cutover", args).await
+        }
+        MigrateCommand::Rollback(args) => act(format, remote, "rollback", args).await,
+        MigrateCommand::Complete(args) => act(format, remote, "complete", args).await,
     }
 }
 
+/// Records `action` for the users; the control plane's migration reconciler acts on it.
+async fn act(
+    format: OutputFormat,
+    remote: &Remote,
+    action: &str,
+    args: &MigrateActionArgs,
+) -> Result<(), Failure> {
+    let client = remote.client()?;
+    let answer = client
+        .migration_action(&args.name, action, &args.users, args.approve)
+        .await?;
+    if format.is_structured() {
+        let next = format!("coditect migrate status {} --watch", args.name);
+        let out = serde_json::json!({"accepted": answer, "next": next});
+        return print_structured(format, &out).map_err(Failure::Internal);
+    }
+    let users = answer["users"].as_array().map_or(0, Vec::len);
+    println!(
+        "migration/{}: {action} asked for {users} user(s){}; follow it with: coditect migrate status {} --watch",
+        args.name,
+        if args.approve { " (approved)" } else { "" },
+        args.name
+    );
+    Ok(())
+}
+
 async fn run_plan(format: OutputFormat, args: &MigratePlanArgs) -> Result<(), Failure> {
-    let migration = Migration::load(&args.file).map_err(|e| {
+    let migration = coditect_migrate::spec::load(&args.file).map_err(|e| {
         eprintln!("error: {e}");
         Failure::InvalidInput
     })?;

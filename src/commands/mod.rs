@@ -16,6 +16,7 @@ mod kubernetes;
 mod loadtest;
 mod manifests;
 mod migrate;
+mod migrate_status;
 mod schema;
 mod sleep;
 mod up;
@@ -93,7 +94,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Wait(args) => block_on(wait::run(format, remote, &args)),
         Command::Loadtest(args) => block_on(loadtest::run(format, remote, &args)),
         Command::Backup(cmd) => block_on(backup::run(format, remote, &cmd)),
-        Command::Migrate(cmd) => block_on(migrate::run(format, &cmd)),
+        Command::Migrate(cmd) => block_on(migrate::run(format, remote, &cmd)),
         Command::Agents(args) => block_on(agents::run(format, remote, &args)),
         Command::Events(args) => block_on(inside::events(format, remote, &args)),
         Command::Tasks(args) => block_on(inside::tasks(format, remote, &args)),

@@ -25,6 +25,7 @@ pub async fn run(format: OutputFormat, args: &UpArgs) -> Result<(), Failure> {
     let runtime_command = std::env::current_exe().context("find the coditect binary")?;
     let mut opts = UpOptions::new(args.listen, args.data_dir.clone(), runtime_command);
     opts.insecure = args.insecure;
+    opts.delegated = vec![coditect_migrate::reconciler::MigrationReconciler::factory()];
     opts.rate_limit = RateLimit {
         per_second: args.rate_limit,
         burst: (args.rate_limit * 2.0)

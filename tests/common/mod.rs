@@ -260,13 +260,13 @@ pub async fn tasks_finished(
 pub async fn embedded(
     data: &Path,
 ) -> (coditect_control_plane::up::ControlPlane, Client, ApiClient) {
-    let cp = coditect_control_plane::up::start(coditect_control_plane::up::UpOptions::new(
+    let mut opts = coditect_control_plane::up::UpOptions::new(
         "127.0.0.1:0".parse().unwrap(),
         data.to_path_buf(),
         env!("CARGO_BIN_EXE_coditect").into(),
-    ))
-    .await
-    .unwrap();
+    );
+    opts.delegated = vec![coditect_migrate::reconciler::MigrationReconciler::factory()];
+    let cp = coditect_control_plane::up::start(opts).await.unwrap();
     let admin = Client::with_token(&cp.server, &cp.admin_token).unwrap();
     let gateway = ApiClient::new(
         cp.server.trim_start_matches("http://").parse().unwrap(),

@@ -368,6 +368,24 @@ impl ProjectFiles {
     }
 }
 
+/// The SHA-256 (hex) of the file at `path`, read in pieces; `None` when it cannot be read.
+pub fn sha256_of(path: &std::path::Path) -> Option<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(hex::encode(hasher.finalize()))
+}
+
 /// Project files and their sizes, sorted, at most `limit`.
 pub fn list_tree(root: &std::path::Path, limit: usize) -> Vec<(String, u64)> {
     let mut files = Vec::new();

@@ -172,6 +172,7 @@ impl Policy {
                     p.teams
                         .insert((org, t.metadata.name.clone()), members.collect());
                 }
+                Resource::Migration(_) => {}
                 Resource::Workspace(w) => {
                     let team = w.metadata.team.clone().unwrap_or_default();
                     p.workspaces
@@ -241,6 +242,8 @@ impl Policy {
         let user = who.user.as_str();
         let granted = match s.key.kind {
             Kind::Organization => verb == Verb::Read && self.has_role_in(org, user),
+            // A migration creates workspaces in any organization: cluster admins only.
+            Kind::Migration => false,
             Kind::Team => {
                 let role = self.role(org, &s.key.name, user);
                 match verb {

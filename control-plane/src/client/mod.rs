@@ -352,9 +352,12 @@ impl Client {
                     key.name
                 )
             }
+            // Cluster-scoped: `organizations/{name}`, `migrations/{name}`.
             _ => format!(
-                "{}/apis/coditect.io/v1/organizations/{}",
-                self.base, key.name
+                "{}/apis/coditect.io/v1/{}/{}",
+                self.base,
+                key.kind.plural(),
+                key.name
             ),
         }
     }
@@ -396,6 +399,43 @@ impl Client {
             req = req.query(&[("dryRun", "true")]);
         }
         self.send(req).await.map(|_| ())
+    }
+
+    /// A migration's per-user records (`items`) and the actions not yet acted on
+    /// (`wishes`).
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`]; others.
+    pub async fn migration_users(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.send(self.http.get(format!(
+            "{}/apis/coditect.io/v1/migrations/{name}/users",
+            self.base
+        )))
+        .await
+    }
+
+    /// Asks a migration to `action` (`promote`, `cutover`, `rollback`, `complete`) `users`
+    /// (all it applies to when empty); `approve` lets users graded Investigate or Poor
+    /// be cut over.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] (the migration, or a user it does not have); others.
+    pub async fn migration_action(
+        &self,
+        name: &str,
+        action: &str,
+        users: &[String],
+        approve: bool,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.send(
+            self.http
+                .post(format!(
+                    "{}/apis/coditect.io/v1/migrations/{name}/actions",
+                    self.base
+                ))
+                .json(&serde_json::json!({"action": action, "users": users, "approve": approve})),
+        )
+        .await
     }
 
     /// Recent reconcile events of an object.

@@ -169,6 +169,11 @@ impl UserRoutes {
         Ok(paused.unwrap_or_default())
     }
 
+    /// Where `login` is routed now (held or not); `None` when they are not migrating.
+    pub fn current(&self, login: &str) -> Option<Route> {
+        self.routes().get(login).map(|r| r.route.clone())
+    }
+
     /// Requests held right now, of every user.
     pub fn held(&self) -> usize {
         self.held.load(std::sync::atomic::Ordering::SeqCst)

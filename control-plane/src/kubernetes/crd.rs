@@ -15,9 +15,10 @@ use serde_json::{Map, Value, json};
 
 use super::{GROUP, VERSION};
 
-/// Whether a kind lives in a namespace (its organization's); an Organization does not.
+/// Whether a kind lives in a namespace (its organization's); an Organization and a
+/// Migration (which spans organizations) do not.
 pub fn namespaced(kind: Kind) -> bool {
-    kind != Kind::Organization
+    !kind.is_cluster_scoped()
 }
 
 fn short_names(kind: Kind) -> Vec<String> {
@@ -25,6 +26,7 @@ fn short_names(kind: Kind) -> Vec<String> {
         Kind::Organization => &["org"],
         Kind::Team => &[],
         Kind::Workspace => &["ws"],
+        Kind::Migration => &["mig"],
     };
     names.iter().map(|s| (*s).to_string()).collect()
 }
@@ -67,6 +69,29 @@ fn columns(kind: Kind) -> Vec<CustomResourceColumnDefinition> {
                 "Running, Asleep, Starting, …",
             ),
             column("Owner", "string", ".spec.owner", "The workspace's owner"),
+            age,
+        ],
+        Kind::Migration => vec![
+            ready,
+            column(
+                "Phase",
+                "string",
+                ".status.phase",
+                "Running, Waiting, Succeeded, Failed",
+            ),
+            column("Users", "integer", ".status.users.total", "Selected users"),
+            column(
+                "CutOver",
+                "integer",
+                ".status.users.cutOver",
+                "Users served by v2, still able to roll back",
+            ),
+            column(
+                "Completed",
+                "integer",
+                ".status.users.completed",
+                "Users served by v2 for good",
+            ),
             age,
         ],
         Kind::Organization | Kind::Team => vec![

@@ -60,7 +60,7 @@ pub fn to_kubernetes(r: &Resource) -> Value {
     let meta = r.metadata();
     let mut m = Map::new();
     m.insert("name".into(), json!(meta.name));
-    if r.kind() != Kind::Organization
+    if !r.kind().is_cluster_scoped()
         && let Some(org) = &meta.organization
     {
         m.insert("namespace".into(), json!(namespace(org)));
@@ -98,6 +98,7 @@ pub fn manifests(resources: &[Resource]) -> Vec<Value> {
         .iter()
         .filter_map(|r| match r.kind() {
             Kind::Organization => Some(r.metadata().name.clone()),
+            Kind::Migration => None,
             _ => r.metadata().organization.clone(),
         })
         .collect();
@@ -138,7 +139,7 @@ pub fn from_kubernetes(object: &Value) -> Result<Resource, MappingError> {
     for k in KUBERNETES_ONLY {
         meta.remove(k);
     }
-    if kind != Kind::Organization {
+    if !kind.is_cluster_scoped() {
         let Some(ns) = ns.and_then(|n| n.as_str().map(str::to_string)) else {
             return Err(MappingError::NoNamespace {
                 kind: kind.as_str().into(),

@@ -184,7 +184,9 @@ async fn lead(
     let mut tasks = tokio::task::JoinSet::new();
     let store = Arc::new(KubeStore::new(client.clone(), Some(opts.identity.clone())));
     let mut listed = Vec::new();
-    for kind in Kind::ALL {
+    // Migrations are reconciled by the embedded control plane only (their reconciler
+    // needs the gateway's user routes): the operator does not watch them.
+    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Migration) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         listed.push(rx);
         let s = store.clone();
@@ -201,6 +203,7 @@ async fn lead(
         resync: opts.resync,
         admission: tokio::sync::Mutex::new(()),
         audit: None,
+        delegated: Vec::new(),
     });
     // A pod that becomes ready, crashes or goes: look at its workspace again.
     let (nudge, nudges) = mpsc::unbounded_channel();

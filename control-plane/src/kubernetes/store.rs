@@ -115,7 +115,7 @@ impl KubeStore {
     fn api_for(&self, key: &ObjectKey) -> Api<DynamicObject> {
         let ns = key.organization.as_deref().map(mapping::namespace);
         match key.kind {
-            Kind::Organization => self.api(key.kind, None),
+            k if k.is_cluster_scoped() => self.api(key.kind, None),
             _ => self.api(key.kind, Some(ns.as_deref().unwrap_or_default())),
         }
     }
@@ -295,6 +295,7 @@ impl ResourceStore for KubeStore {
             .filter(|(k, c)| {
                 org.is_none_or(|o| match k.kind {
                     Kind::Organization => k.name == o,
+                    Kind::Migration => false,
                     _ => k.organization.as_deref() == Some(o),
                 }) && selector.matches(&c.resource.metadata().labels)
             })

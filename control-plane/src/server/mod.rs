@@ -22,6 +22,7 @@
 //! | `ANY /u/{login}/…` | a migrating user: to v1 until cut over, to their workspace after (held during the cutover) |
 
 mod access;
+pub mod migrations;
 mod objects;
 mod sleep;
 mod usage;
@@ -95,6 +96,18 @@ pub fn router(state: ServerState) -> Router {
         .route(
             "/apis/coditect.io/v1/organizations/{org}/{plural}/{name}",
             get(objects::get_scoped).delete(objects::delete_scoped),
+        )
+        .route(
+            "/apis/coditect.io/v1/migrations/{name}",
+            get(migrations::get).delete(migrations::delete),
+        )
+        .route(
+            "/apis/coditect.io/v1/migrations/{name}/users",
+            get(migrations::users),
+        )
+        .route(
+            "/apis/coditect.io/v1/migrations/{name}/actions",
+            post(migrations::act),
         )
         .route(
             "/apis/coditect.io/v1/organizations/{org}/workspaces/{name}/sleep",

@@ -30,7 +30,7 @@ fn kind_of(plural: &str) -> Result<Kind, ApiError> {
 pub(super) struct ApplyBody {
     objects: Vec<Value>,
     #[serde(default, rename = "dryRun")]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     #[serde(default)]
     prune: Option<String>,
 }
@@ -243,7 +243,11 @@ pub(super) async fn list(
     .into_response())
 }
 
-fn get_one(s: &ServerState, who: &Identity, key: &ObjectKey) -> Result<Json<Resource>, ApiError> {
+pub(super) fn get_one(
+    s: &ServerState,
+    who: &Identity,
+    key: &ObjectKey,
+) -> Result<Json<Resource>, ApiError> {
     let object = s.store.get(key)?.ok_or_else(|| not_found(key))?;
     let policy = s.access.policy(&s.store);
     authorize(&policy, who, Verb::Read, key)?;
@@ -280,14 +284,14 @@ fn org_key(name: String) -> ObjectKey {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct DeleteQuery {
+pub(crate) struct DeleteQuery {
     /// Remove the workspace's data folder and bucket copy too.
     #[serde(default)]
     purge: bool,
     /// Check (authorization, preconditions) and change nothing, like kubectl's
     /// `--dry-run=server`.
     #[serde(default, rename = "dryRun")]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 pub(super) async fn delete_org(
@@ -347,7 +351,7 @@ pub(super) async fn delete_scoped(
 /// A delete: authorized, `precondition` checked, carried out, and audited whatever the
 /// outcome (once the caller is known to be allowed to see the object). A dry run stops
 /// before the change and leaves no record.
-async fn audited_delete(
+pub(super) async fn audited_delete(
     s: &ServerState,
     who: &Identity,
     key: &ObjectKey,

@@ -3,7 +3,14 @@
 //! record of what was imported (`data.importedFrom`), so an import cut off by a crash and
 //! sent again appends only what is missing, in the order given. The log's `ts` stays the
 //! time the event entered this workspace (point-in-time restore relies on it growing);
-//! the original time travels in the event's data.
+//! the original time travels in the event's data (`data.v1.ts` for a v1 transcript).
+//!
+//! Imported events also land where the workspace's history is read from: each one is a
+//! row of the `parsed_sessions` digest (by its seq, with its original time), and each
+//! imported `agent_message` a row of the `messages` database (topic `imported`, at its
+//! original time). Both are written for every imported event in the log, new or not, and
+//! skip what is there already, so an import cut off between the log and the databases
+//! is completed by the next one.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,15 +65,17 @@ pub(super) async fn import(
     }
     let _one = ONE_AT_A_TIME.lock().await;
     let events = rt.events.clone();
-    let seen = tokio::task::spawn_blocking(move || {
+    let (seen, mut history) = tokio::task::spawn_blocking(move || {
         let mut seen = HashSet::new();
+        let mut imported = Vec::new();
         for e in events.replay(1) {
             let e = e?;
             if let Some(s) = e.data.get(IMPORTED_FROM).and_then(Value::as_str) {
                 seen.insert(s.to_string());
+                imported.push(e);
             }
         }
-        Ok::<_, crate::error::StorageError>(seen)
+        Ok::<_, crate::error::StorageError>((seen, imported))
     })
     .await
     .map_err(|e| ApiError::bad_request(e.to_string()))??;
@@ -92,11 +101,98 @@ pub(super) async fn import(
         futures_util::future::join_all(batch.into_iter().map(|d| rt.events.append(d))).await;
     let mut last = None;
     for a in appended {
-        last = Some(a?.seq);
+        let e = a?;
+        last = Some(e.seq);
+        history.push((*e).clone());
     }
+    let db = rt.db.clone();
+    tokio::task::spawn_blocking(move || record_history(&history, &db))
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))??;
     Ok(Json(json!({
         "imported": imported,
         "skipped": skipped,
         "lastSeq": last,
     })))
+}
+
+/// The original time of an imported event, in ms since the epoch (its `data.v1.ts`, or
+/// `data.ts`), else the time it entered the log.
+fn original_ms(e: &crate::events::Event) -> i64 {
+    let ts = e.data["v1"]["ts"]
+        .as_str()
+        .or_else(|| e.data["ts"].as_str())
+        .unwrap_or(&e.ts);
+    ts.parse::<jiff::Timestamp>()
+        .or_else(|_| e.ts.parse::<jiff::Timestamp>())
+        .map(|t| t.as_millisecond())
+        .unwrap_or_default()
+}
+
+/// Writes every imported event of the log (`imported`) into the `parsed_sessions` digest
+/// and, for messages, the `messages` database, skipping what is there already.
+fn record_history(
+    imported: &[crate::events::Event],
+    db: &crate::db::Databases,
+) -> Result<(), ApiError> {
+    if imported.is_empty() {
+        return Ok(());
+    }
+    db.parsed_sessions.write(|tx| {
+        let mut put = tx.prepare_cached(
+            "INSERT OR IGNORE INTO event_digest (seq, session, agent, type, ts, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for e in imported {
+            let at = jiff::Timestamp::from_millisecond(original_ms(e))
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| e.ts.clone());
+            let summary = e.data["text"]
+                .as_str()
+                .or_else(|| e.data["result"].as_str())
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect::<String>();
+            let kind = serde_json::to_value(e.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            put.execute(rusqlite::params![
+                i64::try_from(e.seq).unwrap_or(i64::MAX),
+                i64::try_from(e.session).unwrap_or(i64::MAX),
+                e.agent,
+                kind,
+                at,
+                summary
+            ])?;
+        }
+        Ok(())
+    })?;
+    db.messages.write(|tx| {
+        let mut have = tx.prepare_cached(
+            "SELECT 1 FROM messages WHERE topic = 'imported' AND json_extract(body, '$.importedFrom') = ?1",
+        )?;
+        let mut put = tx.prepare_cached(
+            "INSERT INTO messages (ts, sender, recipient, topic, body) VALUES (?1, ?2, NULL, 'imported', ?3)",
+        )?;
+        for e in imported
+            .iter()
+            .filter(|e| e.kind == EventType::AgentMessage)
+        {
+            let source = e.data[IMPORTED_FROM].as_str().unwrap_or_default();
+            if have.exists([source])? {
+                continue;
+            }
+            let sender = e.data["from"].as_str().unwrap_or(&e.agent);
+            let body = json!({
+                "text": e.data["text"],
+                "agent": e.agent,
+                IMPORTED_FROM: source,
+                "seq": e.seq,
+            });
+            put.execute(rusqlite::params![original_ms(e), sender, body.to_string()])?;
+        }
+        Ok(())
+    })?;
+    Ok(())
 }

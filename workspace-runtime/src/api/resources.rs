@@ -261,20 +261,42 @@ pub(super) async fn read_file(
 /// The most files `GET /v1/tree` lists.
 pub const TREE_LIMIT: usize = 10_000;
 
-/// `GET /v1/tree`: every file under `projects/` with its size, sorted (at most
-/// [`TREE_LIMIT`]; `truncated` says when there were more).
-pub(super) async fn tree(State(rt): Rt) -> Result<Json<Value>, ApiError> {
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct TreeQuery {
+    /// Also each file's SHA-256 (reads every file: for verification, not for browsing).
+    #[serde(default)]
+    sha256: bool,
+}
+
+/// `GET /v1/tree[?sha256=true]`: every file under `projects/` with its size (and its
+/// SHA-256 when asked), sorted (at most [`TREE_LIMIT`]; `truncated` says when there were
+/// more).
+pub(super) async fn tree(
+    State(rt): Rt,
+    Query(q): Query<TreeQuery>,
+) -> Result<Json<Value>, ApiError> {
     let root = rt.files.root().to_path_buf();
-    let files = tokio::task::spawn_blocking(move || crate::files::list_tree(&root, TREE_LIMIT + 1))
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let truncated = files.len() > TREE_LIMIT;
-    let files: Vec<Value> = files
-        .into_iter()
-        .take(TREE_LIMIT)
-        .map(|(path, size)| json!({"path": path, "size": size}))
-        .collect();
-    Ok(Json(json!({"files": files, "truncated": truncated})))
+    let files = tokio::task::spawn_blocking(move || {
+        let files = crate::files::list_tree(&root, TREE_LIMIT + 1);
+        let truncated = files.len() > TREE_LIMIT;
+        let files: Vec<Value> = files
+            .into_iter()
+            .take(TREE_LIMIT)
+            .map(|(path, size)| {
+                let mut entry = json!({"path": path, "size": size});
+                if q.sha256
+                    && let Some(digest) = crate::files::sha256_of(&root.join(&path))
+                {
+                    entry["sha256"] = json!(digest);
+                }
+                entry
+            })
+            .collect();
+        (files, truncated)
+    })
+    .await
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(json!({"files": files.0, "truncated": files.1})))
 }
 
 /// `GET /v1/agents`: each agent's state, current task, tokens, leases and newest event,

@@ -102,5 +102,5 @@ fn a_mistake_in_the_manifest_names_file_line_and_column() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains(&format!("{}:6:", m.display())), "{err}");
-    assert!(err.contains("unknown field `batchSise`"), "{err}");
+    assert!(err.contains("unknown field \"batchSise\""), "{err}");
 }

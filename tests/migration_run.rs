@@ -24,6 +24,7 @@ use coditect_runtime::testkit::TempRoot;
 use coditect_specs::{Kind, MigrationStatus, ObjectKey, Resource};
 use serde_json::{Value, json};
 use sha2::Digest;
+use std::str::FromStr as _;
 
 mod common;
 use common::{ControlPlane, embedded, objects};
@@ -235,6 +236,48 @@ async fn users_are_copied_verified_cut_over_under_load_graded_and_rolled_back() 
         imported_once(&cp.server, &token, "user0-main").await,
         written.lines_per_user
     );
+    // The v1 history is in the databases the timeline reads, at its original times.
+    let query = |db: &'static str, sql: &'static str| {
+        let (http, url, token) = (
+            http.clone(),
+            format!("{}/w/acme/user0-main/v1/query", cp.server),
+            token.clone(),
+        );
+        async move {
+            let v: Value = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"db": db, "sql": sql}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["rows"].clone()
+        }
+    };
+    // Two of each sandbox's three lines are messages (user, assistant); one a tool call.
+    let rows = query(
+        "messages",
+        "SELECT count(*), min(ts) FROM messages WHERE topic = 'imported'",
+    )
+    .await;
+    assert_eq!(rows[0][0], 8, "{rows}");
+    assert_eq!(
+        rows[0][1],
+        jiff::Timestamp::from_str("2026-06-01T10:00:00Z")
+            .unwrap()
+            .as_millisecond(),
+        "{rows}"
+    );
+    let rows = query(
+        "parsed_sessions",
+        "SELECT count(*), min(ts) FROM event_digest",
+    )
+    .await;
+    assert_eq!(rows[0][0], written.lines_per_user, "{rows}");
+    assert_eq!(rows[0][1], "2026-06-01T10:00:00Z", "{rows}");
 
     // user0's client sends without pause through /u/user0/ while they are cut over.
     let stop = Arc::new(AtomicBool::new(false));
@@ -437,6 +480,56 @@ async fn sigkill_while_copying_and_while_cutting_over_then_resume_loses_and_dupl
             "{ws}"
         );
     }
+
+    // The commands a person runs.
+    let out = cp.cli(&["migrate", "status", "spring"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["CutOver", "4", "100%"]),
+        "{text}"
+    );
+    assert!(
+        text.contains("next: users are on v2 and can still roll back"),
+        "{text}"
+    );
+    let out = cp.cli(&[
+        "migrate", "status", "spring", "--users", "user1", "-o", "json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["users"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["users"][0]["phase"], "CutOver", "{v}");
+    assert_eq!(v["status"]["users"]["total"], 4, "{v}");
+    let out = cp.cli(&["migrate", "cutover", "spring"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--users"));
+    let out = cp.cli(&["migrate", "rollback", "spring", "--users", "nobody"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("no user nobody"), "{err}");
+    let out = cp.cli(&["migrate", "complete", "spring"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = until(&admin, "every user completed", |s| {
+        s.users.completed == users as u32
+    })
+    .await;
+    assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+    let out = cp.cli(&["get", "migrations"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("spring") && l.contains("Succeeded")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,6 +80,7 @@ fn reconcile_1000(c: &mut Criterion) {
         resync: Duration::from_secs(10),
         admission: tokio::sync::Mutex::new(()),
         audit: None,
+        delegated: Vec::new(),
     };
     let keys: Vec<ObjectKey> = store
         .list(Some(Kind::Workspace), None, &LabelSelector::default())

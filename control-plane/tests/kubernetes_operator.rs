@@ -241,6 +241,7 @@ impl Operator {
             resync: Duration::from_secs(300),
             admission: tokio::sync::Mutex::new(()),
             audit: None,
+            delegated: Vec::new(),
         };
         let key = ObjectKey {
             kind: Kind::Workspace,

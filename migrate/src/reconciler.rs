@@ -35,6 +35,8 @@ use crate::error::{MigrateError, Problem};
 use crate::export::V1Export;
 use crate::record::UserRecord;
 use crate::steps::{self, StepContext, Stepped};
+#[cfg(test)]
+use crate::verify::Grade;
 
 /// How often users who wait (for promotion, for the rollback window) are looked at.
 const WAITING: Duration = Duration::from_secs(30);
@@ -491,5 +493,96 @@ pub fn status(
         users,
         next,
         problems: problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn user(login: &str, phase: UserPhase) -> UserRecord {
+        let v1 = crate::export::V1User {
+            id: login.into(),
+            login: login.into(),
+            email: String::new(),
+            org: "acme".into(),
+            team: "t".into(),
+            created_at: String::new(),
+        };
+        let key = ObjectKey {
+            kind: Kind::Workspace,
+            organization: Some("acme".into()),
+            name: format!("{login}-main"),
+        };
+        let mut r = UserRecord::pending(v1, key, "t".into(), "2026-12-01T00:00:00Z");
+        r.phase = phase;
+        r
+    }
+
+    fn migration(extra: &str) -> Migration {
+        crate::spec::parse(
+            "m.yaml",
+            &format!("apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {{name: m}}\nspec:\n  source: {{export: 'file:///x'}}\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_user_is_counted_once_and_the_next_step_is_named() {
+        let m = migration("");
+        let mut records = BTreeMap::new();
+        for (i, p) in UserPhase::ALL.iter().enumerate() {
+            let mut r = user(&format!("u{i}"), *p);
+            r.grade = Some(Grade::Perfect);
+            r.pause_ms = (*p == UserPhase::CutOver).then_some(12.0);
+            records.insert(r.login.clone(), r);
+        }
+        let s = status(&m, &records, &[]);
+        assert_eq!(s.users.total, 9);
+        assert_eq!(s.users.counted(), 9);
+        assert!(UserPhase::ALL.iter().all(|p| s.users.of(*p) == 1));
+        assert_eq!(s.pause_p99_ms, Some(12.0));
+        assert_eq!(s.phase.as_deref(), Some("Waiting"));
+        assert!(s.next.unwrap().contains("coditect migrate promote m"));
+        // A promoted user graded Investigate: the next step names them and --approve.
+        let r = records.get_mut("u3").unwrap();
+        r.promoted = true;
+        r.grade = Some(Grade::Investigate);
+        let s = status(&m, &records, &[]);
+        assert!(s.next.unwrap().contains("--users u3 --approve"));
+    }
+
+    #[test]
+    fn a_verified_user_goes_when_promoted_or_auto_and_graded_well_enough() {
+        let now = "2026-12-01T00:00:10Z";
+        let mut r = user("a", UserPhase::Verified);
+        r.synced_at = Some(now.into());
+        r.grade = Some(Grade::Investigate);
+        let manual = migration("");
+        let auto = migration(
+            "  cutover: {autoPromote: true}\n  verification: {acceptInvestigate: true}\n",
+        );
+        assert!(!due(&manual, &r, now), "not promoted");
+        assert!(due(&auto, &r, now), "auto, Investigate accepted");
+        r.promoted = true;
+        assert!(!due(&manual, &r, now), "Investigate needs --approve");
+        r.approved = true;
+        assert!(due(&manual, &r, now));
+        // Kept in sync: due again half a minute after the last sync.
+        let mut waiting = user("b", UserPhase::Verified);
+        waiting.synced_at = Some("2026-12-01T00:00:00Z".into());
+        assert!(!due(&manual, &waiting, "2026-12-01T00:00:29Z"));
+        assert!(due(&manual, &waiting, "2026-12-01T00:00:30Z"));
+    }
+
+    #[test]
+    fn the_rollback_window_ends_on_the_clock() {
+        let m = migration("  rollbackWindow: 1h\n");
+        let mut r = user("a", UserPhase::CutOver);
+        r.cut_over_at = Some("2026-12-01T00:00:00Z".into());
+        assert!(!due(&m, &r, "2026-12-01T00:59:59Z"));
+        assert!(due(&m, &r, "2026-12-01T01:00:00Z"));
     }
 }

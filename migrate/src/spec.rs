@@ -119,4 +119,19 @@ mod tests {
         assert!(e.contains("spec.target.workspaceName"), "{e}");
         assert!(e.starts_with("m.yaml:6:"), "{e}");
     }
+
+    #[test]
+    fn every_rule_of_the_kind_is_checked_at_once() {
+        let text = "apiVersion: coditect.io/v1\nkind: Migration\nmetadata: {name: v1}\nspec:\n  source: {export: 's3://x', endpoint: 'ftp://v1'}\n  users: {batchSize: 0, concurrency: 100}\n";
+        let e = parse("m.yaml", text).unwrap_err().to_string();
+        for field in [
+            "spec.source.export",
+            "spec.source.endpoint",
+            "spec.users.batchSize",
+            "spec.users.concurrency",
+        ] {
+            assert!(e.contains(field), "{field} in {e}");
+        }
+        assert_eq!(e.lines().count(), 4, "{e}");
+    }
 }

@@ -44,9 +44,12 @@ pub struct Plane {
     pub nudge: tokio::sync::mpsc::UnboundedSender<ObjectKey>,
 }
 
+/// Makes a delegated reconciler from the control plane's parts.
+pub type MakeReconciler = dyn Fn(&Plane) -> Arc<dyn DelegatedReconciler> + Send + Sync;
+
 /// Builds a delegated reconciler once the control plane's parts exist.
 #[derive(Clone)]
-pub struct DelegatedFactory(pub Arc<dyn Fn(&Plane) -> Arc<dyn DelegatedReconciler> + Send + Sync>);
+pub struct DelegatedFactory(pub Arc<MakeReconciler>);
 
 impl std::fmt::Debug for DelegatedFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -446,18 +446,16 @@ pub async fn roll_back(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, 
     if !r.routed_back {
         let started = Instant::now();
         match &m.spec.source.endpoint {
-            Some(endpoint) => cx
-                .plane
-                .users
-                .set(
-                    &r.login,
-                    Route::V1 {
-                        endpoint: endpoint.clone(),
-                    },
-                )
-                .map_err(store_error)?,
-            None => {}
+            Some(endpoint) => cx.plane.users.set(
+                &r.login,
+                Route::V1 {
+                    endpoint: endpoint.clone(),
+                },
+            ),
+            // No v1 endpoint to send them to: `/u/{login}/` is routed nowhere again.
+            None => cx.plane.users.forget(&r.login),
         }
+        .map_err(store_error)?;
         r.rollback_ms = Some(started.elapsed().as_secs_f64() * 1e3);
         r.routed_back = true;
     }

@@ -139,6 +139,19 @@ impl UserRoutes {
         Ok(())
     }
 
+    /// Routes `login` nowhere (their `/u/{login}/…` is 404 again).
+    ///
+    /// # Errors
+    /// The change could not be recorded; nothing changed.
+    pub fn forget(&self, login: &str) -> Result<(), crate::error::StoreError> {
+        if let Some(store) = &self.store {
+            store.forget_user_route(login)?;
+        }
+        self.routes().remove(login);
+        self.bump();
+        Ok(())
+    }
+
     /// Starts holding `login`'s requests. False when the user has no route.
     pub fn hold(&self, login: &str) -> bool {
         let held = self

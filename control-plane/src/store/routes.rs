@@ -22,6 +22,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets `login`'s route.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn forget_user_route(&self, login: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM user_routes WHERE login = ?1", [login])
+            .map_err(sqlite)?;
+        Ok(())
+    }
+
     /// Every recorded route, by login.
     ///
     /// # Errors

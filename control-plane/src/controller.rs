@@ -25,6 +25,9 @@ use crate::store::{ChangeType, Store};
 
 /// Reconciles at once, at most.
 const WORKERS: usize = 4;
+/// How long an organization's or team's roll-up waits for more of its workspaces'
+/// changes: it reads every workspace in scope, so it runs at most this often.
+const ROLLUP_COALESCE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Crashes closer together than this count as a crash loop.
 const CRASH_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -187,17 +190,23 @@ impl<D: Driver, S: ResourceStore> Controller<D, S> {
             self.queue.add(key.clone());
         }
         if let (Kind::Workspace, Some(org)) = (key.kind, meta.organization.clone()) {
-            self.queue.add(ObjectKey {
-                kind: Kind::Organization,
-                organization: None,
-                name: org.clone(),
-            });
+            self.queue.add_soon(
+                ObjectKey {
+                    kind: Kind::Organization,
+                    organization: None,
+                    name: org.clone(),
+                },
+                ROLLUP_COALESCE,
+            );
             if let Some(team) = meta.team.clone() {
-                self.queue.add(ObjectKey {
-                    kind: Kind::Team,
-                    organization: Some(org),
-                    name: team,
-                });
+                self.queue.add_soon(
+                    ObjectKey {
+                        kind: Kind::Team,
+                        organization: Some(org),
+                        name: team,
+                    },
+                    ROLLUP_COALESCE,
+                );
             }
         }
     }

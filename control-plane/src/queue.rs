@@ -15,6 +15,8 @@ struct State {
     queued: HashSet<ObjectKey>,
     running: HashSet<ObjectKey>,
     dirty: HashSet<ObjectKey>,
+    /// Keys [`WorkQueue::add_soon`] will queue when their delay ends.
+    soon: HashSet<ObjectKey>,
 }
 
 /// A shared work queue.
@@ -52,6 +54,22 @@ impl WorkQueue {
         let q = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
+            q.add(key);
+        });
+    }
+
+    /// Queues `key` once `delay` has passed, unless it is waiting for that already: a
+    /// stream of adds within the delay queues it once (a roll-up over every workspace of
+    /// an organization, asked for by each of its workspaces' changes, runs at most once
+    /// per `delay` however many change).
+    pub fn add_soon(&self, key: ObjectKey, delay: Duration) {
+        if !self.state().soon.insert(key.clone()) {
+            return;
+        }
+        let q = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            q.state().soon.remove(&key);
             q.add(key);
         });
     }
@@ -125,5 +143,26 @@ mod tests {
         q.done(&a);
         assert_eq!(q.next().await, key("b"));
         assert_eq!(q.next().await, key("a"), "re-run after the change");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adds_soon_within_the_delay_queue_the_key_once() {
+        let q = WorkQueue::default();
+        let delay = Duration::from_millis(250);
+        for _ in 0..100 {
+            q.add_soon(key("org"), delay);
+        }
+        assert_eq!(q.len(), 0, "not before the delay");
+        tokio::time::sleep(delay).await;
+        tokio::task::yield_now().await;
+        assert_eq!(q.len(), 1, "once for the hundred adds");
+        assert_eq!(q.next().await, key("org"));
+        q.done(&key("org"));
+        // After it ran, the next add waits its own delay.
+        q.add_soon(key("org"), delay);
+        assert_eq!(q.len(), 0);
+        tokio::time::sleep(delay).await;
+        tokio::task::yield_now().await;
+        assert_eq!(q.len(), 1);
     }
 }

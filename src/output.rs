@@ -95,6 +95,21 @@ macro_rules! outln {
     ($($t:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
 }
 
+/// A progress bar on stderr drawn with `template` (indicatif's), when stderr is a
+/// terminal and not CI; hidden otherwise, so logs and pipes stay clean.
+pub fn progress_bar(template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(0);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
 /// Prints a value as JSON or YAML on stdout.
 ///
 /// # Errors

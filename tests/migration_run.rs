@@ -307,27 +307,25 @@ async fn users_are_copied_verified_cut_over_under_load_graded_and_rolled_back() 
                 .count()
         }
     };
-    let v1_seen = count("v1");
-    tokio::time::timeout(LONG, async {
-        while v1_seen() < 20 {
-            tokio::task::yield_now().await;
+    let at_least = |side: &'static str, n: usize| {
+        let seen = count(side);
+        async move {
+            tokio::time::timeout(LONG, async {
+                while seen() < n {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("never {n} answers from {side}"));
         }
-    })
-    .await
-    .expect("v1 answers");
+    };
+    at_least("v1", 20).await;
     admin
         .migration_action("spring", "promote", &["user0".into()], false)
         .await
         .unwrap();
     let s = until(&admin, "user0 cut over", |s| s.users.cut_over == 1).await;
-    let v2_seen = count("v2");
-    tokio::time::timeout(LONG, async {
-        while v2_seen() < 20 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("v2 answers");
+    at_least("v2", 20).await;
     stop.store(true, Ordering::Relaxed);
     client.await.unwrap();
     let answered = answers.lock().unwrap().clone();

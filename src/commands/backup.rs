@@ -3,7 +3,6 @@
 //! machine is gone (the bucket is found in the workspace's status; `--bucket` when the
 //! control plane is gone too).
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use coditect_runtime::layout::Layout;
@@ -11,7 +10,6 @@ use coditect_runtime::sync::Bucket;
 use coditect_runtime::sync::replicator::SyncTarget;
 use coditect_runtime::sync::restore::{RestoreReport, manifest, restore, verify_chain};
 use coditect_specs::Kind;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::{BackupArgs, BackupCommand, BackupSource};
@@ -266,16 +264,7 @@ async fn restore_into(
             dest.display()
         )));
     }
-    let bar = if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
-        let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template("restoring [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::output::progress_bar("restoring [{bar:30}] {pos}/{len} {msg}");
     let progress = |name: &str, done: usize, total: usize| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

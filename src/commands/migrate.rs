@@ -4,10 +4,7 @@
 //! on them). `status`, `promote`, `cutover`, `rollback`, `complete NAME`: a migration the
 //! control plane runs (`coditect apply -f migration.yaml` started it).
 
-use std::io::IsTerminal;
-
 use coditect_migrate::plan::{Plan, plan};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{MigrateActionArgs, MigrateCommand, MigratePlanArgs};
 use crate::commands::Remote;
@@ -68,18 +65,8 @@ async fn run_plan(format: OutputFormat, args: &MigratePlanArgs) -> Result<(), Fa
         eprintln!("error: {e}");
         Failure::InvalidInput
     })?;
-    let bar = if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
-        let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "reading the v1 export [{bar:30}] {pos}/{len} users {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar =
+        crate::output::progress_bar("reading the v1 export [{bar:30}] {pos}/{len} users {eta}");
     let planned = plan(&migration, |done, of| {
         bar.set_length(of as u64);
         bar.set_position(done as u64);

@@ -4,11 +4,9 @@
 //! migration's watch stream with a progress bar (users done, bytes, ETA) until it
 //! finishes or waits on a person.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use coditect_specs::{Kind, MigrationStatus, ObjectKey, Resource, UserPhase};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::cli::MigrateStatusArgs;
@@ -49,18 +47,9 @@ pub async fn run(
     };
     let mut object = client.get(&key).await?;
     if args.watch {
-        let bar = if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
-            let pb = ProgressBar::new(0);
-            pb.set_style(
-                ProgressStyle::with_template(
-                    "migrating [{bar:30}] {pos}/{len} users cut over {msg} {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = crate::output::progress_bar(
+            "migrating [{bar:30}] {pos}/{len} users cut over {msg} {eta}",
+        );
         object = client
             .watch_until(&key, WATCH_FOR, |r| {
                 let s = status_of(r);

@@ -13,7 +13,6 @@ use crate::driver::Driver;
 use crate::error::ReconcileError;
 use crate::reconcile::{Context, placed};
 use crate::resource_store::ResourceStore;
-use crate::selector::LabelSelector;
 
 /// Who asks for a sleep that makes room (`status.sleep.by`).
 pub const QUOTA: &str = "quota";
@@ -64,18 +63,10 @@ pub async fn admit<D: Driver, S: ResourceStore>(
     }
     // Full: find the least recently active idle workspace, by what the instances say now.
     let mut idle: Vec<(u64, ObjectKey, Workspace)> = Vec::new();
-    for r in ctx
-        .store
-        .list(Some(Kind::Workspace), Some(org), &LabelSelector::default())
-        .await?
-    {
+    for r in ctx.store.list_running(org).await? {
         let Resource::Workspace(w) = r else { continue };
-        let running = w
-            .status
-            .as_ref()
-            .is_some_and(|s| s.sleep.is_none() && s.phase.as_deref() == Some("Running"));
         let peer = Resource::Workspace(w.clone()).key();
-        if !running || peer == *key {
+        if peer == *key {
             continue;
         }
         if let Some(facts) = ctx.driver.observe(&peer, &w).await.and_then(|i| i.activity)

@@ -61,6 +61,26 @@ pub trait ResourceStore: Send + Sync + std::fmt::Debug + 'static {
         except: &str,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
+    /// Workspaces of `org` Running with no sleep wish.
+    fn list_running(
+        &self,
+        org: &str,
+    ) -> impl Future<Output = Result<Vec<Resource>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .list(Some(Kind::Workspace), Some(org), &LabelSelector::default())
+                .await?
+                .into_iter()
+                .filter(|r| match r {
+                    Resource::Workspace(w) => w.status.as_ref().is_some_and(|s| {
+                        s.sleep.is_none() && s.phase.as_deref() == Some("Running")
+                    }),
+                    _ => false,
+                })
+                .collect())
+        }
+    }
+
     /// Records a reconcile event on the object (best effort: a failure is logged).
     fn record_event(
         &self,
@@ -101,6 +121,10 @@ impl ResourceStore for Store {
 
     async fn count_awake(&self, org: &str, except: &str) -> Result<u32, StoreError> {
         Store::count_awake(self, org, except)
+    }
+
+    async fn list_running(&self, org: &str) -> Result<Vec<Resource>, StoreError> {
+        Store::list_running(self, org)
     }
 
     async fn record_event(&self, key: &ObjectKey, event_type: &str, reason: &str, message: &str) {

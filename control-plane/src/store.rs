@@ -141,6 +141,17 @@ fn sqlite(e: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(e.to_string())
 }
 
+/// [`Store::list_running`]'s query (served by the `objects_awake` index).
+const LIST_RUNNING: &str = "SELECT body FROM objects WHERE kind = 'Workspace' AND org = ?1
+   AND json_extract(body, '$.status.phase') = 'Running'
+   AND json_extract(body, '$.status.sleep') IS NULL";
+
+/// [`Store::count_awake`]'s query (served by the `objects_awake` index).
+const COUNT_AWAKE: &str =
+    "SELECT count(*) FROM objects WHERE kind = 'Workspace' AND org = ?1 AND name != ?2
+   AND json_extract(body, '$.status.sleep') IS NULL
+   AND json_extract(body, '$.status.phase') IN ('Starting', 'Waking', 'Running')";
+
 impl Store {
     /// Opens (creating) the store at `path`.
     ///
@@ -178,6 +189,10 @@ impl Store {
              CREATE TABLE IF NOT EXISTS migration_users (
                 migration TEXT NOT NULL, login TEXT NOT NULL, record TEXT NOT NULL,
                 PRIMARY KEY (migration, login));
+             -- What count_awake and list_running ask, indexed, so neither parses every
+             -- workspace's JSON (their queries must use these same expressions).
+             CREATE INDEX IF NOT EXISTS objects_awake ON objects (kind, org,
+                json_extract(body, '$.status.phase'), json_extract(body, '$.status.sleep'));
              CREATE TABLE IF NOT EXISTS migration_wishes (
                 migration TEXT NOT NULL, login TEXT NOT NULL, action TEXT NOT NULL,
                 approve INTEGER NOT NULL, by TEXT NOT NULL, PRIMARY KEY (migration, login));",
@@ -463,20 +478,34 @@ impl Store {
         Ok(())
     }
 
+    /// Workspaces of `org` Running with no sleep wish (what an eviction chooses among),
+    /// found through the `objects_awake` index: only those are read.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn list_running(&self, org: &str) -> Result<Vec<Resource>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(LIST_RUNNING).map_err(sqlite)?;
+        let bodies = stmt
+            .query_map([org], |r| r.get::<_, String>(0))
+            .map_err(sqlite)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sqlite)?;
+        let mut running: Vec<Resource> =
+            bodies.iter().map(|b| decode(b)).collect::<Result<_, _>>()?;
+        running.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(running)
+    }
+
     /// Workspaces of `org` that are awake or being started (phase Starting, Waking or
-    /// Running, no sleep wish), `except` one; counted in SQL, without reading them.
+    /// Running, no sleep wish), `except` one; counted in SQL through the `objects_awake`
+    /// index, without reading them.
     ///
     /// # Errors
     /// Storage failures.
     pub fn count_awake(&self, org: &str, except: &str) -> Result<u32, StoreError> {
         self.conn()
-            .query_row(
-                "SELECT count(*) FROM objects WHERE kind = 'Workspace' AND org = ?1 AND name != ?2
-                   AND json_extract(body, '$.status.sleep') IS NULL
-                   AND json_extract(body, '$.status.phase') IN ('Starting', 'Waking', 'Running')",
-                params![org, except],
-                |r| r.get(0),
-            )
+            .query_row(COUNT_AWAKE, params![org, except], |r| r.get(0))
             .map_err(sqlite)
     }
 
@@ -687,5 +716,74 @@ fn clear_status(r: &mut Resource) {
         Resource::Team(o) => o.status = None,
         Resource::Workspace(o) => o.status = None,
         Resource::Migration(o) => o.status = None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn workspace(name: &str) -> Resource {
+        let text = format!(
+            "apiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: {name}, organization: o, team: t}}\nspec: {{owner: u}}\n"
+        );
+        let (docs, diags) = coditect_specs::parse_str("w.yaml", Path::new("."), &text);
+        assert!(diags.is_empty(), "{diags:?}");
+        docs.into_iter().next().unwrap().resource
+    }
+
+    #[test]
+    fn the_awake_are_counted_and_listed_through_the_index_without_reading_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let all: Vec<Resource> = ["a", "b", "c", "d"].iter().map(|n| workspace(n)).collect();
+        store.apply(&all, false).unwrap();
+        let set = |name: &str, phase: &str, asleep: bool| {
+            store
+                .update(&workspace(name).key(), |r| {
+                    if let Resource::Workspace(w) = r {
+                        let s = w.status.get_or_insert_with(Default::default);
+                        s.phase = Some(phase.into());
+                        s.sleep = asleep.then(|| coditect_specs::SleepStatus {
+                            reason: "idle".into(),
+                            by: "auto-sleep".into(),
+                            requested_at: "2026-12-07T00:00:00Z".into(),
+                            asleep_since: None,
+                            blocked: None,
+                        });
+                    }
+                })
+                .unwrap();
+        };
+        set("a", "Running", false);
+        set("b", "Running", true); // to sleep: not awake any more
+        set("c", "Starting", false);
+        set("d", "Asleep", true);
+        assert_eq!(store.count_awake("o", "none").unwrap(), 2);
+        assert_eq!(store.count_awake("o", "a").unwrap(), 1);
+        let running: Vec<String> = store
+            .list_running("o")
+            .unwrap()
+            .iter()
+            .map(|r| r.name().to_string())
+            .collect();
+        assert_eq!(running, vec!["a"]);
+        for sql in [COUNT_AWAKE, LIST_RUNNING] {
+            let plan: String = store
+                .conn()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(
+                    rusqlite::params_from_iter(["o", "none"].iter().take(sql.matches('?').count())),
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ");
+            assert!(plan.contains("USING INDEX objects_awake"), "{sql}: {plan}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 //!  scenarios, each warm-up + duration, closed or open loop, through the gateway:
 //!    reconnect · task_start · lock_uncontended · lock_contended · availability (+ chaos)
 //!    · wake (open loop at sleeping workspaces; the org's awake count sampled alongside)
+//!    · lock_during_starts (uncontended locks while as many workspaces again start at once)
 //!  judge(thresholds) ──► table, JSON, JUnit, Markdown ──► exit 0 or 99
 //! ```
 //!
@@ -164,6 +165,9 @@ pub async fn run(opts: &Options) -> Result<Report, LoadtestError> {
                 scenarios::lock_uncontended(&target, load, rec.clone(), &pb).await
             }
             "lock_contended" => scenarios::lock_contended(&target, load, rec.clone(), &pb).await,
+            "lock_during_starts" => {
+                scenarios::lock_during_starts(&target, load, rec.clone(), &pb).await
+            }
             "wake" => wake = Some(scenarios::wake(&target, load, rec.clone(), &pb).await),
             _ => {
                 let kills =

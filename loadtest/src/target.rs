@@ -56,6 +56,26 @@ fn objects(text: &str) -> Vec<Resource> {
     docs.into_iter().map(|d| d.resource).collect()
 }
 
+/// `n` workspaces named `{prefix}-{i}` (owner `u{i}`, four offline agents), and their
+/// (name, owner).
+fn workspaces(prefix: &str, n: usize) -> (Vec<Resource>, Vec<(String, String)>) {
+    let agents: Vec<String> = (0..AGENTS)
+        .map(|a| format!("{{name: a{a}, provider: offline}}"))
+        .collect();
+    let mut objs = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let owner = format!("u{i}");
+        objs.extend(objects(&format!(
+            "apiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: {name}, organization: {ORG}, team: lt}}\nspec: {{owner: {owner}, agents: [{}]}}\n",
+            agents.join(", ")
+        )));
+        names.push((name, owner));
+    }
+    (objs, names)
+}
+
 /// The key of a workspace of the run.
 pub fn key(name: &str) -> ObjectKey {
     ObjectKey {
@@ -165,21 +185,7 @@ impl Target {
             .apply(&objects(&setup), false, None)
             .await
             .map_err(|e| LoadtestError::Setup(e.to_string()))?;
-        let run: u32 = rand::random::<u32>() % 1_000_000;
-        let agents: Vec<String> = (0..AGENTS)
-            .map(|a| format!("{{name: a{a}, provider: offline}}"))
-            .collect();
-        let mut objs = Vec::new();
-        let mut names = Vec::new();
-        for i in 0..n {
-            let name = format!("lt-{run}-{i}");
-            let owner = format!("u{i}");
-            objs.extend(objects(&format!(
-                "apiVersion: coditect.io/v1\nkind: Workspace\nmetadata: {{name: {name}, organization: {ORG}, team: lt}}\nspec: {{owner: {owner}, agents: [{}]}}\n",
-                agents.join(", ")
-            )));
-            names.push((name, owner));
-        }
+        let (objs, names) = workspaces(&format!("lt-{}", rand::random::<u32>() % 1_000_000), n);
         let t0 = Instant::now();
         self.client
             .apply(&objs, false, None)
@@ -211,6 +217,35 @@ impl Target {
             });
         }
         Ok(())
+    }
+
+    /// Applies `n` more workspaces in one apply and does not wait for them: a mass start
+    /// beside the workspaces under load. Their names, to [`Target::remove`] them after.
+    ///
+    /// # Errors
+    /// The control plane refused the apply.
+    pub async fn start_more(&self, n: usize) -> Result<Vec<String>, LoadtestError> {
+        let (objs, names) =
+            workspaces(&format!("lt-more-{}", rand::random::<u32>() % 1_000_000), n);
+        self.client
+            .apply(&objs, false, None)
+            .await
+            .map_err(|e| LoadtestError::Setup(e.to_string()))?;
+        Ok(names.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Deletes workspaces [`Target::start_more`] made (purging their data) and waits
+    /// until they are gone.
+    pub async fn remove(&self, names: &[String]) {
+        for name in names {
+            let _ = self.client.delete(&key(name), true).await;
+        }
+        for name in names {
+            let _ = self
+                .client
+                .wait_deleted(&key(name), Duration::from_secs(60))
+                .await;
+        }
     }
 
     /// The folder of a workspace of this run.

@@ -53,6 +53,36 @@ pub async fn lock_uncontended(
     .await;
 }
 
+/// Uncontended acquisitions on the serving workspaces while as many new workspaces start
+/// at once (one apply, made when the warm-up ends, so the measured window is the first
+/// seconds after it): what a mass start — keep-awake windows opening, a migration batch —
+/// costs the workspaces already serving. The new ones are deleted afterwards.
+pub async fn lock_during_starts(
+    target: &Arc<Target>,
+    load: Load,
+    rec: Arc<Recorder>,
+    progress: &ProgressBar,
+) {
+    let t = target.clone();
+    let starts = tokio::spawn(async move {
+        tokio::time::sleep(load.warmup).await;
+        let n = t.workspaces.len();
+        match t.start_more(n).await {
+            Ok(names) => {
+                tracing::info!(workspaces = n, "mass start applied");
+                names
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the mass start was refused");
+                Vec::new()
+            }
+        }
+    });
+    lock_uncontended(target, load, rec, progress).await;
+    let names = starts.await.unwrap_or_default();
+    target.remove(&names).await;
+}
+
 /// Every user of a workspace on the same file: the latency includes the wait in line.
 pub async fn lock_contended(
     target: &Arc<Target>,

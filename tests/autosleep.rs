@@ -91,7 +91,7 @@ async fn only_idle_workspaces_sleep_and_the_busy_ones_say_why() {
     let (status, body) = gateway
         .post(
             "/w/acme/lock/v1/locks",
-            &json!({"path": "src/", "mode": "exclusive", "holder": "a", "ttlMs": 86_400_000}),
+            &json!({"path": "src/", "mode": "exclusive", "holder": "a", "ttl_ms": 86_400_000}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -394,7 +394,7 @@ async fn the_awake_quota_evicts_the_least_recently_active_idle_workspace_or_refu
         let (status, body) = gateway
             .post(
                 &format!("/w/acme/{name}/v1/locks"),
-                &json!({"path": "x/", "mode": "exclusive", "holder": "a", "ttlMs": 600_000}),
+                &json!({"path": "x/", "mode": "exclusive", "holder": "a", "ttl_ms": 600_000}),
             )
             .await;
         assert_eq!(status, 200, "{body}");

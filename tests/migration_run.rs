@@ -104,7 +104,7 @@ async fn write_in_v2(server: &str, token: &str, ws: &str, path: &str, bytes: &[u
     let lease: Value = http
         .post(format!("{base}/locks"))
         .bearer_auth(token)
-        .json(&json!({"path": path, "mode": "exclusive", "holder": "claude", "waitMs": 30000}))
+        .json(&json!({"path": path, "mode": "exclusive", "holder": "claude", "wait_ms": 30000}))
         .send()
         .await
         .unwrap()

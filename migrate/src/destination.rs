@@ -181,7 +181,7 @@ impl Instance {
                 .send(
                     self.http
                         .post(self.url(&["v1", "locks", &token.to_string(), "renew"]))
-                        .json(&json!({"ttlMs": LEASE_MS})),
+                        .json(&json!({"ttl_ms": LEASE_MS})),
                     "renew the migration's lock",
                 )
                 .await?;
@@ -193,7 +193,7 @@ impl Instance {
             .json(
                 self.http.post(self.url(&["v1", "locks"])).json(&json!({
                     "path": ".", "mode": "exclusive", "holder": MIGRATION_AGENT,
-                    "ttlMs": LEASE_MS, "waitMs": 30_000,
+                    "ttl_ms": LEASE_MS, "wait_ms": 30_000,
                 })),
                 "lock the workspace's tree",
             )

@@ -52,8 +52,10 @@ impl LockMode {
     }
 }
 
-/// A request for a lock.
+/// A request for a lock. Unknown fields are refused (a `ttlMs` for `ttl_ms` would
+/// otherwise be a silent default lease).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockRequest {
     /// Workspace-relative path (`src/`, `src/main.rs`, `.`).
     pub path: String,

@@ -46,7 +46,7 @@ fn world() -> &'static World {
                 .client
                 .post(
                     "/v1/locks",
-                    &json!({"path": "demo/", "mode": "exclusive", "holder": "fuzz", "ttlMs": 3_600_000}),
+                    &json!({"path": "demo/", "mode": "exclusive", "holder": "fuzz", "ttl_ms": 3_600_000}),
                 )
                 .await;
             let token = lease["token"].as_u64().expect("a lease");
@@ -192,7 +192,7 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
 }
 
 const KEYS: &[&str] = &[
-    "path", "mode", "holder", "agent", "title", "type", "data", "sql", "db", "ttlMs", "priority",
+    "path", "mode", "holder", "agent", "title", "type", "data", "sql", "db", "ttl_ms", "priority",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {

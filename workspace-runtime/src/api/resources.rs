@@ -202,6 +202,7 @@ pub(super) async fn list_locks(State(rt): Rt) -> Json<Vec<Lease>> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RenewBody {
     #[serde(default)]
     ttl_ms: Option<u64>,

@@ -24,6 +24,9 @@ pub struct Copied {
     pub bytes: u64,
     /// Files that could not be copied, at their place.
     pub problems: Vec<Problem>,
+    /// What each path holds now (SHA-256): the plan's, or the bytes copied when v1 had
+    /// changed the file since the plan.
+    pub placed: std::collections::BTreeMap<String, String>,
 }
 
 /// Where a tree path goes under `root`, or `None` when it would leave it (`..`, absolute).
@@ -88,6 +91,7 @@ pub async fn copy_tree_with(
         }
         if there.get(path) == Some(&placed.sha256) {
             out.unchanged += 1;
+            out.placed.insert(path.clone(), placed.sha256.clone());
             continue;
         }
         let object = format!(
@@ -109,6 +113,7 @@ pub async fn copy_tree_with(
         }
         let size = bytes.len() as u64;
         dest.write(path, bytes).await?;
+        out.placed.insert(path.clone(), actual);
         out.written += 1;
         out.bytes += size;
         written(path);

@@ -185,6 +185,12 @@ impl MigrationReconciler {
                 let cx = cx.clone();
                 async move {
                     let out = step(&cx, &mut r).await;
+                    if let Err(e) = &out {
+                        r.reasons = vec![format!("{} step failed, taken again: {e}", r.phase)];
+                    }
+                    // Each user's record is written as soon as their step ends, not when
+                    // the round's slowest step does.
+                    let out = steps::save(&cx, &mut r).and(out);
                     (r, out)
                 }
             }))
@@ -193,17 +199,15 @@ impl MigrationReconciler {
             .await;
         let mut errors = 0;
         let mut moved = false;
-        for (mut r, out) in stepped {
+        for (r, out) in stepped {
             match out {
                 Ok(Stepped::Waiting) => waiting = true,
                 Ok(Stepped::Moved) => moved = true,
                 Err(e) => {
                     tracing::warn!(migration = %name, user = %r.login, phase = %r.phase, error = %e, "step failed; taken again");
-                    r.reasons = vec![format!("{} step failed, taken again: {e}", r.phase)];
                     errors += 1;
                 }
             }
-            steps::save(&cx, &mut r)?;
             records.insert(r.login.clone(), r);
         }
         self.write_status(key, &m, &records, &problems).await?;
@@ -275,7 +279,7 @@ impl MigrationReconciler {
                     true
                 }
                 "complete" => {
-                    if r.phase == UserPhase::CutOver {
+                    if r.phase == UserPhase::CutOver && !r.routed_back {
                         r.phase = UserPhase::Completed;
                         r.reasons = vec![format!("completed by {}", wish.by)];
                     }
@@ -362,6 +366,17 @@ fn passed(since: Option<&str>, now: &str, span: Duration) -> bool {
     now.duration_since(at) >= span
 }
 
+/// Whether the wait after `r`'s abandoned cutovers has passed: 2 s per attempt, at most
+/// a minute.
+fn passed_backoff(r: &UserRecord, now: &str) -> bool {
+    r.attempts == 0
+        || passed(
+            r.last_attempt_at.as_deref(),
+            now,
+            Duration::from_secs(u64::from(r.attempts.min(30)) * 2),
+        )
+}
+
 /// Whether verified `r` may be cut over now.
 fn ready_to_cut_over(m: &Migration, r: &UserRecord) -> bool {
     (r.promoted || m.spec.cutover.auto_promote)
@@ -386,13 +401,18 @@ fn due(m: &Migration, r: &UserRecord, now: &str) -> bool {
             true
         }
         UserPhase::Verified => {
-            ready_to_cut_over(m, r) || passed(r.synced_at.as_deref(), now, WAITING)
+            (ready_to_cut_over(m, r) && passed_backoff(r, now))
+                || passed(r.synced_at.as_deref(), now, WAITING)
         }
-        UserPhase::CutOver => passed(
-            r.cut_over_at.as_deref(),
-            now,
-            m.spec.rollback_window.to_std(),
-        ),
+        // A rollback under way (routed back, written back not yet) is finished first.
+        UserPhase::CutOver => {
+            r.routed_back
+                || passed(
+                    r.cut_over_at.as_deref(),
+                    now,
+                    m.spec.rollback_window.to_std(),
+                )
+        }
         UserPhase::Completed | UserPhase::RolledBack | UserPhase::Failed => false,
     }
 }
@@ -404,6 +424,9 @@ async fn step(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, MigrateEr
         UserPhase::Synced => steps::verify(cx, r).await,
         // Kept in sync (and graded again) while v1 still serves them.
         UserPhase::Verified if !ready_to_cut_over(&cx.migration, r) => steps::verify(cx, r).await,
+        UserPhase::CuttingOver | UserPhase::CutOver if r.routed_back => {
+            steps::roll_back(cx, r).await
+        }
         UserPhase::Verified | UserPhase::CuttingOver => steps::cut_over(cx, r).await,
         UserPhase::CutOver => {
             r.phase = UserPhase::Completed;
@@ -575,6 +598,26 @@ mod tests {
         waiting.synced_at = Some("2026-12-01T00:00:00Z".into());
         assert!(!due(&manual, &waiting, "2026-12-01T00:00:29Z"));
         assert!(due(&manual, &waiting, "2026-12-01T00:00:30Z"));
+    }
+
+    #[test]
+    fn an_abandoned_cutover_waits_longer_each_time_and_a_rollback_under_way_goes_first() {
+        let m = migration("  cutover: {autoPromote: true}\n");
+        let mut r = user("a", UserPhase::Verified);
+        r.grade = Some(Grade::Perfect);
+        r.synced_at = Some("2026-12-01T00:00:00Z".into());
+        r.attempts = 3;
+        r.last_attempt_at = Some("2026-12-01T00:00:00Z".into());
+        assert!(!due(&m, &r, "2026-12-01T00:00:05Z"), "3 attempts: 6 s");
+        assert!(due(&m, &r, "2026-12-01T00:00:06Z"));
+        let mut back = user("b", UserPhase::CutOver);
+        back.cut_over_at = Some("2026-12-01T00:00:00Z".into());
+        assert!(!due(&m, &back, "2026-12-01T00:00:01Z"), "inside the window");
+        back.routed_back = true;
+        assert!(
+            due(&m, &back, "2026-12-01T00:00:01Z"),
+            "the write-back is due"
+        );
     }
 
     #[test]

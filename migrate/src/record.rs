@@ -64,6 +64,9 @@ pub struct UserRecord {
     /// Cutovers tried and abandoned (too long a pause, a worse grade on the last sync).
     #[serde(default)]
     pub attempts: u32,
+    /// When the last cutover was abandoned (RFC 3339): the next waits longer each time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<String>,
     /// The last copy from v1 (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_at: Option<String>,
@@ -113,6 +116,7 @@ impl UserRecord {
             rollback_ms: None,
             written_back: None,
             attempts: 0,
+            last_attempt_at: None,
             synced_at: None,
             cut_over_at: None,
             at_sync: std::collections::BTreeMap::new(),

@@ -254,6 +254,7 @@ async fn sync(cx: &StepContext, r: &mut UserRecord, to: &Instance) -> Result<Syn
     let released = to.release().await;
     let copied = copied?;
     released?;
+    let copied_placed = copied.placed.clone();
     let body = crate::transcript::import_body(&r.login, &plan.transcripts);
     let imported = to.import(&body).await?;
     r.files = plan.files;
@@ -264,12 +265,8 @@ async fn sync(cx: &StepContext, r: &mut UserRecord, to: &Instance) -> Result<Syn
     r.problems.extend(copied.problems);
     r.newest_sandbox = plan.newest_sandbox.clone();
     r.synced_at = Some(cx.now.clone());
-    r.at_sync = plan
-        .merged
-        .files
-        .iter()
-        .map(|(p, placed)| (p.clone(), placed.sha256.clone()))
-        .collect();
+    // What was put there (the bytes copied, when v1 changed a file since the plan).
+    r.at_sync = copied_placed;
     for path in tampered {
         if !r.tampered.contains(&path) {
             r.tampered.push(path);
@@ -370,8 +367,26 @@ pub async fn cut_over(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, M
     };
     r.phase = UserPhase::CuttingOver;
     save(cx, r)?;
-    let back = users.current(&r.login);
-    let held = users.hold(&r.login);
+    // Whatever happens from here, a hold never outlives this step: an early return or an
+    // error lets the requests go where the route points (still v1).
+    struct Hold<'a> {
+        users: &'a coditect_control_plane::gateway::users::UserRoutes,
+        login: &'a str,
+        active: bool,
+    }
+    impl Drop for Hold<'_> {
+        fn drop(&mut self) {
+            if self.active {
+                self.users.unhold(self.login);
+            }
+        }
+    }
+    let login = r.login.clone();
+    let mut hold = Hold {
+        users,
+        login: &login,
+        active: users.hold(&login),
+    };
     let started = Instant::now();
     let outcome = async {
         let synced = sync(cx, r, &to).await?;
@@ -379,46 +394,48 @@ pub async fn cut_over(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, M
         Ok::<_, MigrateError>((synced.plan, grade))
     }
     .await;
-    let release_back = |why: String, r: &mut UserRecord| -> Result<Stepped, MigrateError> {
-        if held && let Some(back) = back.clone() {
-            users.release(&r.login, back).map_err(store_error)?;
-        }
+    let abandon = |why: String, r: &mut UserRecord| {
         r.phase = UserPhase::Verified;
         r.attempts += 1;
+        r.last_attempt_at = Some(cx.now.clone());
         r.reasons.push(why);
-        Ok(Stepped::Moved)
+        Stepped::Moved
     };
-    let (plan, _) = match outcome {
-        Ok(done) if r.may_cut_over(m.spec.verification.accept_investigate) => done,
+    let plan = match outcome {
+        Ok((plan, _)) if r.may_cut_over(m.spec.verification.accept_investigate) => plan,
         Ok(_) => {
-            return release_back(
+            return Ok(abandon(
                 "not cut over: the last sync graded it below what may be cut over".into(),
                 r,
-            );
+            ));
         }
         Err(e) => {
-            release_back(format!("not cut over: {e}"), r)?;
+            abandon(format!("not cut over: {e}"), r);
             return Err(e);
         }
     };
     let took = started.elapsed();
     let max = m.spec.cutover.max_pause.to_std();
     if took > max {
-        return release_back(
+        return Ok(abandon(
             format!(
-                "not cut over: the last sync held requests {:.0} ms, more than maxPause {}; tried again",
+                "not cut over: the last sync held requests {:.0} ms, more than maxPause {}; tried again later",
                 took.as_secs_f64() * 1e3,
                 m.spec.cutover.max_pause
             ),
             r,
-        );
+        ));
     }
-    let paused = users.release(&r.login, to_v2).map_err(store_error)?;
+    // What a rollback needs is durable before the flip: a crash right after it finds the
+    // route on v2 and the tree it was cut over with.
+    r.at_cutover = Some(plan.merged);
+    r.routed_back = false;
+    save(cx, r)?;
+    let paused = users.release(&login, to_v2).map_err(store_error)?;
+    hold.active = false;
     r.pause_ms = Some(paused.max(took).as_secs_f64() * 1e3);
     r.phase = UserPhase::CutOver;
     r.cut_over_at = Some(cx.now.clone());
-    r.at_cutover = Some(plan.merged);
-    r.routed_back = false;
     Ok(Stepped::Moved)
 }
 
@@ -458,6 +475,9 @@ pub async fn roll_back(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, 
         .map_err(store_error)?;
         r.rollback_ms = Some(started.elapsed().as_secs_f64() * 1e3);
         r.routed_back = true;
+        // Durable at once: from here the reconciler finishes the rollback by itself
+        // (the write-back), whatever else is asked meanwhile.
+        save(cx, r)?;
     }
     let Some(at_cutover) = r.at_cutover.clone() else {
         r.phase = UserPhase::RolledBack;

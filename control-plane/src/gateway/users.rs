@@ -163,6 +163,15 @@ impl UserRoutes {
         held
     }
 
+    /// Lets `login`'s held requests go where the route already points (a cutover that
+    /// gave up), without recording anything.
+    pub fn unhold(&self, login: &str) {
+        if let Some(r) = self.routes().get_mut(login) {
+            r.held_since = None;
+        }
+        self.bump();
+    }
+
     /// Flips `login` to `route` and releases their held requests; how long they were held.
     ///
     /// # Errors
@@ -264,6 +273,26 @@ mod tests {
         let late = tokio::spawn(async move { r.route("alice").await });
         tokio::time::advance(MAX_HOLD + Duration::from_secs(1)).await;
         assert_eq!(late.await.unwrap(), Err(NoRoute::HeldTooLong));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cutover_that_gives_up_lets_held_requests_go_where_the_route_points() {
+        let routes = std::sync::Arc::new(UserRoutes::default());
+        let v1 = Route::V1 {
+            endpoint: "http://v1".into(),
+        };
+        routes.set("alice", v1.clone()).unwrap();
+        assert!(routes.hold("alice"));
+        let r = routes.clone();
+        let held = tokio::spawn(async move { r.route("alice").await });
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert!(!held.is_finished());
+        routes.unhold("alice");
+        assert_eq!(held.await.unwrap(), Ok(v1.clone()));
+        assert_eq!(routes.current("alice"), Some(v1));
+        // Forgotten: routed nowhere again.
+        routes.forget("alice").unwrap();
+        assert_eq!(routes.route("alice").await, Err(NoRoute::Unknown));
     }
 }
 

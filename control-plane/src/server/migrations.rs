@@ -27,6 +27,20 @@ fn key(name: String) -> ObjectKey {
     }
 }
 
+/// Whether `action` applies to a user whose record is `record`, by their phase.
+fn applies(action: &str, record: &Value) -> bool {
+    use coditect_specs::UserPhase as P;
+    let Ok(phase) = serde_json::from_value::<P>(record["phase"].clone()) else {
+        return false;
+    };
+    match action {
+        "promote" | "cutover" => matches!(phase, P::Pending | P::Copying | P::Synced | P::Verified),
+        "complete" => phase == P::CutOver && record["routedBack"] != true,
+        "rollback" => !phase.is_final(),
+        _ => false,
+    }
+}
+
 /// `GET /apis/coditect.io/v1/migrations/{name}`.
 pub(super) async fn get(
     State(s): State<ServerState>,
@@ -102,12 +116,8 @@ pub(super) async fn act(
             json!({"error": "bad_request", "reason": format!("unknown action {:?}: expected one of {}", b.action, ACTIONS.join(", "))}),
         ));
     }
-    let known: Vec<String> = s
-        .store
-        .migration_users(&name)?
-        .into_iter()
-        .map(|(login, _)| login)
-        .collect();
+    let records = s.store.migration_users(&name)?;
+    let known: Vec<String> = records.iter().map(|(login, _)| login.clone()).collect();
     let unknown: Vec<&String> = b.users.iter().filter(|u| !known.contains(u)).collect();
     if !unknown.is_empty() {
         return Err(ApiError::new(
@@ -115,7 +125,16 @@ pub(super) async fn act(
             json!({"error": "not_found", "reason": format!("migration {name} has no user {}", unknown.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", "))}),
         ));
     }
-    let users = if b.users.is_empty() { known } else { b.users };
+    // No users named: those the action applies to in their phase.
+    let users = if b.users.is_empty() {
+        records
+            .iter()
+            .filter(|(_, r)| applies(&b.action, r))
+            .map(|(login, _)| login.clone())
+            .collect()
+    } else {
+        b.users
+    };
     for login in &users {
         s.store.put_migration_wish(&MigrationWish {
             migration: name.clone(),

@@ -24,10 +24,6 @@ pub struct MigrationWish {
     pub by: String,
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 impl Store {
     /// Records `login`'s state in `migration`.
     ///
@@ -88,7 +84,9 @@ impl Store {
             .execute(
                 "INSERT INTO migration_wishes (migration, login, action, approve, by) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (migration, login) DO UPDATE SET action = excluded.action,
-                    approve = excluded.approve, by = excluded.by",
+                    approve = excluded.approve, by = excluded.by
+                 -- A rollback asked for is not replaced by a later wish.
+                 WHERE migration_wishes.action != 'rollback'",
                 params![wish.migration, wish.login, wish.action, wish.approve, wish.by],
             )
             .map_err(sqlite)?;
@@ -139,13 +137,18 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn forget_migration_users(&self, migration: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute_batch(&format!(
-                "BEGIN; DELETE FROM migration_users WHERE migration = {m};
-                 DELETE FROM migration_wishes WHERE migration = {m}; COMMIT;",
-                m = quote(migration)
-            ))
-            .map_err(sqlite)?;
-        Ok(())
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sqlite)?;
+        tx.execute(
+            "DELETE FROM migration_users WHERE migration = ?1",
+            [migration],
+        )
+        .map_err(sqlite)?;
+        tx.execute(
+            "DELETE FROM migration_wishes WHERE migration = ?1",
+            [migration],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)
     }
 }

@@ -129,19 +129,22 @@ async fn write_in_v2(server: &str, token: &str, ws: &str, path: &str, bytes: &[u
         .unwrap();
 }
 
-/// The workspace's events through the gateway.
-async fn events(server: &str, token: &str, ws: &str) -> Vec<Value> {
-    let v: Value = reqwest::Client::new()
-        .get(format!(
-            "{server}/w/acme/{ws}/v1/events?since=0&limit=10000"
-        ))
+/// A JSON answer of the workspace's API, through the gateway.
+async fn get_json(server: &str, token: &str, ws: &str, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{server}/w/acme/{ws}/v1/{path}"))
         .bearer_auth(token)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The workspace's events through the gateway.
+async fn events(server: &str, token: &str, ws: &str) -> Vec<Value> {
+    let v = get_json(server, token, ws, "events?since=0&limit=10000").await;
     v.as_array()
         .cloned()
         .or_else(|| v["events"].as_array().cloned())
@@ -164,17 +167,9 @@ async fn imported_once(server: &str, token: &str, ws: &str) -> usize {
     sources.len()
 }
 
+/// The workspace's file paths through the gateway.
 async fn tree(server: &str, token: &str, ws: &str) -> Vec<String> {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{server}/w/acme/{ws}/v1/tree"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["files"]
+    get_json(server, token, ws, "tree").await["files"]
         .as_array()
         .unwrap()
         .iter()

@@ -31,11 +31,15 @@ pub struct Copied {
 
 /// Where a tree path goes under `root`, or `None` when it would leave it (`..`, absolute).
 pub fn inside(root: &Path, path: &str) -> Option<PathBuf> {
-    let rel = Path::new(path);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return None;
-    }
-    Some(root.join(rel))
+    stays_inside(path).then(|| root.join(path))
+}
+
+/// Whether a tree path names something under its root: only plain names, no `..`, no
+/// leading `/`.
+pub fn stays_inside(path: &str) -> bool {
+    Path::new(path)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// Every file under `root`, as tree paths (`src/main.rs`), sorted: the runtime's own
@@ -82,7 +86,7 @@ pub async fn copy_tree_with(
     let mut out = Copied::default();
     let there = dest.hashes().await?;
     for (path, placed) in &user.merged.files {
-        if inside(Path::new("/"), path).is_none() {
+        if !stays_inside(path) {
             out.problems.push(Problem::at(
                 path.clone(),
                 "the path leaves the workspace's folder",

@@ -68,3 +68,10 @@ pub enum MigrateError {
     #[error("v2 workspace: {0}")]
     Destination(String),
 }
+
+impl MigrateError {
+    /// The control plane's store refused or failed.
+    pub(crate) fn store(e: impl std::fmt::Display) -> Self {
+        MigrateError::Destination(format!("the control plane's store: {e}"))
+    }
+}

@@ -92,10 +92,6 @@ impl DelegatedReconciler for MigrationReconciler {
     }
 }
 
-fn store_error(e: impl std::fmt::Display) -> MigrateError {
-    MigrateError::Destination(format!("the control plane's store: {e}"))
-}
-
 /// The records of `name`, by login.
 ///
 /// # Errors
@@ -106,12 +102,12 @@ pub fn records(
 ) -> Result<BTreeMap<String, UserRecord>, MigrateError> {
     store
         .migration_users(name)
-        .map_err(store_error)?
+        .map_err(MigrateError::store)?
         .into_iter()
         .map(|(login, v)| {
             serde_json::from_value(v)
                 .map(|r| (login.clone(), r))
-                .map_err(|e| store_error(format!("record of {login}: {e}")))
+                .map_err(|e| MigrateError::store(format!("record of {login}: {e}")))
         })
         .collect()
 }
@@ -123,7 +119,7 @@ impl MigrationReconciler {
 
     async fn round(&self, key: &ObjectKey) -> Result<Action, MigrateError> {
         let store = &self.plane.store;
-        let Some(Resource::Migration(m)) = store.get(key).map_err(store_error)? else {
+        let Some(Resource::Migration(m)) = store.get(key).map_err(MigrateError::store)? else {
             return Ok(Action::AwaitChange);
         };
         let m = Arc::new(m);
@@ -250,7 +246,7 @@ impl MigrationReconciler {
                     );
                 }
             })
-            .map_err(store_error)?;
+            .map_err(MigrateError::store)?;
         Ok(Action::Requeue(WAITING))
     }
 
@@ -264,22 +260,24 @@ impl MigrationReconciler {
         let mut waiting = false;
         for wish in store
             .migration_wishes(&cx.migration.metadata.name)
-            .map_err(store_error)?
+            .map_err(MigrateError::store)?
         {
             let Some(r) = records.get_mut(&wish.login) else {
-                store.drop_migration_wish(&wish).map_err(store_error)?;
+                store
+                    .drop_migration_wish(&wish)
+                    .map_err(MigrateError::store)?;
                 continue;
             };
             let done = match wish.action.as_str() {
                 "promote" | "cutover" => {
-                    if !r.phase.is_final() && r.phase < UserPhase::CuttingOver {
+                    if r.phase.accepts(&wish.action, r.routed_back) {
                         r.promoted = true;
                         r.approved |= wish.approve;
                     }
                     true
                 }
                 "complete" => {
-                    if r.phase == UserPhase::CutOver && !r.routed_back {
+                    if r.phase.accepts(&wish.action, r.routed_back) {
                         r.phase = UserPhase::Completed;
                         r.reasons = vec![format!("completed by {}", wish.by)];
                     }
@@ -300,7 +298,9 @@ impl MigrationReconciler {
             };
             steps::save(cx, r)?;
             if done {
-                store.drop_migration_wish(&wish).map_err(store_error)?;
+                store
+                    .drop_migration_wish(&wish)
+                    .map_err(MigrateError::store)?;
             }
         }
         Ok(waiting)
@@ -349,7 +349,7 @@ impl MigrationReconciler {
                     m.status = Some(s);
                 }
             })
-            .map_err(store_error)?;
+            .map_err(MigrateError::store)?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use coditect_control_plane::gateway::users::Route;
 use coditect_specs::{Kind, Migration, ObjectKey, Resource, UserPhase};
 use serde_json::{Value, json};
 
-use crate::copy::copy_tree;
+use crate::copy::{Copied, copy_tree};
 use crate::destination::Instance;
 use crate::error::MigrateError;
 use crate::export::V1Export;
@@ -90,7 +90,7 @@ pub async fn create(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, Mig
         organization: None,
         name: org.clone(),
     };
-    if store.get(&org_key).map_err(store_error)?.is_none() {
+    if store.get(&org_key).map_err(MigrateError::store)?.is_none() {
         objects.push(
             json!({"apiVersion": coditect_specs::API_VERSION, "kind": "Organization",
             "metadata": {"name": org, "labels": labels}, "spec": {}}),
@@ -101,13 +101,13 @@ pub async fn create(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, Mig
         organization: Some(org.clone()),
         name: r.team.clone(),
     };
-    if store.get(&team_key).map_err(store_error)?.is_none() {
+    if store.get(&team_key).map_err(MigrateError::store)?.is_none() {
         objects.push(
             json!({"apiVersion": coditect_specs::API_VERSION, "kind": "Team",
             "metadata": {"name": r.team, "organization": org, "labels": labels}, "spec": {}}),
         );
     }
-    match store.get(&r.workspace).map_err(store_error)? {
+    match store.get(&r.workspace).map_err(MigrateError::store)? {
         Some(existing) => {
             let ours = existing.metadata().labels.get(MIGRATION_LABEL) == Some(&m.metadata.name);
             if !ours {
@@ -167,7 +167,7 @@ pub async fn create(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, Mig
             }
             Err(e) => return Err(MigrateError::Destination(e.to_string())),
         };
-        store.apply(&planned, false).map_err(store_error)?;
+        store.apply(&planned, false).map_err(MigrateError::store)?;
     }
     if let Some(endpoint) = &m.spec.source.endpoint
         && cx.plane.users.current(&r.login).is_none()
@@ -180,7 +180,7 @@ pub async fn create(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, Mig
                     endpoint: endpoint.clone(),
                 },
             )
-            .map_err(store_error)?;
+            .map_err(MigrateError::store)?;
     }
     r.problems = read.problems;
     r.phase = UserPhase::Copying;
@@ -193,15 +193,11 @@ pub async fn create(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, Mig
 /// The store did not answer.
 pub fn save(cx: &StepContext, r: &mut UserRecord) -> Result<(), MigrateError> {
     r.updated_at = cx.now.clone();
-    let value = serde_json::to_value(&*r).map_err(store_error)?;
+    let value = serde_json::to_value(&*r).map_err(MigrateError::store)?;
     cx.plane
         .store
         .put_migration_user(&cx.migration.metadata.name, &r.login, &value)
-        .map_err(store_error)
-}
-
-fn store_error(e: impl std::fmt::Display) -> MigrateError {
-    MigrateError::Destination(format!("the control plane's store: {e}"))
+        .map_err(MigrateError::store)
 }
 
 /// The user's workspace instance when it serves; woken (and `None`) when it sleeps.
@@ -209,13 +205,14 @@ fn store_error(e: impl std::fmt::Display) -> MigrateError {
 /// # Errors
 /// The store did not answer.
 pub async fn instance(cx: &StepContext, key: &ObjectKey) -> Result<Option<Instance>, MigrateError> {
-    let Some(Resource::Workspace(ws)) = cx.plane.store.get(key).map_err(store_error)? else {
+    let Some(Resource::Workspace(ws)) = cx.plane.store.get(key).map_err(MigrateError::store)?
+    else {
         return Ok(None);
     };
     if coditect_control_plane::sleep::wants_sleep(&ws) {
         coditect_control_plane::sleep::request_wake(&*cx.plane.store, key)
             .await
-            .map_err(store_error)?;
+            .map_err(MigrateError::store)?;
         let _ = cx.plane.nudge.send(key.clone());
         return Ok(None);
     }
@@ -252,21 +249,25 @@ async fn sync(cx: &StepContext, r: &mut UserRecord, to: &Instance) -> Result<Syn
         .collect();
     let copied = copy_tree(&cx.export, &plan, to).await;
     let released = to.release().await;
-    let copied = copied?;
+    let Copied {
+        bytes,
+        problems,
+        placed,
+        ..
+    } = copied?;
     released?;
-    let copied_placed = copied.placed.clone();
     let body = crate::transcript::import_body(&r.login, &plan.transcripts);
     let imported = to.import(&body).await?;
     r.files = plan.files;
     r.conflicts = plan.conflicts.len();
-    r.bytes_copied += copied.bytes;
+    r.bytes_copied += bytes;
     r.events = imported.0 + imported.1;
     r.problems = plan.problems.clone();
-    r.problems.extend(copied.problems);
+    r.problems.extend(problems);
     r.newest_sandbox = plan.newest_sandbox.clone();
     r.synced_at = Some(cx.now.clone());
     // What was put there (the bytes copied, when v1 changed a file since the plan).
-    r.at_sync = copied_placed;
+    r.at_sync = placed;
     for path in tampered {
         if !r.tampered.contains(&path) {
             r.tampered.push(path);
@@ -431,7 +432,7 @@ pub async fn cut_over(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, M
     r.at_cutover = Some(plan.merged);
     r.routed_back = false;
     save(cx, r)?;
-    let paused = users.release(&login, to_v2).map_err(store_error)?;
+    let paused = users.release(&login, to_v2).map_err(MigrateError::store)?;
     hold.active = false;
     r.pause_ms = Some(paused.max(took).as_secs_f64() * 1e3);
     r.phase = UserPhase::CutOver;
@@ -472,7 +473,7 @@ pub async fn roll_back(cx: &StepContext, r: &mut UserRecord) -> Result<Stepped, 
             // No v1 endpoint to send them to: `/u/{login}/` is routed nowhere again.
             None => cx.plane.users.forget(&r.login),
         }
-        .map_err(store_error)?;
+        .map_err(MigrateError::store)?;
         r.rollback_ms = Some(started.elapsed().as_secs_f64() * 1e3);
         r.routed_back = true;
         // Durable at once: from here the reconciler finishes the rollback by itself

@@ -228,6 +228,17 @@ impl UserPhase {
             UserPhase::Completed | UserPhase::RolledBack | UserPhase::Failed
         )
     }
+
+    /// Whether a person's `action` (`promote`, `cutover`, `complete`, `rollback`) applies
+    /// to a user in this phase; `routed_back` when their rollback is under way.
+    pub fn accepts(&self, action: &str, routed_back: bool) -> bool {
+        match action {
+            "promote" | "cutover" => !self.is_final() && *self < UserPhase::CuttingOver,
+            "complete" => *self == UserPhase::CutOver && !routed_back,
+            "rollback" => !self.is_final(),
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Display for UserPhase {
@@ -342,4 +353,36 @@ pub struct MigrationStatus {
     /// `users.jsonl`: no user can be told from it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserPhase as P;
+
+    #[test]
+    fn a_person_s_actions_apply_only_to_users_in_a_fitting_phase() {
+        for phase in P::ALL {
+            assert_eq!(
+                phase.accepts("promote", false),
+                matches!(phase, P::Pending | P::Copying | P::Synced | P::Verified),
+                "promote {phase}"
+            );
+            assert_eq!(
+                phase.accepts("cutover", false),
+                phase.accepts("promote", false)
+            );
+            assert_eq!(
+                phase.accepts("complete", false),
+                phase == P::CutOver,
+                "complete {phase}"
+            );
+            assert!(!phase.accepts("complete", true), "not while routed back");
+            assert_eq!(
+                phase.accepts("rollback", false),
+                !matches!(phase, P::Completed | P::RolledBack | P::Failed),
+                "rollback {phase}"
+            );
+            assert!(!phase.accepts("rewind", false));
+        }
+    }
 }

@@ -29,16 +29,8 @@ fn key(name: String) -> ObjectKey {
 
 /// Whether `action` applies to a user whose record is `record`, by their phase.
 fn applies(action: &str, record: &Value) -> bool {
-    use coditect_specs::UserPhase as P;
-    let Ok(phase) = serde_json::from_value::<P>(record["phase"].clone()) else {
-        return false;
-    };
-    match action {
-        "promote" | "cutover" => matches!(phase, P::Pending | P::Copying | P::Synced | P::Verified),
-        "complete" => phase == P::CutOver && record["routedBack"] != true,
-        "rollback" => !phase.is_final(),
-        _ => false,
-    }
+    serde_json::from_value::<coditect_specs::UserPhase>(record["phase"].clone())
+        .is_ok_and(|phase| phase.accepts(action, record["routedBack"] == true))
 }
 
 /// `GET /apis/coditect.io/v1/migrations/{name}`.

@@ -169,9 +169,20 @@ fn record_history(
         Ok(())
     })?;
     db.messages.write(|tx| {
-        let mut have = tx.prepare_cached(
-            "SELECT 1 FROM messages WHERE topic = 'imported' AND json_extract(body, '$.importedFrom') = ?1",
-        )?;
+        // The sources already recorded, read in one scan (the import may be a retry of one
+        // that was cut off).
+        let mut have = std::collections::HashSet::new();
+        {
+            let mut recorded = tx.prepare_cached(
+                "SELECT json_extract(body, '$.importedFrom') FROM messages WHERE topic = 'imported'",
+            )?;
+            let mut rows = recorded.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Some(source) = row.get::<_, Option<String>>(0)? {
+                    have.insert(source);
+                }
+            }
+        }
         let mut put = tx.prepare_cached(
             "INSERT INTO messages (ts, sender, recipient, topic, body) VALUES (?1, ?2, NULL, 'imported', ?3)",
         )?;
@@ -180,7 +191,7 @@ fn record_history(
             .filter(|e| e.kind == EventType::AgentMessage)
         {
             let source = e.data[IMPORTED_FROM].as_str().unwrap_or_default();
-            if have.exists([source])? {
+            if !have.insert(source.to_string()) {
                 continue;
             }
             let sender = e.data["from"].as_str().unwrap_or(&e.agent);

@@ -171,18 +171,13 @@ fn record_history(
     db.messages.write(|tx| {
         // The sources already recorded, read in one scan (the import may be a retry of one
         // that was cut off).
-        let mut have = std::collections::HashSet::new();
-        {
-            let mut recorded = tx.prepare_cached(
+        let mut have = tx
+            .prepare_cached(
                 "SELECT json_extract(body, '$.importedFrom') FROM messages WHERE topic = 'imported'",
-            )?;
-            let mut rows = recorded.query([])?;
-            while let Some(row) = rows.next()? {
-                if let Some(source) = row.get::<_, Option<String>>(0)? {
-                    have.insert(source);
-                }
-            }
-        }
+            )?
+            .query_map([], |row| row.get::<_, Option<String>>(0))?
+            .filter_map(Result::transpose)
+            .collect::<Result<std::collections::HashSet<String>, _>>()?;
         let mut put = tx.prepare_cached(
             "INSERT INTO messages (ts, sender, recipient, topic, body) VALUES (?1, ?2, NULL, 'imported', ?3)",
         )?;

@@ -29,6 +29,7 @@ pub mod files;
 pub mod layout;
 pub mod locks;
 pub mod metrics;
+pub mod priority;
 pub mod query;
 pub mod secrets;
 pub mod seed;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::layout::Layout;
+use crate::priority::{BackgroundRuntime, PriorityError, off_serving};
 use crate::shutdown::Shutdown;
 use crate::sync::Bucket;
 use crate::sync::replicator::{Replicator, SyncError, SyncTarget};
@@ -36,6 +37,9 @@ pub enum ServeError {
     /// The workspace could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The sync thread could not start.
+    #[error("sync: {0}")]
+    Sync(#[from] PriorityError),
     /// The address could not be bound or served.
     #[error("serve on {addr}: {source}")]
     Listen {
@@ -55,7 +59,9 @@ pub enum ServeError {
 /// # Errors
 /// [`ServeError`].
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
-    let spec = load_spec(&opts.spec)?;
+    // Parsing and validating the spec (its JSON Schema compiled) is start-up work too.
+    let path = opts.spec.clone();
+    let spec = off_serving("start-up", move || load_spec(&path)).await??;
     let target = match &opts.bucket {
         Some(url) => {
             let bucket = Bucket::open(url)
@@ -96,6 +102,18 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // Take SIGTERM and SIGINT before saying ready: a stop sent right after the ready line
     // must be a clean stop, not the default action (death by the signal).
     let mut shutdown = Shutdown::install();
+    // Sync (the first snapshot and upload, then every round) runs at a lower priority on
+    // a thread of its own, so a mass start's uploads do not queue the serving requests.
+    let (sync_tx, sync_rx) = tokio::sync::watch::channel(false);
+    let sync = match ws.sync_target.clone() {
+        Some(t) => {
+            let rt = ws.clone();
+            Some(BackgroundRuntime::spawn("sync", move || {
+                replicate(rt, t, wait_for(sync_rx))
+            })?)
+        }
+        None => None,
+    };
     let ready = json!({"ready": true, "addr": addr.to_string(), "pid": std::process::id(), "root": ws.root()});
     if let Err(e) = std::fs::write(ws.layout.endpoint_file(), ready.to_string()) {
         tracing::warn!(error = %e, "could not write runtime.json");
@@ -113,11 +131,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(ws.clone().run_background(wait_for(stop_rx.clone())));
     let agents = ws.clone().start_agents();
-    let (sync_tx, sync_rx) = tokio::sync::watch::channel(false);
-    let sync = ws
-        .sync_target
-        .clone()
-        .map(|t| tokio::spawn(replicate(ws.clone(), t, wait_for(sync_rx))));
     let app = crate::api::router(ws.clone());
     crate::api::serve(listener, app, async move {
         shutdown.wait().await;
@@ -137,7 +150,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let _ = sync_tx.send(true);
     let seal = match sync {
-        Some(sync) => sync.await.ok().flatten(),
+        Some(sync) => sync.join().await.ok().flatten(),
         None => None,
     };
     ws.checkpoint_databases();

@@ -23,6 +23,7 @@ use crate::files::ProjectFiles;
 use crate::layout::{FolderLock, Layout};
 use crate::locks::LockTable;
 use crate::metrics::Metrics;
+use crate::priority::{PriorityError, off_serving};
 use crate::sessions::Sessions;
 use crate::sync::replicator::SyncTarget;
 use crate::tasks::TaskQueues;
@@ -48,6 +49,9 @@ pub enum OpenError {
     /// The spec's projects or tasks could not be seeded.
     #[error("seeding: {0}")]
     Seed(#[from] crate::seed::SeedError),
+    /// Start-up work could not run off the serving threads.
+    #[error(transparent)]
+    StartUp(#[from] PriorityError),
 }
 
 /// A live workspace instance.
@@ -202,7 +206,10 @@ impl WorkspaceRuntime {
         let org = meta.organization.clone().unwrap_or_default();
         let team = meta.team.clone().unwrap_or_default();
         let layout = Layout::new(root, &org, &team, &spec.spec.owner, &meta.name);
-        let folder = layout.claim()?;
+        // Making the folders and the databases is most of a start's CPU, nearly all of it
+        // the kernel creating files: it gives way to the instances already serving.
+        let claiming = layout.clone();
+        let folder = off_serving("start-up", move || claiming.claim()).await??;
         // A seal speaks for the stop that wrote it; from now on this instance changes things.
         let _ = std::fs::remove_file(layout.seal_file());
         let mut restored = None;
@@ -223,13 +230,20 @@ impl WorkspaceRuntime {
                 );
             }
         }
-        let db = Arc::new(Databases::open(&layout.databases())?);
         let s = &spec.spec;
-        let sessions = Sessions::open(
-            db.clone(),
+        let (dir, max, renewable) = (
+            layout.databases(),
             s.session.max_duration.to_std(),
             s.session.renewable,
-        )?;
+        );
+        let (db, sessions) = off_serving("start-up", move || {
+            let db = Arc::new(Databases::open(&dir)?);
+            let sessions = Sessions::open(db.clone(), max, renewable)?;
+            Ok::<_, StorageError>((db, sessions))
+        })
+        .await??;
+        // The event log's writer thread serves every durable append: it is started from
+        // here, a serving thread, so it does not inherit the lowered priority.
         let session = sessions.current();
         let (events, recovery) = EventLog::open(&layout.sessions(), session.id)?;
         let metrics = Arc::new(Metrics::default());

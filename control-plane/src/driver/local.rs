@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+use super::start_budget::StartBudget;
 use super::{DiskRelease, Driver, Instance, InstanceTokens};
 use crate::error::DriverError;
 
@@ -59,19 +60,17 @@ pub struct LocalDriver {
     known: Arc<Mutex<HashMap<ObjectKey, Known>>>,
     exits: mpsc::UnboundedSender<ObjectKey>,
     http: reqwest::Client,
-    /// Instance starts under way at once, at most [`START_BUDGET`].
-    starts: tokio::sync::Semaphore,
+    /// The starts under way, fewer while workspaces are being served.
+    starts: StartBudget,
 }
-
-/// Instances started at once, at most. A start is 10–20 ms of CPU, two thirds of it the
-/// kernel making the workspace's files: more at once only queue the instances already
-/// serving behind them (a mass start of 100 raised their lock p99 from 4 to 114 ms with 4
-/// at once, 22 ms with 2; `bench/README.md`), and 2 keep the machine's cores busy.
-pub const START_BUDGET: usize = 2;
 
 impl InstanceTokens for LocalDriver {
     fn token(&self, key: &ObjectKey) -> Option<String> {
         self.known().get(key).map(|k| k.token.clone())
+    }
+
+    fn forwarding(&self, _key: &ObjectKey) {
+        self.starts.forwarded();
     }
 }
 
@@ -89,7 +88,7 @@ impl LocalDriver {
                 known: Arc::new(Mutex::new(HashMap::new())),
                 exits,
                 http,
-                starts: tokio::sync::Semaphore::new(START_BUDGET),
+                starts: StartBudget::new(),
             },
             rx,
         )
@@ -217,7 +216,7 @@ impl LocalDriver {
 
     async fn start(&self, key: &ObjectKey, ws: &Workspace) -> Result<Instance, DriverError> {
         // The budget is held until the instance answers: its start-up work is done then.
-        let _budget = self.starts.acquire().await.ok();
+        let _budget = self.starts.acquire().await;
         let name = ws.metadata.name.clone();
         let fail = |reason: String| DriverError::StartFailed {
             workspace: key.to_string(),

@@ -2,6 +2,7 @@
 //! to the [`Driver`] trait only, so the Kubernetes driver can come without touching them.
 
 pub mod local;
+pub mod start_budget;
 
 pub use crate::kubernetes::driver as kubernetes;
 
@@ -95,6 +96,10 @@ pub async fn instance_status(
 pub trait InstanceTokens: Send + Sync + std::fmt::Debug + 'static {
     /// The token of `key`'s instance, if one is known to run.
     fn token(&self, key: &ObjectKey) -> Option<String>;
+
+    /// The gateway is forwarding a request to `key`'s instance (a driver that paces its
+    /// starts by whether workspaces are served listens; the others need not).
+    fn forwarding(&self, _key: &ObjectKey) {}
 }
 
 /// What a [`Driver::free_disk`] did.

@@ -43,6 +43,7 @@ impl Registry for ServerState {
     }
 
     async fn token(&self, key: &ObjectKey, _ws: &Workspace) -> Option<String> {
+        self.instances.forwarding(key);
         self.instances.token(key)
     }
 

@@ -181,15 +181,7 @@ impl<S: ResourceStore> AutoSleeper<S> {
         let Ok(Some(opening)) = next_opening(schedule, now) else {
             return false;
         };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        let spread = u64::try_from(self.spread.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let offset = h.finish() % spread;
-        let lead = i64::try_from(self.lead.as_millis()).unwrap_or(i64::MAX);
-        let wake_at = opening.as_millisecond() - lead + i64::try_from(offset).unwrap_or(0);
-        now.as_millisecond() >= wake_at
+        now.as_millisecond() >= wake_at(key, opening, self.lead, self.spread).as_millisecond()
     }
 
     /// The instance's activity facts, asked as a probe (which is not activity itself).
@@ -234,5 +226,68 @@ impl<S: ResourceStore> AutoSleeper<S> {
         if let Err(e) = audit.record(entry).await {
             tracing::warn!(error = %e, "audit trail: auto-sleep entry not written");
         }
+    }
+}
+
+/// When `key` is woken for a keep-awake window that opens at `opening`: `lead` before it,
+/// plus the workspace's own offset within `spread`, from a hash of its key (the same in
+/// every pass), so hundreds of workspaces with the same window do not start in the same
+/// second.
+pub fn wake_at(key: &ObjectKey, opening: Timestamp, lead: Duration, spread: Duration) -> Timestamp {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let spread = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX).max(1);
+    let offset = i64::try_from(h.finish() % spread).unwrap_or(0);
+    let lead = i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
+    let at = opening
+        .as_millisecond()
+        .saturating_sub(lead)
+        .saturating_add(offset);
+    Timestamp::from_millisecond(at).unwrap_or(opening)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn key(n: usize) -> ObjectKey {
+        ObjectKey {
+            kind: Kind::Workspace,
+            organization: Some("acme".into()),
+            name: format!("ws-{n}"),
+        }
+    }
+
+    #[test]
+    fn wakes_for_one_window_are_spread_before_it_opens() {
+        let opening: Timestamp = "2026-12-07T07:00:00Z".parse().unwrap();
+        let (lead, spread) = (Duration::from_secs(600), Duration::from_secs(480));
+        let first = opening.as_millisecond() - 600_000;
+        let mut per_second = std::collections::BTreeMap::<i64, usize>::new();
+        for n in 0..500 {
+            let at = wake_at(&key(n), opening, lead, spread);
+            assert_eq!(
+                at,
+                wake_at(&key(n), opening, lead, spread),
+                "stable across passes"
+            );
+            let ms = at.as_millisecond();
+            assert!(
+                (first..first + 480_000).contains(&ms),
+                "{n}: {at} outside the spread"
+            );
+            assert!(at < opening, "{n} is woken after its window opened");
+            *per_second.entry((ms - first) / 1000).or_default() += 1;
+        }
+        // 500 over 480 s is about one a second; none of the seconds takes a crowd.
+        let busiest = per_second.values().max().copied().unwrap();
+        assert!(busiest <= 8, "{busiest} wakes in one second");
+        assert!(
+            per_second.len() > 250,
+            "only {} distinct seconds",
+            per_second.len()
+        );
     }
 }

@@ -13,7 +13,10 @@
 //! lowered thread is never one of the runtime's serving threads:
 //! - [`off_serving`] runs one closure on a fresh thread that ends with it;
 //! - [`BackgroundRuntime`] runs a future on a thread of its own with a current-thread
-//!   runtime. The blocking threads it spawns inherit the priority, as they should.
+//!   runtime whose blocking threads (uploads, digests, compression) are lowered. The
+//!   thread that drives the future keeps its priority: sync holds a database's writer
+//!   while it snapshots or reads the WAL, and a lowered holder would make serving writes
+//!   wait on it.
 
 use std::future::Future;
 
@@ -94,36 +97,42 @@ where
     rx.await.map_err(|_| PriorityError::Panicked(name))
 }
 
-/// A future running on a thread of its own at [`background_nice`], with its own
-/// current-thread runtime (timers, I/O and blocking threads of its own).
+/// A future running on a thread of its own, with its own current-thread runtime (timers,
+/// I/O and blocking threads of its own); its blocking threads run at [`background_nice`].
 #[derive(Debug)]
 pub struct BackgroundRuntime<T> {
     name: &'static str,
-    done: tokio::sync::oneshot::Receiver<T>,
+    done: tokio::sync::oneshot::Receiver<Result<T, PriorityError>>,
 }
 
 impl<T: Send + 'static> BackgroundRuntime<T> {
     /// Starts `make()`'s future on the `name` thread. `make` runs on that thread, so the
-    /// future itself need not be `Send`.
+    /// future itself need not be `Send`. Its blocking threads are named `{name}-blocking`.
     ///
     /// # Errors
-    /// [`PriorityError::Spawn`] when the thread or its runtime cannot start.
+    /// [`PriorityError::Spawn`] when the thread cannot start; a runtime that cannot be
+    /// built is the same error, from [`BackgroundRuntime::join`].
     pub fn spawn<F, M>(name: &'static str, make: M) -> Result<Self, PriorityError>
     where
         M: FnOnce() -> F + Send + 'static,
         F: Future<Output = T>,
     {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name(name)
-            .build()
-            .map_err(|source| PriorityError::Spawn { name, source })?;
         let (tx, done) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                lower_this_thread();
-                let _ = tx.send(runtime.block_on(make()));
+                // Built here, not on the caller's thread: a runtime dropped inside the
+                // caller's async context (the thread failing to start) would panic.
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .thread_name(format!("{name}-blocking"))
+                    .on_thread_start(lower_this_thread)
+                    .build();
+                let out = match runtime {
+                    Ok(runtime) => Ok(runtime.block_on(make())),
+                    Err(source) => Err(PriorityError::Spawn { name, source }),
+                };
+                let _ = tx.send(out);
             })
             .map_err(|source| PriorityError::Spawn { name, source })?;
         Ok(BackgroundRuntime { name, done })
@@ -132,11 +141,12 @@ impl<T: Send + 'static> BackgroundRuntime<T> {
     /// Waits for the future's output.
     ///
     /// # Errors
-    /// [`PriorityError::Panicked`] when it panicked.
+    /// [`PriorityError::Panicked`] when it panicked, [`PriorityError::Spawn`] when its
+    /// runtime could not be built.
     pub async fn join(self) -> Result<T, PriorityError> {
         self.done
             .await
-            .map_err(|_| PriorityError::Panicked(self.name))
+            .map_err(|_| PriorityError::Panicked(self.name))?
     }
 }
 
@@ -163,16 +173,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_background_runtime_runs_lowered_with_its_blocking_threads() {
+    async fn a_background_runtime_lowers_its_blocking_threads_not_its_driver() {
         let before = this_thread_nice().unwrap();
         let bg = BackgroundRuntime::spawn("sync", || async {
             let own = this_thread_nice();
-            let blocking = tokio::task::spawn_blocking(this_thread_nice).await.unwrap();
+            let blocking = tokio::task::spawn_blocking(|| {
+                (
+                    std::thread::current().name().map(str::to_string),
+                    this_thread_nice(),
+                )
+            })
+            .await
+            .unwrap();
             (own, blocking)
         })
         .unwrap();
-        let lowered = Some(background_nice().max(before));
-        assert_eq!(bg.join().await.unwrap(), (lowered, lowered));
+        let (own, (name, blocking)) = bg.join().await.unwrap();
+        assert_eq!(
+            own,
+            Some(before),
+            "the thread holding database writers is not lowered"
+        );
+        assert_eq!(name.as_deref(), Some("sync-blocking"));
+        assert_eq!(blocking, Some(background_nice().max(before)));
         assert_eq!(this_thread_nice(), Some(before));
     }
 

@@ -39,7 +39,7 @@ pub enum ServeError {
     Open(#[from] OpenError),
     /// The sync thread could not start.
     #[error("sync: {0}")]
-    Sync(#[from] PriorityError),
+    Sync(PriorityError),
     /// The address could not be bound or served.
     #[error("serve on {addr}: {source}")]
     Listen {
@@ -61,7 +61,9 @@ pub enum ServeError {
 pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // Parsing and validating the spec (its JSON Schema compiled) is start-up work too.
     let path = opts.spec.clone();
-    let spec = off_serving("start-up", move || load_spec(&path)).await??;
+    let spec = off_serving("start-up", move || load_spec(&path))
+        .await
+        .map_err(OpenError::StartUp)??;
     let target = match &opts.bucket {
         Some(url) => {
             let bucket = Bucket::open(url)
@@ -102,15 +104,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     // Take SIGTERM and SIGINT before saying ready: a stop sent right after the ready line
     // must be a clean stop, not the default action (death by the signal).
     let mut shutdown = Shutdown::install();
-    // Sync (the first snapshot and upload, then every round) runs at a lower priority on
-    // a thread of its own, so a mass start's uploads do not queue the serving requests.
+    // Sync runs on a thread of its own whose blocking work (the uploads, digests and
+    // compression of the first snapshot and of every round) is lowered, so a mass start's
+    // uploads do not queue the serving requests.
     let (sync_tx, sync_rx) = tokio::sync::watch::channel(false);
     let sync = match ws.sync_target.clone() {
         Some(t) => {
             let rt = ws.clone();
-            Some(BackgroundRuntime::spawn("sync", move || {
-                replicate(rt, t, wait_for(sync_rx))
-            })?)
+            Some(
+                BackgroundRuntime::spawn("sync", move || replicate(rt, t, wait_for(sync_rx)))
+                    .map_err(ServeError::Sync)?,
+            )
         }
         None => None,
     };
@@ -150,7 +154,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let _ = sync_tx.send(true);
     let seal = match sync {
-        Some(sync) => sync.join().await.ok().flatten(),
+        Some(sync) => sync.join().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "sync ended without a final round");
+            None
+        }),
         None => None,
     };
     ws.checkpoint_databases();

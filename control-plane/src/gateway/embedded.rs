@@ -43,8 +43,11 @@ impl Registry for ServerState {
     }
 
     async fn token(&self, key: &ObjectKey, _ws: &Workspace) -> Option<String> {
-        self.instances.forwarding(key);
-        self.instances.token(key)
+        let token = self.instances.token(key);
+        if token.is_some() {
+            self.instances.forwarding(key);
+        }
+        token
     }
 
     async fn wake(&self, who: &Identity, key: &ObjectKey) -> Result<(), Response> {

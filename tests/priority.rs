@@ -8,7 +8,7 @@
 
 use std::process::{Command, Stdio};
 
-use coditect_runtime::priority::{NICE_VARIABLE, background_nice};
+use coditect_runtime::priority::{NICE_VARIABLE, background_nice, this_thread_nice};
 use coditect_runtime::testkit::{SPEC, TempRoot};
 
 /// Each thread of `pid`: its name and nice value, from `/proc`.
@@ -55,7 +55,7 @@ fn sync_uploads_run_lowered_and_the_serving_threads_keep_their_priority() {
     let _ = child.kill();
     let _ = child.wait();
 
-    let serving = rustix::process::getpriority_process(None).unwrap();
+    let serving = this_thread_nice().unwrap();
     let lowered = background_nice().max(serving);
     let of = |name: &str| -> Vec<i32> {
         seen.iter()

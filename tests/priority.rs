@@ -71,7 +71,13 @@ fn sync_uploads_run_lowered_and_the_serving_threads_keep_their_priority() {
         "a serving thread was lowered: {seen:?}"
     );
     assert_eq!(writer, vec![serving], "the event log's writer: {seen:?}");
-    assert_eq!(sync, vec![serving], "the sync thread: {seen:?}");
+    // Threads the sync thread starts without a name of their own carry its name (Linux
+    // copies it) and its priority: none of them is lowered.
+    assert!(!sync.is_empty(), "no sync thread among {seen:?}");
+    assert!(
+        sync.iter().all(|n| *n == serving),
+        "the sync thread was lowered: {seen:?}"
+    );
     // The first snapshot's uploads may not have started yet: those there are lowered.
     assert!(
         uploads.iter().all(|n| *n == lowered),

@@ -150,15 +150,16 @@ pub(crate) async fn forward<R: Registry>(
         Ok(who) => who,
         Err(refused) => return refused,
     };
-    let deadline = tokio::time::Instant::now() + RESTART_GRACE;
-    let (endpoint, token) = match instance_by(&s, &who, &key, deadline).await {
-        Ok(e) => e,
-        Err(refused) => return *refused,
-    };
     let path = format!("/{rest}{}", without_token(req.uri().query()));
     if is_upgrade {
+        let deadline = tokio::time::Instant::now() + RESTART_GRACE;
+        let (endpoint, token) = match instance_by(&s, &who, &key, deadline).await {
+            Ok(e) => e,
+            Err(refused) => return *refused,
+        };
         return websocket(req, format!("{endpoint}{path}"), &token).await;
     }
+    // A plain request finds (or wakes) the instance itself, once per attempt.
     http(&s, &who, &key, req, &path).await
 }
 

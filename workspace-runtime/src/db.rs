@@ -177,19 +177,20 @@ impl Database {
     /// [`StorageError::SchemaTooNew`] when the file was written by a newer binary (nothing
     /// is changed then); [`StorageError::Sqlite`] for anything SQLite refuses.
     pub fn open(dir: &Path, name: &'static str) -> Result<Self, StorageError> {
+        if create_fresh(dir, name)? {
+            sync_folder(dir)?;
+        }
         Self::open_feeding(dir, name, broadcast::channel(FEED_DEPTH).0)
     }
 
-    /// [`Database::open`], sending its changes on `feed`.
+    /// [`Database::open`] of a database that exists ([`create_fresh`] made it if it did
+    /// not), sending its changes on `feed`.
     fn open_feeding(
         dir: &Path,
         name: &'static str,
         feed: broadcast::Sender<Change>,
     ) -> Result<Self, StorageError> {
         let path = dir.join(format!("{name}.db"));
-        if create_fresh(dir, name)? {
-            sync_folder(dir)?;
-        }
         let err = StorageError::sqlite;
         let mut conn = Connection::open(&path).map_err(err(name))?;
         conn.busy_timeout(Duration::from_secs(5))

@@ -98,7 +98,8 @@ where
 }
 
 /// A future running on a thread of its own, with its own current-thread runtime (timers,
-/// I/O and blocking threads of its own); sync keeps serving priority (its rounds bound what a lost machine loses).
+/// I/O and blocking threads of its own), at the priority of the thread that spawns it:
+/// sync's rounds bound what a lost machine loses, so they are not lowered.
 #[derive(Debug)]
 pub struct BackgroundRuntime<T> {
     name: &'static str,
